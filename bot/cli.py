@@ -1,0 +1,220 @@
+"""``helpcenter``: run the bot, migrate the database, manage users, look at the inbox.
+
+Every problem a person can fix (a missing setting, an old schema) is one clear line on
+stderr and a non-zero exit, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from config.settings import Settings, SettingsError, load_settings
+from models import migrate
+from models.db import make_engine, make_sessionmaker
+from models.roles import Role
+
+EXIT_CONFIG = 2
+EXIT_SCHEMA = 3
+
+# Feature modules that add subcommands: each has ``add_commands(subparsers)``.
+EXTENSIONS = ("bot.cli_directory", "bot.cli_contacts")
+
+
+class CliError(Exception):
+    """A problem with a one-line explanation and an exit code."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        handler: Callable[[argparse.Namespace], int] = args.handler
+        return handler(args)
+    except SettingsError as exc:
+        print(f"helpcenter: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except CliError as exc:
+        print(f"helpcenter: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="helpcenter", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the bot (long polling, or webhook with --webhook-url)")
+    run.add_argument("--webhook-url", help="public HTTPS URL Telegram posts updates to")
+    run.add_argument("--listen", help="address to listen on in webhook mode, HOST:PORT")
+    run.add_argument("--workers", type=int, default=1, help="worker processes (PostgreSQL only)")
+    run.set_defaults(handler=cmd_run)
+
+    db = sub.add_parser("db", help="database schema").add_subparsers(dest="db", required=True)
+    db.add_parser("upgrade", help="migrate the schema to the latest version").set_defaults(
+        handler=cmd_db_upgrade
+    )
+    db.add_parser("current", help="show the schema version").set_defaults(handler=cmd_db_current)
+
+    users = sub.add_parser("users", help="accounts and roles").add_subparsers(
+        dest="users", required=True
+    )
+    grant = users.add_parser("grant", help="give a role to a Telegram user id")
+    grant.add_argument("telegram_id", type=int)
+    grant.add_argument("role", choices=[r.value for r in Role])
+    grant.set_defaults(handler=cmd_users_grant)
+    listing = users.add_parser("list", help="list accounts with a role")
+    listing.add_argument("--all", action="store_true", help="include public accounts")
+    listing.set_defaults(handler=cmd_users_list)
+
+    inbox = sub.add_parser("inbox", help="the update inbox").add_subparsers(
+        dest="inbox", required=True
+    )
+    inbox.add_parser("failed", help="updates parked after failing").set_defaults(
+        handler=cmd_inbox_failed
+    )
+
+    console = sub.add_parser("console", help="talk to the bot in this terminal, offline")
+    console.add_argument("--as", dest="role", default="public", choices=[r.value for r in Role])
+    console.add_argument("--database", default="sqlite+aiosqlite:///helpcenter-console.db")
+    console.add_argument("--language", default=None, help="your language (it, en, fr, ar)")
+    console.set_defaults(handler=cmd_console)
+
+    for name in EXTENSIONS:
+        module = __import__(name, fromlist=["add_commands"])
+        module.add_commands(sub)
+    return parser
+
+
+def settings_for_database(*, require_token: bool = False) -> Settings:
+    return load_settings(require_token=require_token)
+
+
+def cmd_db_upgrade(_args: argparse.Namespace) -> int:
+    settings = settings_for_database()
+    migrate.upgrade(settings.database_url)
+    print(f"database at revision {migrate.head_revision(settings.database_url)}")
+    return 0
+
+
+def cmd_db_current(_args: argparse.Namespace) -> int:
+    settings = settings_for_database()
+    current = asyncio.run(migrate.current_revision(settings.database_url))
+    head = migrate.head_revision(settings.database_url)
+    print(f"current: {current or 'empty'}; latest: {head}")
+    return 0 if current == head else EXIT_SCHEMA
+
+
+async def ensure_schema(settings: Settings) -> None:
+    if not await migrate.schema_is_current(settings.database_url):
+        raise CliError(
+            "the database schema is out of date: run `helpcenter db upgrade` first", EXIT_SCHEMA
+        )
+
+
+def with_session(settings: Settings, work: Callable[[Any], Any]) -> Any:
+    """Run ``work(session)`` in one committed transaction against a current schema."""
+
+    async def go() -> Any:
+        await ensure_schema(settings)
+        engine = make_engine(settings.database_url)
+        try:
+            async with make_sessionmaker(engine)() as session:
+                result = await work(session)
+                await session.commit()
+                return result
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(go())
+
+
+def cmd_users_grant(args: argparse.Namespace) -> int:
+    from models.accounts import get_or_create_account, set_role
+
+    async def work(session: Any) -> None:
+        account, _ = await get_or_create_account(session, args.telegram_id)
+        await set_role(session, account, Role(args.role), by=None)
+
+    with_session(settings_for_database(), work)
+    print(f"user {args.telegram_id} is now {args.role}")
+    return 0
+
+
+def cmd_users_list(args: argparse.Namespace) -> int:
+    from models.accounts import list_accounts
+
+    async def work(session: Any) -> list[Any]:
+        return await list_accounts(session, staff_only=not args.all)
+
+    for account in with_session(settings_for_database(), work):
+        duty = "on duty" if account.on_duty else ""
+        print(f"{account.telegram_id}\t{account.role.value}\t{account.operator_code or ''}\t{duty}")
+    return 0
+
+
+def cmd_inbox_failed(_args: argparse.Namespace) -> int:
+    from models.exchange import failed_updates
+
+    rows = with_session(settings_for_database(), failed_updates)
+    for row in rows:
+        first_line = (row.error or "").splitlines()[0] if row.error else ""
+        print(f"{row.update_id}\t{row.kind}\tattempts={row.attempts}\t{first_line}")
+    print(f"{len(rows)} parked update(s)")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    overrides: dict[str, Any] = {}
+    if args.webhook_url:
+        overrides["webhook_url"] = args.webhook_url
+    if args.listen:
+        host, _, port = args.listen.rpartition(":")
+        overrides.update(listen_host=host or "0.0.0.0", listen_port=int(port))
+    settings = load_settings(**overrides)
+    if args.workers > 1 and settings.is_sqlite:
+        raise CliError("several workers need PostgreSQL: SQLite is for one process only")
+    if settings.webhook_url:
+        from bot.webhook import run_webhook
+
+        return run_webhook(settings, workers=args.workers)
+    asyncio.run(run_polling(settings))
+    return 0
+
+
+async def run_polling(settings: Settings) -> None:
+    from bot.app import HelpCenterBot, build_application
+
+    await ensure_schema(settings)
+    application = build_application(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    async with HelpCenterBot(application) as running:
+        await running.start_polling()
+        logging.getLogger("helpcenter").info("bot running (long polling); Ctrl+C stops")
+        await stop.wait()
+
+
+def cmd_console(args: argparse.Namespace) -> int:
+    from bot.console import run_console
+
+    asyncio.run(run_console(Role(args.role), args.database, args.language))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

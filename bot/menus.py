@@ -1,0 +1,47 @@
+"""The command menu each person sees, fitted to their role and language."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from telegram import Bot, BotCommand, BotCommandScopeChat, BotCommandScopeDefault
+
+from bot.i18n import Catalogs, Translator
+from handlers.common import Command
+from models.roles import Role, can
+
+
+def commands_for(role: Role, features: Iterable[Iterable[Command]]) -> list[Command]:
+    seen: set[str] = set()
+    chosen = []
+    for commands in features:
+        for command in commands:
+            allowed = command.permission is None or can(role, command.permission)
+            if allowed and command.name not in seen:
+                seen.add(command.name)
+                chosen.append(command)
+    return chosen
+
+
+def bot_commands(commands: list[Command], translator: Translator) -> list[BotCommand]:
+    return [BotCommand(c.name, translator(c.description)[:256]) for c in commands]
+
+
+async def set_default_menus(bot: Bot, catalogs: Catalogs, features: list[list[Command]]) -> None:
+    """The public menu, once per language (Telegram picks it by the app's language)."""
+    public = commands_for(Role.PUBLIC, features)
+    default = catalogs.translator(catalogs.default_language)
+    await bot.set_my_commands(bot_commands(public, default), scope=BotCommandScopeDefault())
+    for language in catalogs.languages:
+        translator = catalogs.translator(language)
+        await bot.set_my_commands(
+            bot_commands(public, translator), scope=BotCommandScopeDefault(), language_code=language
+        )
+
+
+async def set_chat_menu(
+    bot: Bot, chat_id: int, role: Role, translator: Translator, features: list[list[Command]]
+) -> None:
+    """This person's menu: their role's commands in their chosen language."""
+    commands = bot_commands(commands_for(role, features), translator)
+    await bot.set_my_commands(commands, scope=BotCommandScopeChat(chat_id))

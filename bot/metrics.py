@@ -1,0 +1,21 @@
+"""Prometheus metrics (served at ``/metrics`` in webhook mode)."""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+UPDATES_RECEIVED = Counter("helpcenter_updates_received_total", "Updates stored in the inbox")
+UPDATES_HANDLED = Counter(
+    "helpcenter_updates_handled_total", "Updates handled, by outcome", ["outcome"]
+)
+HANDLING_SECONDS = Histogram(
+    "helpcenter_update_handling_seconds",
+    "Time to handle one update",
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+INBOX_LAG = Gauge("helpcenter_inbox_lag_seconds", "Age of the oldest pending update")
+OUTBOX_BACKLOG = Gauge("helpcenter_outbox_backlog", "Outbox messages waiting to be sent")
+SEND_FAILURES = Counter("helpcenter_send_failures_total", "Failed sends, by kind", ["kind"])
+URGENT_FIRST_ALERT_SECONDS = Histogram(
+    "helpcenter_urgent_first_alert_seconds",
+    "From an urgent request to its first alert sent",
+    buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 120),
+)

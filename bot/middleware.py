@@ -1,0 +1,31 @@
+"""Group -1: before any feature handler, know who is writing and in which language."""
+
+from __future__ import annotations
+
+from telegram import Update
+
+from bot.runtime import HCContext
+from models.accounts import get_or_create_account
+from models.roles import Role
+
+ACCOUNT_GROUP = -1
+
+
+async def load_account(update: Update, context: HCContext) -> None:
+    """Find or create the sender's account and pick their language for this update."""
+    scope = context.scope
+    user = update.effective_user
+    runtime = context.runtime
+    if user is None or user.is_bot:
+        scope.translator = runtime.catalogs.translator(runtime.catalogs.default_language)
+        return
+    account, created = await get_or_create_account(
+        context.session, user.id, admin_ids=frozenset(runtime.settings.admin_ids)
+    )
+    if account.role is not Role.PUBLIC:
+        # Staff are told apart by name when they take a case; the public are not named.
+        account.display_name = (user.first_name or "")[:64] or None
+    scope.account = account
+    language = runtime.catalogs.pick(account.language, user.language_code)
+    scope.translator = runtime.catalogs.translator(language)
+    scope.first_contact = created

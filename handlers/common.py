@@ -1,0 +1,74 @@
+"""What every handler module shares: the ``handles`` decorator (flow + role check) and menus.
+
+Role checks are decided in :mod:`models.roles`; this decorator is where handlers ask. A
+denied person gets a polite answer in their language and the denial is written to the audit
+log, never a silent drop.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from telegram import Update
+
+from bot.runtime import HCContext
+from models.accounts import audit
+from models.roles import Permission, can
+
+log = logging.getLogger(__name__)
+
+Callback = Callable[[Update, HCContext], Awaitable[Any]]
+F = TypeVar("F", bound=Callback)
+
+
+@dataclass(frozen=True)
+class Command:
+    """A command for the menu: shown to the roles that have ``permission``."""
+
+    name: str
+    description: str  # an N_() marked English source string
+    permission: Permission | None = None
+
+
+def handles(flow: str, permission: Permission | None = None) -> Callable[[F], F]:
+    """Name the flow an update belongs to and, if given, require a permission."""
+
+    def decorate(callback: F) -> F:
+        @functools.wraps(callback)
+        async def wrapper(update: Update, context: HCContext) -> Any:
+            scope = context.scope
+            scope.flow = flow
+            if permission is not None and not can(context.account.role, permission):
+                await deny(update, context, permission)
+                return None
+            return await callback(update, context)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+async def deny(update: Update, context: HCContext, permission: Permission) -> None:
+    scope = context.scope
+    scope.flow = f"denied:{scope.flow or permission.value}"
+    audit(context.session, context.account, "denied", detail=permission.value)
+    log.info("denied %s to role %s", permission.value, context.account.role.value)
+    _ = context._
+    text = _(
+        "Sorry, this is reserved for Help Center staff. If you think you should have "
+        "access, ask a coordinator for an invite."
+    )
+    await reply(update, context, text)
+
+
+async def reply(update: Update, context: HCContext, text: str, **kwargs: Any) -> None:
+    """Answer in the chat the update came from (a message, or a button's message)."""
+    if update.callback_query is not None:
+        await update.callback_query.answer()
+    chat = update.effective_chat
+    if chat is not None:
+        await context.bot.send_message(chat.id, text, **kwargs)

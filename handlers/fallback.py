@@ -1,0 +1,65 @@
+"""Registered last: whatever no flow understood gets a polite answer, never silence."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from telegram import Update
+from telegram.ext import Application, MessageHandler, filters
+
+from bot.runtime import HCContext
+from handlers.common import Command, handles, reply
+
+COMMANDS: list[Command] = []
+MAX_TEXT = 4096
+
+
+def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    application.add_handler(MessageHandler(filters.COMMAND, unknown_command))
+    application.add_handler(MessageHandler(filters.UpdateType.EDITED_MESSAGE, edited))
+    application.add_handler(MessageHandler(filters.ALL, anything_else))
+
+
+@handles("fallback")
+async def unknown_command(update: Update, context: HCContext) -> None:
+    _ = context._
+    await reply(
+        update, context, _("Sorry, I do not know that command. Send /help to see what I can do.")
+    )
+
+
+@handles("fallback")
+async def edited(update: Update, context: HCContext) -> None:
+    """Edits are logged; the bot does not act on them twice."""
+    _ = context._
+    await reply(
+        update,
+        context,
+        _(
+            "I saw that you edited a message. If something changed, "
+            "please send it again as a new message."
+        ),
+    )
+
+
+@handles("fallback")
+async def anything_else(update: Update, context: HCContext) -> None:
+    _ = context._
+    message = update.effective_message
+    if message is not None and message.text is not None and not _readable(message.text):
+        text = _(
+            "Sorry, I could not read that message. Please write it again with words, or send /help."
+        )
+    elif message is not None and message.text is not None:
+        text = _("I did not understand. Please use the buttons or send /help to see what I can do.")
+    else:
+        text = _(
+            "Sorry, I cannot use this kind of message here. Please write with words or "
+            "use the buttons. Send /help to see what I can do."
+        )
+    await reply(update, context, text)
+
+
+def _readable(text: str) -> bool:
+    printable = [ch for ch in text if ch.isprintable() or ch in "\n\t"]
+    return bool(text.strip()) and len(printable) == len(text)

@@ -1,0 +1,178 @@
+"""Welcome, help, language choice and invites: the flows every role shares."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.ext import Application, CallbackQueryHandler, CommandHandler
+
+from bot.i18n import N_, language_name
+from bot.menus import set_chat_menu
+from bot.runtime import HCContext
+from handlers.common import Command, handles, reply
+from models.accounts import InviteError, create_invite, redeem_invite
+from models.roles import Permission, Role
+
+COMMANDS = [
+    Command("start", N_("Start and show what I can do")),
+    Command("help", N_("What I can do for you")),
+    Command("language", N_("Change language")),
+    Command("invite", N_("Invite a team member (give a role)"), Permission.INVITE),
+]
+
+LANGUAGE_PREFIX = "lang:"
+
+
+def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    application.add_handler(CommandHandler("start", start))
+    application.add_handler(CommandHandler("help", help_command))
+    application.add_handler(CommandHandler("language", language_menu))
+    application.add_handler(CallbackQueryHandler(choose_language, pattern=f"^{LANGUAGE_PREFIX}"))
+    application.add_handler(CommandHandler("invite", invite))
+
+
+def role_name(role: Role, _: object) -> str:
+    names = {
+        Role.PUBLIC: N_("person in need or member of the public"),
+        Role.VOLUNTEER: N_("street volunteer"),
+        Role.POLICE: N_("police or railway staff"),
+        Role.SHELTER_STAFF: N_("shelter staff"),
+        Role.OPERATOR: N_("Help Center operator"),
+        Role.COORDINATOR: N_("coordinator"),
+        Role.ADMIN: N_("administrator"),
+    }
+    return _(names[role])  # type: ignore[operator]
+
+
+def help_text(context: HCContext) -> str:
+    _ = context._
+    from bot.app import features_commands
+    from bot.menus import commands_for
+
+    lines = [
+        _("You are registered as: {role}.").format(role=role_name(context.account.role, _)),
+        "",
+        _("What you can do:"),
+    ]
+    for command in commands_for(context.account.role, features_commands()):
+        lines.append(f"/{command.name} — {_(command.description)}")
+    return "\n".join(lines)
+
+
+@handles("start")
+async def start(update: Update, context: HCContext) -> None:
+    _ = context._
+    if context.args:
+        await _redeem(update, context, context.args[0])
+        return
+    welcome = _(
+        "Hello! This is the Help Center at the railway station. I can tell you where "
+        "to sleep, eat, wash and get help nearby, and I put you in touch with our team."
+    )
+    await reply(update, context, welcome + "\n\n" + help_text(context))
+
+
+@handles("help")
+async def help_command(update: Update, context: HCContext) -> None:
+    await reply(update, context, help_text(context))
+
+
+async def _redeem(update: Update, context: HCContext, code: str) -> None:
+    _ = context._
+    outcome = await redeem_invite(context.session, code, context.account)
+    if isinstance(outcome, InviteError):
+        messages = {
+            InviteError.UNKNOWN: _("This invite link is not valid. Please ask for a new one."),
+            InviteError.EXPIRED: _("This invite link has expired. Please ask for a new one."),
+            InviteError.USED: _(
+                "This invite link has already been used. Please ask for a new one."
+            ),
+        }
+        await reply(update, context, messages.get(outcome, messages[InviteError.UNKNOWN]))
+        return
+    context.scope.concerns("invite", outcome.id)
+    await refresh_menu(context)
+    text = _("Welcome to the team! You are now registered as: {role}.").format(
+        role=role_name(outcome.role, _)
+    )
+    await reply(update, context, text + "\n\n" + help_text(context))
+
+
+async def refresh_menu(context: HCContext) -> None:
+    from bot.app import features_commands
+
+    account = context.account
+    await set_chat_menu(
+        context.bot, account.telegram_id, account.role, context._, features_commands()
+    )
+
+
+@handles("language")
+async def language_menu(update: Update, context: HCContext) -> None:
+    _ = context._
+    buttons = [
+        [InlineKeyboardButton(language_name(code), callback_data=f"{LANGUAGE_PREFIX}{code}")]
+        for code in context.runtime.catalogs.languages
+    ]
+    await reply(
+        update, context, _("Choose your language:"), reply_markup=InlineKeyboardMarkup(buttons)
+    )
+
+
+@handles("language")
+async def choose_language(update: Update, context: HCContext) -> None:
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    code = query.data.removeprefix(LANGUAGE_PREFIX)
+    catalogs = context.runtime.catalogs
+    if code not in catalogs.languages:
+        await query.answer()
+        return
+    context.account.language = code
+    context.scope.translator = catalogs.translator(code)
+    await refresh_menu(context)
+    await query.answer()
+    await query.edit_message_text(
+        context._("Language set: {language}.").format(language=language_name(code))
+    )
+
+
+@handles("invite", Permission.INVITE)
+async def invite(update: Update, context: HCContext) -> None:
+    _ = context._
+    inviter = context.account
+    role = _parse_role(context.args)
+    if role is None:
+        choices = ", ".join(r.value for r in Role if r is not Role.PUBLIC)
+        await reply(
+            update,
+            context,
+            _("Which role? Write for example: /invite operator\nRoles: {roles}").format(
+                roles=choices
+            ),
+        )
+        return
+    try:
+        created = await create_invite(context.session, inviter, role)
+    except PermissionError:
+        await reply(update, context, _("You cannot give the role {role}.").format(role=role.value))
+        return
+    context.scope.concerns("invite", created.id)
+    link = f"https://t.me/{context.bot.username}?start={created.code}"
+    await reply(
+        update,
+        context,
+        _("Invite for the role {role}. It works once and expires in 48 hours:\n{link}").format(
+            role=role_name(role, _), link=link
+        ),
+    )
+
+
+def _parse_role(args: list[str] | None) -> Role | None:
+    if not args:
+        return None
+    try:
+        return Role(args[0].strip().lower())
+    except ValueError:
+        return None

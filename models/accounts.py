@@ -1,0 +1,209 @@
+"""Accounts (everyone who writes to the bot), their roles, invites and the audit log."""
+
+from __future__ import annotations
+
+import enum
+import secrets
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import BigInteger, Boolean, Enum, ForeignKey, String, Text, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base, BigId, clock
+from models.db import insert_ignore
+from models.roles import Role, may_invite
+
+INVITE_LIFETIME = timedelta(hours=48)
+STAFF_ROLES = frozenset({Role.OPERATOR, Role.COORDINATOR, Role.ADMIN})
+
+
+def role_column() -> Any:
+    return Enum(Role, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e])
+
+
+class Account(Base):
+    """A Telegram user known to the bot. Public by default; a role is granted, never assumed."""
+
+    __tablename__ = "account"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    telegram_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    role: Mapped[Role] = mapped_column(role_column(), default=Role.PUBLIC)
+    language: Mapped[str | None] = mapped_column(String(8))
+    # Kept for staff only: the requester of urgent help is told who is coming.
+    display_name: Mapped[str | None] = mapped_column(String(64))
+    operator_code: Mapped[str | None] = mapped_column(String(16), unique=True)
+    on_duty: Mapped[bool] = mapped_column(Boolean, default=False)
+    on_duty_since: Mapped[datetime | None]
+    unreachable_since: Mapped[datetime | None]
+    unreachable_reason: Mapped[str | None] = mapped_column(String(120))
+    privacy_accepted_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    last_seen_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role in STAFF_ROLES
+
+
+class Invite(Base):
+    """A one-time deep link that grants a role; expires after 48 hours."""
+
+    __tablename__ = "invite"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    role: Mapped[Role] = mapped_column(role_column())
+    created_by: Mapped[int] = mapped_column(ForeignKey("account.id"))
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    expires_at: Mapped[datetime]
+    used_by: Mapped[int | None] = mapped_column(ForeignKey("account.id"))
+    used_at: Mapped[datetime | None]
+
+
+class AuditEntry(Base):
+    """Who did or read what: privileged actions, denials, role changes, reads of people."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(default=clock.now, index=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("account.id"))
+    actor_role: Mapped[str | None] = mapped_column(String(20))
+    action: Mapped[str] = mapped_column(String(40), index=True)
+    subject_type: Mapped[str | None] = mapped_column(String(32))
+    subject_id: Mapped[int | None] = mapped_column(BigInteger)
+    detail: Mapped[str | None] = mapped_column(Text)
+
+
+def audit(
+    session: AsyncSession,
+    actor: Account | None,
+    action: str,
+    *,
+    subject_type: str | None = None,
+    subject_id: int | None = None,
+    detail: str | None = None,
+) -> AuditEntry:
+    entry = AuditEntry(
+        at=clock.now(),
+        actor_id=actor.id if actor else None,
+        actor_role=actor.role.value if actor else None,
+        action=action,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        detail=detail,
+    )
+    session.add(entry)
+    return entry
+
+
+async def account_by_telegram_id(session: AsyncSession, telegram_id: int) -> Account | None:
+    return await session.scalar(select(Account).where(Account.telegram_id == telegram_id))
+
+
+async def get_or_create_account(
+    session: AsyncSession, telegram_id: int, *, admin_ids: frozenset[int] = frozenset()
+) -> tuple[Account, bool]:
+    """The account of a Telegram user, created on first contact (safe under concurrency)."""
+    account = await account_by_telegram_id(session, telegram_id)
+    if account is not None:
+        account.last_seen_at = clock.now()
+        return account, False
+    role = Role.ADMIN if telegram_id in admin_ids else Role.PUBLIC
+    now = clock.now()
+    row = {"telegram_id": telegram_id, "role": role, "created_at": now, "last_seen_at": now}
+    created = await insert_ignore(session, Account.__table__, [row], ["telegram_id"]) > 0
+    account = await account_by_telegram_id(session, telegram_id)
+    assert account is not None
+    return account, created
+
+
+async def set_role(
+    session: AsyncSession, account: Account, role: Role, *, by: Account | None
+) -> None:
+    previous = account.role
+    account.role = role
+    if role in STAFF_ROLES and account.operator_code is None:
+        account.operator_code = f"OP-{account.id:03d}"
+    if role not in STAFF_ROLES:
+        account.on_duty = False
+    audit(
+        session,
+        by,
+        "role_changed",
+        subject_type="account",
+        subject_id=account.id,
+        detail=f"{previous.value}->{role.value}",
+    )
+
+
+class InviteError(enum.StrEnum):
+    NOT_ALLOWED = "not_allowed"
+    UNKNOWN = "unknown"
+    EXPIRED = "expired"
+    USED = "used"
+
+
+async def create_invite(session: AsyncSession, inviter: Account, role: Role) -> Invite:
+    if not may_invite(inviter.role, role):
+        raise PermissionError(InviteError.NOT_ALLOWED)
+    now = clock.now()
+    invite = Invite(
+        code=secrets.token_urlsafe(12),
+        role=role,
+        created_by=inviter.id,
+        created_at=now,
+        expires_at=now + INVITE_LIFETIME,
+    )
+    session.add(invite)
+    await session.flush()
+    audit(
+        session,
+        inviter,
+        "invite_created",
+        subject_type="invite",
+        subject_id=invite.id,
+        detail=role.value,
+    )
+    return invite
+
+
+async def redeem_invite(session: AsyncSession, code: str, account: Account) -> Invite | InviteError:
+    """Grant the invite's role once; the row is locked so two redemptions cannot both win."""
+    invite = await session.scalar(select(Invite).where(Invite.code == code).with_for_update())
+    if invite is None:
+        return InviteError.UNKNOWN
+    if invite.used_at is not None:
+        return InviteError.USED
+    now = clock.now()
+    if now >= invite.expires_at:
+        return InviteError.EXPIRED
+    invite.used_at = now
+    invite.used_by = account.id
+    await set_role(session, account, invite.role, by=None)
+    audit(
+        session,
+        account,
+        "invite_redeemed",
+        subject_type="invite",
+        subject_id=invite.id,
+        detail=invite.role.value,
+    )
+    return invite
+
+
+async def list_accounts(session: AsyncSession, *, staff_only: bool = False) -> list[Account]:
+    query = select(Account).order_by(Account.id)
+    if staff_only:
+        query = query.where(Account.role != Role.PUBLIC)
+    return list(await session.scalars(query))
+
+
+async def mark_unreachable(session: AsyncSession, telegram_id: int, reason: str) -> None:
+    account = await account_by_telegram_id(session, telegram_id)
+    if account is not None and account.unreachable_since is None:
+        account.unreachable_since = clock.now()
+        account.unreachable_reason = reason[:120]

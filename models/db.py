@@ -1,0 +1,63 @@
+"""Engine and session factory: async drivers, SQLite in WAL mode with foreign keys on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+
+def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    if url.startswith("sqlite"):
+        # Every connection is its own file handle; WAL lets readers run beside the writer.
+        kwargs.setdefault("connect_args", {"timeout": 30})
+        if ":memory:" in url or url.rstrip("/").endswith("sqlite+aiosqlite:"):
+            raise ValueError("use a file database: in-memory SQLite is not shared between sessions")
+        engine = create_async_engine(url, **kwargs)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    kwargs.setdefault("pool_size", 10)
+    kwargs.setdefault("max_overflow", 10)
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_async_engine(url, **kwargs)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def insert_ignore(
+    session: AsyncSession, table: Any, rows: list[dict[str, Any]], conflict: list[str]
+) -> int:
+    """Insert rows, skipping those whose ``conflict`` columns already exist; return inserted count.
+
+    Both backends spell it ``INSERT … ON CONFLICT DO NOTHING``; the dialect's own ``insert``
+    construct is needed to say so.
+    """
+    if not rows:
+        return 0
+    statement: Any
+    if session.get_bind().dialect.name == "postgresql":
+        statement = postgresql_insert(table).values(rows)
+    else:
+        statement = sqlite_insert(table).values(rows)
+    statement = statement.on_conflict_do_nothing(index_elements=conflict)
+    result = await session.execute(statement)
+    return max(int(getattr(result, "rowcount", 0) or 0), 0)

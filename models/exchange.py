@@ -1,0 +1,343 @@
+"""The exchange log: every update in and every message out, one row each.
+
+Inbound rows *are* the inbox: the fetch loop (or the webhook) inserts the raw update keyed by
+its unique ``update_id`` and commits before Telegram is told it arrived; workers then claim
+rows, handle them, and mark them done in the same transaction as the handler's changes. One
+table, so the log and the inbox cannot disagree.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    and_,
+    exists,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, aliased, mapped_column
+
+from models.base import Base, BigId, clock
+from models.db import insert_ignore
+
+
+class Direction(enum.StrEnum):
+    IN = "in"
+    OUT = "out"
+
+
+class InboxStatus(enum.StrEnum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    DONE = "done"
+    FAILED = "failed"
+
+
+def _enum(e: type[enum.Enum]) -> Any:
+    return Enum(e, native_enum=False, length=12, values_callable=lambda m: [x.value for x in m])
+
+
+class Exchange(Base):
+    __tablename__ = "exchange"
+    __table_args__ = (
+        Index("ix_exchange_inbox_claim", "status", "available_at"),
+        Index("ix_exchange_chat_order", "chat_id", "update_id"),
+        Index("ix_exchange_occurred", "occurred_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    direction: Mapped[Direction] = mapped_column(_enum(Direction))
+    update_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    occurred_at: Mapped[datetime] = mapped_column(default=clock.now)
+    chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    message_id: Mapped[int | None] = mapped_column(BigInteger)
+    user_id: Mapped[int | None] = mapped_column(BigInteger)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id", ondelete="SET NULL"))
+    role: Mapped[str | None] = mapped_column(String(20))
+    kind: Mapped[str] = mapped_column(String(32))
+    text: Mapped[str | None] = mapped_column(Text)
+    payload: Mapped[dict[str, Any] | None]
+    flow: Mapped[str | None] = mapped_column(String(40))
+    subject_type: Mapped[str | None] = mapped_column(String(32))
+    subject_id: Mapped[int | None] = mapped_column(BigInteger)
+    in_reply_to: Mapped[int | None] = mapped_column(BigInteger)
+    error: Mapped[str | None] = mapped_column(Text)
+    # Inbox state, inbound rows only.
+    status: Mapped[InboxStatus | None] = mapped_column(_enum(InboxStatus))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    available_at: Mapped[datetime | None]
+    locked_by: Mapped[str | None] = mapped_column(String(64))
+    locked_until: Mapped[datetime | None]
+    handled_at: Mapped[datetime | None]
+
+
+@dataclass(frozen=True)
+class UpdateFacts:
+    """What the log keeps about an update, read from its Telegram JSON."""
+
+    kind: str
+    chat_id: int | None
+    user_id: int | None
+    message_id: int | None
+    text: str | None
+
+
+_MESSAGE_KEYS = ("message", "edited_message", "channel_post", "edited_channel_post")
+_CONTENT_KINDS = (
+    "location",
+    "venue",
+    "contact",
+    "photo",
+    "document",
+    "sticker",
+    "voice",
+    "video",
+    "audio",
+    "animation",
+    "video_note",
+    "poll",
+    "dice",
+)
+
+
+def describe_update(raw: dict[str, Any]) -> UpdateFacts:
+    for key in _MESSAGE_KEYS:
+        if key in raw:
+            return _describe_message(raw[key], edited=key.startswith("edited"))
+    if "callback_query" in raw:
+        query = raw["callback_query"]
+        message = query.get("message") or {}
+        chat = message.get("chat") or {}
+        user_id = (query.get("from") or {}).get("id")
+        return UpdateFacts(
+            "callback",
+            chat.get("id", user_id),
+            user_id,
+            message.get("message_id"),
+            query.get("data"),
+        )
+    for key, value in raw.items():
+        if isinstance(value, dict) and key != "update_id":
+            user_id = (value.get("from") or value.get("user") or {}).get("id")
+            chat_id = (value.get("chat") or {}).get("id", user_id)
+            return UpdateFacts(key, chat_id, user_id, None, None)
+    return UpdateFacts("other", None, None, None, None)
+
+
+def _describe_message(message: dict[str, Any], *, edited: bool) -> UpdateFacts:
+    text = message.get("text") or message.get("caption")
+    if edited:
+        kind = "edited_message"
+    elif text is not None and message.get("text", "").startswith("/"):
+        kind = "command"
+    elif "text" in message:
+        kind = "text"
+    else:
+        kind = next((k for k in _CONTENT_KINDS if k in message), "other")
+    chat = message.get("chat") or {}
+    user = message.get("from") or {}
+    return UpdateFacts(kind, chat.get("id"), user.get("id"), message.get("message_id"), text)
+
+
+async def store_updates(session: AsyncSession, updates: list[dict[str, Any]]) -> int:
+    """Put raw updates into the inbox; a redelivered ``update_id`` is ignored. Returns new rows."""
+    now = clock.now()
+    rows = []
+    for raw in updates:
+        facts = describe_update(raw)
+        rows.append(
+            {
+                "direction": Direction.IN,
+                "update_id": raw["update_id"],
+                "occurred_at": now,
+                "chat_id": facts.chat_id,
+                "user_id": facts.user_id,
+                "message_id": facts.message_id,
+                "kind": facts.kind,
+                "text": facts.text,
+                "payload": raw,
+                "status": InboxStatus.PENDING,
+                "attempts": 0,
+                "available_at": now,
+            }
+        )
+    return await insert_ignore(session, Exchange.__table__, rows, ["update_id"])
+
+
+async def claim_updates(
+    session: AsyncSession, worker: str, *, limit: int, lease: timedelta, skip_locked: bool
+) -> list[Exchange]:
+    """Claim up to ``limit`` updates, at most one per chat, each the oldest unfinished in its chat.
+
+    An update is claimable when it is pending (or its lease expired) and no earlier update of
+    the same chat is still pending or being handled: a conversation never sees its steps
+    swapped, while different chats go in parallel. On PostgreSQL the rows are locked with
+    ``FOR UPDATE SKIP LOCKED`` so several workers never claim the same row.
+    """
+    now = clock.now()
+    earlier = aliased(Exchange)
+    claimable = or_(
+        and_(Exchange.status == InboxStatus.PENDING, Exchange.available_at <= now),
+        and_(Exchange.status == InboxStatus.PROCESSING, Exchange.locked_until < now),
+    )
+    blocked_by_earlier = exists().where(
+        earlier.chat_id == Exchange.chat_id,
+        earlier.direction == Direction.IN,
+        earlier.update_id < Exchange.update_id,
+        earlier.status.in_([InboxStatus.PENDING, InboxStatus.PROCESSING]),
+    )
+    query = (
+        select(Exchange)
+        .where(Exchange.direction == Direction.IN, claimable, ~blocked_by_earlier)
+        .order_by(Exchange.update_id)
+        .limit(limit)
+    )
+    if skip_locked:
+        query = query.with_for_update(skip_locked=True)
+    rows = list(await session.scalars(query))
+    chosen: list[Exchange] = []
+    seen_chats: set[int | None] = set()
+    for row in rows:
+        if row.chat_id is not None and row.chat_id in seen_chats:
+            continue
+        seen_chats.add(row.chat_id)
+        row.status = InboxStatus.PROCESSING
+        row.locked_by = worker
+        row.locked_until = now + lease
+        chosen.append(row)
+    return chosen
+
+
+def mark_done(row: Exchange) -> None:
+    row.status = InboxStatus.DONE
+    row.handled_at = clock.now()
+    row.locked_by = None
+    row.locked_until = None
+
+
+async def record_failure(
+    session: AsyncSession, update_id: int, error: str, *, max_attempts: int
+) -> bool:
+    """Count a failed attempt; park the update as failed after ``max_attempts``. True if parked."""
+    row = await session.scalar(select(Exchange).where(Exchange.update_id == update_id))
+    if row is None:
+        return False
+    row.attempts += 1
+    row.error = error[:2000]
+    row.locked_by = None
+    row.locked_until = None
+    if row.attempts >= max_attempts:
+        row.status = InboxStatus.FAILED
+        row.handled_at = clock.now()
+        return True
+    row.status = InboxStatus.PENDING
+    row.available_at = clock.now() + timedelta(seconds=2**row.attempts)
+    return False
+
+
+async def release_claims(session: AsyncSession, worker: str | None = None) -> int:
+    """Put back updates left "processing" by a worker that stopped (all of them if None)."""
+    statement = update(Exchange).where(Exchange.status == InboxStatus.PROCESSING)
+    if worker is not None:
+        statement = statement.where(Exchange.locked_by == worker)
+    result = await session.execute(
+        statement.values(status=InboxStatus.PENDING, locked_by=None, locked_until=None)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def failed_updates(session: AsyncSession) -> list[Exchange]:
+    query = (
+        select(Exchange).where(Exchange.status == InboxStatus.FAILED).order_by(Exchange.update_id)
+    )
+    return list(await session.scalars(query))
+
+
+@dataclass(frozen=True)
+class InboxHealth:
+    pending: int
+    processing: int
+    failed: int
+    oldest_pending_age_seconds: float
+
+
+async def inbox_health(session: AsyncSession) -> InboxHealth:
+    counts = dict(
+        (
+            await session.execute(
+                select(Exchange.status, func.count())
+                .where(
+                    Exchange.status.in_(
+                        [InboxStatus.PENDING, InboxStatus.PROCESSING, InboxStatus.FAILED]
+                    )
+                )
+                .group_by(Exchange.status)
+            )
+        )
+        .tuples()
+        .all()
+    )
+    oldest = await session.scalar(
+        select(func.min(Exchange.occurred_at)).where(Exchange.status == InboxStatus.PENDING)
+    )
+    if oldest is not None and oldest.tzinfo is None:
+        from datetime import UTC
+
+        oldest = oldest.replace(tzinfo=UTC)
+    age = (clock.now() - oldest).total_seconds() if oldest else 0.0
+    return InboxHealth(
+        counts.get(InboxStatus.PENDING, 0),
+        counts.get(InboxStatus.PROCESSING, 0),
+        counts.get(InboxStatus.FAILED, 0),
+        max(age, 0.0),
+    )
+
+
+def log_outbound(
+    session: AsyncSession,
+    *,
+    method: str,
+    chat_id: int | None,
+    message_id: int | None,
+    text: str | None,
+    payload: dict[str, Any],
+    error: str | None = None,
+    account_id: int | None = None,
+    role: str | None = None,
+    flow: str | None = None,
+    subject_type: str | None = None,
+    subject_id: int | None = None,
+    in_reply_to: int | None = None,
+) -> None:
+    session.add(
+        Exchange(
+            direction=Direction.OUT,
+            occurred_at=clock.now(),
+            chat_id=chat_id,
+            message_id=message_id,
+            kind=method,
+            text=text,
+            payload=payload,
+            error=error,
+            account_id=account_id,
+            role=role,
+            flow=flow,
+            subject_type=subject_type,
+            subject_id=subject_id,
+            in_reply_to=in_reply_to,
+        )
+    )

@@ -1,0 +1,64 @@
+"""Roles and what each may do: the one place where role checks are decided."""
+
+from __future__ import annotations
+
+import enum
+
+
+class Role(enum.StrEnum):
+    PUBLIC = "public"
+    VOLUNTEER = "volunteer"
+    POLICE = "police"
+    SHELTER_STAFF = "shelter_staff"
+    OPERATOR = "operator"
+    COORDINATOR = "coordinator"
+    ADMIN = "admin"
+
+
+class Permission(enum.StrEnum):
+    USE_DIRECTORY = "use_directory"
+    REPORT_SIGHTING = "report_sighting"
+    REQUEST_URGENT = "request_urgent"
+    UPDATE_BEDS = "update_beds"
+    HANDLE_CASES = "handle_cases"
+    EDIT_SERVICES = "edit_services"
+    RECORD_CONTACTS = "record_contacts"
+    MERGE_PEOPLE = "merge_people"
+    VIEW_STATISTICS = "view_statistics"
+    EXPORT_DATA = "export_data"
+    INVITE = "invite"
+    MANAGE_ACCOUNTS = "manage_accounts"
+    VIEW_AUDIT_LOG = "view_audit_log"
+
+
+_STAFF = {Role.OPERATOR, Role.COORDINATOR, Role.ADMIN}
+
+GRANTS: dict[Permission, frozenset[Role]] = {
+    Permission.USE_DIRECTORY: frozenset(Role),
+    Permission.REPORT_SIGHTING: frozenset({Role.VOLUNTEER, *_STAFF}),
+    Permission.REQUEST_URGENT: frozenset({Role.POLICE, *_STAFF}),
+    Permission.UPDATE_BEDS: frozenset({Role.SHELTER_STAFF, *_STAFF}),
+    Permission.HANDLE_CASES: frozenset(_STAFF),
+    Permission.EDIT_SERVICES: frozenset({Role.OPERATOR, Role.COORDINATOR}),
+    Permission.RECORD_CONTACTS: frozenset(_STAFF),
+    Permission.MERGE_PEOPLE: frozenset({Role.COORDINATOR}),
+    Permission.VIEW_STATISTICS: frozenset({Role.COORDINATOR, Role.ADMIN}),
+    Permission.EXPORT_DATA: frozenset({Role.COORDINATOR}),
+    Permission.INVITE: frozenset({Role.COORDINATOR, Role.ADMIN}),
+    Permission.MANAGE_ACCOUNTS: frozenset({Role.ADMIN}),
+    Permission.VIEW_AUDIT_LOG: frozenset({Role.ADMIN}),
+}
+
+# Who may hand out which role with an invite: coordinators run the team, admins run everything.
+INVITABLE: dict[Role, frozenset[Role]] = {
+    Role.COORDINATOR: frozenset({Role.VOLUNTEER, Role.POLICE, Role.SHELTER_STAFF, Role.OPERATOR}),
+    Role.ADMIN: frozenset(set(Role) - {Role.PUBLIC}),
+}
+
+
+def can(role: Role, permission: Permission) -> bool:
+    return role in GRANTS[permission]
+
+
+def may_invite(inviter: Role, role: Role) -> bool:
+    return role in INVITABLE.get(inviter, frozenset())
