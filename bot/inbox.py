@@ -86,17 +86,13 @@ class Poller:
     async def poll_once(self) -> int:
         """One ``getUpdates`` round; returns how many new updates were stored."""
         timeout = self.runtime.settings.poll_timeout_seconds
-        raw_updates = await self.application.bot.do_api_request(
-            "getUpdates",
-            api_kwargs={
-                "offset": self.offset,
-                "timeout": timeout,
-                "allowed_updates": ALLOWED_UPDATES,
-            },
+        received = await self.application.bot.get_updates(
+            offset=self.offset,
+            timeout=timeout,
+            allowed_updates=ALLOWED_UPDATES,
             read_timeout=timeout + 10,
-            return_type=None,
         )
-        updates = list(raw_updates or [])
+        updates = [update.to_dict() for update in received]
         if not updates:
             return 0
         async with self.runtime.sessionmaker() as session:
