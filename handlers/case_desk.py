@@ -56,6 +56,17 @@ FILTER_LABELS = {
     CaseFilter.ALL: N_("All"),
 }
 
+EVENT_LABELS = {
+    "created": N_("opened"),
+    "taken": N_("taken"),
+    "declined": N_("can't take it"),
+    "escalated": N_("alert repeated"),
+    "arrive": N_("on site"),
+    "closed": N_("closed"),
+    "reopen": N_("reopened"),
+    "release": N_("handed back"),
+}
+
 
 # ---- duty -----------------------------------------------------------------------------------
 
@@ -181,7 +192,8 @@ async def card_text(context: HCContext, case: Case) -> str:
     tz = context.settings.tz
     for event, actor in await history(context.session, case.id):
         who = operator_name(context.settings, actor, _) if actor and actor.is_staff else ""
-        lines.append(f"{event.at.astimezone(tz):%d/%m %H:%M} {event.action} {who}".rstrip())
+        label = _(EVENT_LABELS[event.action]) if event.action in EVENT_LABELS else event.action
+        lines.append(f"{event.at.astimezone(tz):%d/%m %H:%M} {label} {who}".rstrip())
     return "\n".join(lines)[:4000]
 
 
