@@ -14,6 +14,8 @@ from typing import Any
 from sqlalchemy import select
 from telegram.error import TelegramError
 
+from bot.app import HelpCenterBot, build_application
+from bot.fakeapi import FakeRequest
 from handlers.case_notify import escalate_due_cases
 from models.accounts import account_by_telegram_id
 from models.base import clock
@@ -112,7 +114,16 @@ def texts(messages: list[dict[str, Any]]) -> str:
 
 def alerts_in(bot: BotHarness, chat_id: int) -> list[dict[str, Any]]:
     return [
-        m
-        for m in bot.fake.sent_messages(chat_id)
-        if "Take" in str(m.get("reply_markup")) or "Prendo" in str(m.get("reply_markup"))
+        m for m in bot.fake.sent_messages(chat_id) if "case:take:" in str(m.get("reply_markup"))
     ]
+
+
+def restarted(bot: BotHarness) -> BotHarness:
+    """A new process on the same database and the same Telegram: nothing kept in memory."""
+    harness = BotHarness(bot.settings)
+    harness.fake = bot.fake
+    harness.application = build_application(
+        bot.settings, sessionmaker=harness.sessionmaker, request=FakeRequest(bot.fake)
+    )
+    harness.running = HelpCenterBot(harness.application)
+    return harness
