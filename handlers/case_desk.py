@@ -341,11 +341,11 @@ async def _ask_outcome(update: Update, context: HCContext, case: Case) -> None:
 
 
 async def _close(update: Update, context: HCContext, case: Case, value: str) -> None:
-    query = update.callback_query
-    assert query is not None
-    await query.answer()
     outcome = next((o for o in Outcome if o.value == value), None)
     if outcome is None:
+        query = update.callback_query
+        assert query is not None
+        await query.answer()
         return
     await _move(update, context, case, Action.CLOSE.value, outcome=outcome)
 

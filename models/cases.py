@@ -640,7 +640,7 @@ async def history(session: AsyncSession, case_id: int) -> list[tuple[CaseEvent, 
         .where(CaseEvent.case_id == case_id)
         .order_by(CaseEvent.at, CaseEvent.id)
     )
-    return [(event, actor) for event, actor in (await session.execute(query)).tuples()]
+    return [(row[0], row[1]) for row in await session.execute(query)]
 
 
 async def set_duty(session: AsyncSession, account: Account, on: bool) -> None:
