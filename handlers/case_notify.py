@@ -164,7 +164,7 @@ async def alert_new_case(
     session: AsyncSession, case: Case, settings: Settings, catalogs: Catalogs
 ) -> AlertRound:
     """Step 0: the first alert, right when the case is opened."""
-    recipients, nobody = await alert_recipients(session, 0)
+    recipients, nobody = await alert_recipients(session, 0, case.id)
     round_ = AlertRound(case, 0, recipients, nobody)
     enqueue_alert_round(session, round_, settings, catalogs)
     return round_

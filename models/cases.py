@@ -402,13 +402,7 @@ async def decline_case(session: AsyncSession, case: Case, operator: Account) -> 
     await session.flush()
     if case.status is not CaseStatus.NEW:
         return False
-    decliners = set(
-        await session.scalars(
-            select(CaseEvent.actor_id).where(
-                CaseEvent.case_id == case.id, CaseEvent.action == "declined"
-            )
-        )
-    )
+    decliners = await _decliners(session, case.id)
     on_duty = {a.id for a in await on_duty_operators(session)}
     if on_duty and on_duty <= decliners:
         case.next_escalation_at = clock.now()
@@ -520,17 +514,28 @@ class AlertRound:
     nobody_on_duty: bool
 
 
-async def alert_recipients(session: AsyncSession, step: int) -> tuple[list[Account], bool]:
-    """Step 0 and 1: the on-duty operators; step 2 and later: coordinators too.
+async def alert_recipients(
+    session: AsyncSession, step: int, case_id: int | None = None
+) -> tuple[list[Account], bool]:
+    """Step 0 and 1: the on-duty operators who have not said they can't; step 2 and later:
+    coordinators too. With nobody (able) on duty, coordinators from the first step.
 
-    With nobody on duty, coordinators are alerted from the first step.
+    The second value says whether nobody at all was on duty (the requester is told so).
     """
     on_duty = await on_duty_operators(session)
-    chosen = list(on_duty)
-    if step >= 2 or not on_duty:
+    declined = await _decliners(session, case_id) if case_id is not None else set()
+    chosen = [a for a in on_duty if a.id not in declined]
+    if step >= 2 or not chosen:
         known = {a.id for a in chosen}
         chosen += [a for a in await coordinators(session) if a.id not in known]
     return chosen, not on_duty
+
+
+async def _decliners(session: AsyncSession, case_id: int) -> set[int]:
+    query = select(CaseEvent.actor_id).where(
+        CaseEvent.case_id == case_id, CaseEvent.action == "declined"
+    )
+    return {actor for actor in await session.scalars(query) if actor is not None}
 
 
 def escalation_delay(step: int, *, first: timedelta, repeat: timedelta) -> timedelta:
@@ -579,7 +584,7 @@ async def claim_due_escalations(
         if int(getattr(advanced, "rowcount", 0) or 0) != 1:
             continue
         await session.refresh(case)
-        recipients, nobody = await alert_recipients(session, step)
+        recipients, nobody = await alert_recipients(session, step, case.id)
         record(session, case, "escalated", None, detail=f"step {step}: {len(recipients)} alerted")
         rounds.append(AlertRound(case, step, recipients, nobody))
     return rounds
