@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from bot.fakeapi import message_dict, user_dict
 from models.exchange import Direction, Exchange, InboxStatus
 from tests.conftest import BotHarness
 
@@ -44,7 +45,7 @@ async def test_bad_input_gets_a_polite_answer_and_is_logged(
 
 async def test_an_edited_message_is_logged_and_acknowledged_once(bot: BotHarness) -> None:
     sent = await bot.says(USER, "ciao")
-    original = {"message_id": 1, "chat": {"id": USER, "type": "private"}}
+    original = message_dict(user_dict(USER), "ciao", message_id=1)
     bot.fake.user_edits(USER, original, "ciao!")
     await bot.deliver()
 

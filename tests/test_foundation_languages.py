@@ -16,8 +16,12 @@ from tests.conftest import BotHarness
 ROOT = Path(__file__).resolve().parent.parent
 KEYWORDS = {"_": None, "N_": None, "ngettext": (1, 2)}
 REQUIRED = ["it", "fr", "ar"]
-HELP_WORD = {"it": "Cosa puoi fare", "en": "What you can do", "fr": "Ce que vous pouvez faire",
-             "ar": "ما يمكنك"}
+HELP_WORD = {
+    "it": "Cosa puoi fare",
+    "en": "What you can do",
+    "fr": "Ce que vous pouvez faire",
+    "ar": "ما يمكنك",
+}
 
 
 def source_messages() -> set[str]:

@@ -18,8 +18,12 @@ def helpcenter(*args: str, env: dict[str, str], cwd: Path) -> subprocess.Complet
     base = {k: v for k, v in os.environ.items() if not k.startswith("HELPCENTER_")}
     base["PYTHONPATH"] = str(ROOT)
     return subprocess.run(
-        [sys.executable, "-m", "bot.cli", *args], env={**base, **env}, cwd=cwd,
-        capture_output=True, text=True, timeout=60,
+        [sys.executable, "-m", "bot.cli", *args],
+        env={**base, **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -29,10 +33,14 @@ def helpcenter(*args: str, env: dict[str, str], cwd: Path) -> subprocess.Complet
         ({}, "HELPCENTER_TOKEN"),
         ({"HELPCENTER_TOKEN": "1:x", "HELPCENTER_TIMEZONE": "Mars/Olympus"}, "HELPCENTER_TIMEZONE"),
         ({"HELPCENTER_TOKEN": "1:x", "HELPCENTER_ADMIN_IDS": "alice"}, "HELPCENTER_ADMIN_IDS"),
-        ({"HELPCENTER_TOKEN": "1:x", "HELPCENTER_DATABASE_URL": "mysql://x"},
-         "HELPCENTER_DATABASE_URL"),
-        ({"HELPCENTER_TOKEN": "1:x", "HELPCENTER_INBOX_MAX_ATTEMPTS": "0"},
-         "HELPCENTER_INBOX_MAX_ATTEMPTS"),
+        (
+            {"HELPCENTER_TOKEN": "1:x", "HELPCENTER_DATABASE_URL": "mysql://x"},
+            "HELPCENTER_DATABASE_URL",
+        ),
+        (
+            {"HELPCENTER_TOKEN": "1:x", "HELPCENTER_INBOX_MAX_ATTEMPTS": "0"},
+            "HELPCENTER_INBOX_MAX_ATTEMPTS",
+        ),
         ({"HELPCENTER_CONFIG": "/nonexistent/helpcenter.toml"}, "HELPCENTER_CONFIG"),
     ],
 )
