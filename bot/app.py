@@ -28,6 +28,7 @@ from bot.runtime import HCContext, Runtime
 from config.settings import Settings
 from handlers import cases, contacts, directory, fallback, start
 from handlers.common import Command
+from models.accounts import account_by_telegram_id
 from models.base import Clock
 from models.base import clock as default_clock
 from models.db import make_engine, make_sessionmaker
@@ -124,6 +125,11 @@ class HelpCenterBot:
             await self.application.stop()
         await self.application.shutdown()
 
+    async def _chosen_language(self, telegram_id: int) -> str | None:
+        async with self.runtime.sessionmaker() as session:
+            account = await account_by_telegram_id(session, telegram_id)
+            return account.language if account else None
+
     async def apologise_for_parked(
         self, update_id: int, incident: str, payload: dict[str, Any]
     ) -> None:
@@ -134,7 +140,8 @@ class HelpCenterBot:
             return
         catalogs = self.runtime.catalogs
         user = update.effective_user
-        _ = catalogs.translator(catalogs.pick(None, user.language_code if user else None))
+        chosen = await self._chosen_language(user.id) if user else None
+        _ = catalogs.translator(catalogs.pick(chosen, user.language_code if user else None))
         text = _(
             "Sorry, something went wrong on our side and I could not handle your message. "
             "Our team has been notified. Incident code: {code}"

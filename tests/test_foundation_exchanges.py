@@ -124,3 +124,17 @@ async def test_updates_of_one_chat_are_handled_in_order(bot: BotHarness) -> None
     handled = [r.update_id for r in rows]
     assert handled == sorted(handled)
     assert len(bot.fake.sent_messages(VOLUNTEER)) == 4
+
+
+async def test_the_apology_for_a_parked_update_is_in_the_chosen_language(bot: BotHarness) -> None:
+    menu = (await bot.says(VOLUNTEER, "/language"))[-1]
+    await bot.presses(VOLUNTEER, menu, "English")
+    attempts = bot.settings.inbox_max_attempts
+    bot.fake.fail_next("sendMessage", status=400, description="Bad Request: boom", times=attempts)
+    bot.fake.user_writes(VOLUNTEER, "/help")
+
+    for _ in range(attempts):
+        await bot.deliver()
+        clock.advance(60)
+
+    assert "Incident code" in bot.fake.sent_messages(VOLUNTEER)[-1]["text"]
