@@ -23,6 +23,7 @@ from bot.errors import on_error
 from bot.exchange_log import LoggingRequest
 from bot.i18n import Catalogs
 from bot.inbox import InboxWorker, Poller
+from bot.menus import set_default_menus
 from bot.middleware import ACCOUNT_GROUP, load_account
 from bot.runtime import HCContext, Runtime
 from config.settings import Settings
@@ -111,6 +112,10 @@ class HelpCenterBot:
         self._tasks.append(asyncio.create_task(self.worker.run(), name="inbox-worker"))
         for hook in self.runtime.extras.get("on_start", []):
             await hook(self)
+
+    async def publish_default_menus(self) -> None:
+        """The public command menu in every language (once per start, by one process)."""
+        await set_default_menus(self.application.bot, self.runtime.catalogs, features_commands())
 
     async def start_polling(self) -> None:
         await self.application.bot.delete_webhook()

@@ -228,6 +228,7 @@ async def run_polling(settings: Settings) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     async with HelpCenterBot(application) as running:
+        await running.publish_default_menus()
         await running.start_polling()
         logging.getLogger("helpcenter").info("bot running (long polling); Ctrl+C stops")
         await stop.wait()

@@ -47,3 +47,14 @@ async def test_language_menu_switches_language_and_it_sticks(bot: BotHarness) ->
     assert account is not None and account.language == "fr"
     menu_now = bot.fake.commands_for(user)
     assert any("langue" in c["description"].lower() for c in menu_now)
+
+
+async def test_the_public_menu_is_published_in_every_language(bot: BotHarness) -> None:
+    await bot.running.publish_default_menus()
+
+    stranger = 4100
+    italian = {c["description"] for c in bot.fake.commands_for(stranger)}
+    french = {c["description"] for c in bot.fake.commands_for(stranger, language_code="fr")}
+    assert "Cambia lingua" in italian
+    assert "Changer de langue" in french
+    assert not any(c["command"] == "invite" for c in bot.fake.commands_for(stranger))
