@@ -184,8 +184,8 @@ async def test_the_public_cannot_report_unless_enabled_nor_use_operator_commands
     bot.fake.add_user(PUBLIC, first_name="Mario")
     for command in ("/report", "/cases", "/duty", "/urgent"):
         out = await bot.says(PUBLIC, command)
-        assert "riservato" in texts(out) or "reserved" in texts(out), command
+        assert "riservata al personale" in texts(out), command
 
     bot.settings.public_reports_enabled = True
     out = await bot.says(PUBLIC, "/report")
-    assert "Where is the person?" in texts(out) or "Dove si trova" in texts(out)
+    assert "Dove si trova la persona?" in texts(out)
