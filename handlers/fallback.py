@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from telegram import Update
-from telegram.ext import Application, MessageHandler, filters
+from telegram.ext import Application, CommandHandler, MessageHandler, filters
 
 from bot.runtime import HCContext
 from handlers.common import Command, handles, reply
@@ -15,9 +15,17 @@ MAX_TEXT = 4096
 
 
 def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    application.add_handler(CommandHandler("cancel", nothing_to_cancel))
     application.add_handler(MessageHandler(filters.COMMAND, unknown_command))
     application.add_handler(MessageHandler(filters.UpdateType.EDITED_MESSAGE, edited))
     application.add_handler(MessageHandler(filters.ALL, anything_else))
+
+
+@handles("fallback")
+async def nothing_to_cancel(update: Update, context: HCContext) -> None:
+    """``/cancel`` when no conversation is open (a flow with one open answers it first)."""
+    _ = context._
+    await reply(update, context, _("There is nothing to cancel. Send /help to see what I can do."))
 
 
 @handles("fallback")

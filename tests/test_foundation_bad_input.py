@@ -52,3 +52,8 @@ async def test_an_edited_message_is_logged_and_acknowledged_once(bot: BotHarness
     rows = await _inbound(bot)
     assert [r.kind for r in rows] == ["text", "edited_message"]
     assert len(bot.fake.sent_messages(USER)) == len(sent) + 1
+
+
+async def test_cancel_with_nothing_open_says_so(bot: BotHarness) -> None:
+    replies = await bot.says(USER, "/cancel")
+    assert "niente da annullare" in replies[-1]["text"]
