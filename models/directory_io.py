@@ -175,7 +175,7 @@ class _LineLoader(yaml.SafeLoader):
 
 
 def _mapping_with_line(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
-    mapping = loader.construct_mapping(node, deep=True)
+    mapping: dict[str, Any] = dict(loader.construct_mapping(node, deep=True))  # type: ignore[arg-type]
     mapping["__line__"] = node.start_mark.line + 1
     return mapping
 
@@ -209,7 +209,7 @@ _SECTIONS: dict[str, type[_Row]] = {
 
 def read_yaml(text: str, filename: str = "file") -> Directory:
     try:
-        raw = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
+        raw = yaml.load(text, Loader=_LineLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark is not None else ""
@@ -632,7 +632,9 @@ def write_csv_folder(directory: Directory, folder: Path) -> None:
         "admits", "referral_required", "documents_required", "pets_allowed", "fee", "fee_note",
         "languages", "phone", "email", "url", "active", "beds_total",
     ]  # fmt: skip
-    services, schedules, closures = [], [], []
+    services: list[dict[str, Any]] = []
+    schedules: list[dict[str, Any]] = []
+    closures: list[dict[str, Any]] = []
     for s in directory.services:
         row: dict[str, Any] = {
             "id": s.id, "organization_id": s.organization, "location_id": s.location,
