@@ -17,11 +17,12 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Cont
 
 from bot.i18n import N_
 from bot.runtime import HCContext, Runtime, runtime_of
-from handlers.common import Command, handles, reply
+from handlers.common import Command, handles
 from handlers.directory_common import (
     beds_line,
     html_kwargs,
     pending,
+    say,
     stop_waiting,
     wait_for,
 )
@@ -89,15 +90,15 @@ async def my_shelters(update: Update, context: HCContext) -> None:
     _ = context._
     mine = await shelters_of(context.session, context.account)
     if not mine:
-        await reply(
+        await say(
             update,
             context,
             _("No shelter is assigned to you yet. Ask the Help Center to add you with /staffof."),
         )
         return
-    await reply(update, context, _("Your shelters. Tap to change tonight's free beds:"))
+    await say(update, context, _("Your shelters. Tap to change tonight's free beds:"))
     for service in mine:
-        await reply(
+        await say(
             update,
             context,
             shelter_text(service, context),
@@ -120,7 +121,7 @@ async def _shelter_for(update: Update, context: HCContext, raw_id: str) -> Servi
         subject_id=service.id if service else None,
         detail="update_beds: not their shelter",
     )
-    await reply(update, context, context._("You can update only the shelters you manage."))
+    await say(update, context, context._("You can update only the shelters you manage."))
     return None
 
 
@@ -130,15 +131,15 @@ async def on_button(update: Update, context: HCContext) -> None:
     query = update.callback_query
     assert query is not None and query.data is not None
     action, _sep, raw_id = query.data.removeprefix(PREFIX).partition(":")
+    await query.answer()
     service = await _shelter_for(update, context, raw_id)
     if service is None:
         return
-    await query.answer()
     if action == "set":
         chat = update.effective_chat
         assert chat is not None
         wait_for(context, chat.id, "beds", str(service.id))
-        await reply(
+        await say(
             update,
             context,
             _("How many beds are free tonight at {name}? Send a number.").format(
@@ -169,14 +170,14 @@ async def typed_number(update: Update, context: HCContext) -> None:
     context.scope.flow = "beds"
     text = message.text.strip()
     if not text.isdigit() or int(text) > 5000:
-        await reply(update, context, _("Please send only a number, for example 4."))
+        await say(update, context, _("Please send only a number, for example 4."))
         return
     service = await _shelter_for(update, context, asked.value)
     stop_waiting(context, chat.id)
     if service is None:
         return
     await set_beds(context.session, service, free=int(text), by=context.account)
-    await reply(
+    await say(
         update,
         context,
         _("Saved.") + "\n" + shelter_text(service, context),

@@ -25,13 +25,14 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Mess
 from bot.i18n import N_
 from bot.runtime import HCContext, runtime_of
 from handlers import beds, services_edit
-from handlers.common import Command, handles, reply
+from handlers.common import Command, handles
 from handlers.directory_common import (
     Waiting,
     category_label,
     help_center_line,
     html_kwargs,
     pending,
+    say,
     send_cards,
     service_card,
     service_status,
@@ -104,7 +105,7 @@ def categories_keyboard(context: HCContext, suffix: str = "") -> InlineKeyboardM
 @handles("directory", Permission.USE_DIRECTORY)
 async def services_menu(update: Update, context: HCContext) -> None:
     _ = context._
-    await reply(
+    await say(
         update,
         context,
         _("What do you need? Choose, and I will show what is near you and open now."),
@@ -196,7 +197,7 @@ async def location(update: Update, context: HCContext) -> None:
         stop_waiting(context, chat.id)
         await answer_near(update, context, asked.value, lat, lon)
         return
-    await reply(
+    await say(
         update,
         context,
         _("What are you looking for near there?"),
@@ -266,7 +267,7 @@ async def _nothing_near(update: Update, context: HCContext, category: str) -> No
         category=category_label(category, _), km=f"{context.settings.directory_max_distance_km:g}"
     )
     center = await help_center(context.session)
-    await reply(
+    await say(
         update,
         context,
         text + "\n\n" + help_center_line(center, context),
@@ -298,7 +299,7 @@ async def typed_place(update: Update, context: HCContext, category: str) -> None
     assert message is not None and message.text is not None and chat is not None
     place = await resolve_place(context.session, message.text)
     if place is None:
-        await reply(
+        await say(
             update,
             context,
             _(
@@ -316,7 +317,7 @@ async def cancel(update: Update, context: HCContext) -> None:
     chat = update.effective_chat
     assert chat is not None
     stop_waiting(context, chat.id)
-    await reply(update, context, context._("Cancelled."), reply_markup=ReplyKeyboardRemove())
+    await say(update, context, context._("Cancelled."), reply_markup=ReplyKeyboardRemove())
 
 
 # ---- a bed tonight ---------------------------------------------------------------------------
@@ -358,8 +359,6 @@ async def bed_tonight(update: Update, context: HCContext) -> None:
         + "\n"
         + help_center_line(await help_center(context.session), context)
     )
-    if update.callback_query is not None:
-        await update.callback_query.answer()
     chat = update.effective_chat
     assert chat is not None
     await send_cards(context, chat.id, lines)

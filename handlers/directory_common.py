@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from telegram import Message
+from telegram import Message, Update
 from telegram.ext import filters
 
 from bot.i18n import N_, Translator
@@ -237,3 +237,12 @@ async def send_cards(context: HCContext, chat_id: int, blocks: list[str], **kwar
     for n, text in enumerate(messages):
         extra = kwargs if n == len(messages) - 1 else {}
         await context.bot.send_message(chat_id, text, **html_kwargs(), **extra)
+
+
+async def say(update: Update, context: HCContext, text: str, **kwargs: Any) -> None:
+    """Send to the update's chat. Unlike ``reply`` it never answers a button press: the
+    directory's button callbacks answer once, first thing (Telegram refuses a second answer).
+    """
+    chat = update.effective_chat
+    if chat is not None:
+        await context.bot.send_message(chat.id, text, **kwargs)

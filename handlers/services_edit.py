@@ -15,11 +15,12 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler
 
 from bot.i18n import N_, Translator
 from bot.runtime import HCContext
-from handlers.common import Command, handles, reply
+from handlers.common import Command, handles
 from handlers.directory_common import (
     category_label,
     html_kwargs,
     pending,
+    say,
     service_card,
     stop_waiting,
     wait_for,
@@ -73,7 +74,7 @@ async def edit_menu(update: Update, context: HCContext) -> None:
         [InlineKeyboardButton(category_label(c, _), callback_data=f"{PREFIX}cat:{c.value}")]
         for c in Category
     ]
-    await reply(
+    await say(
         update, context, _("Which kind of service?"), reply_markup=InlineKeyboardMarkup(buttons)
     )
 
@@ -126,17 +127,17 @@ async def on_button(update: Update, context: HCContext) -> None:
             for s in services
         ]
         text = _("Which service?") if buttons else _("No service of this kind yet.")
-        await reply(update, context, text, reply_markup=InlineKeyboardMarkup(buttons))
+        await say(update, context, text, reply_markup=InlineKeyboardMarkup(buttons))
         return
     service = (
         await service_by_id(context.session, int(args[0])) if args and args[0].isdigit() else None
     )
     if service is None:
-        await reply(update, context, _("That service no longer exists."))
+        await say(update, context, _("That service no longer exists."))
         return
     context.scope.concerns("service", service.id)
     if action == "svc":
-        await reply(
+        await say(
             update,
             context,
             _editor_card(service, context),
@@ -152,7 +153,7 @@ async def on_button(update: Update, context: HCContext) -> None:
             await _edited(update, context, service, "closure")
     elif action in FIELD_NAMES:
         wait_for(context, chat.id, action, str(service.id))
-        await reply(update, context, _prompt(action, service, context), **html_kwargs())
+        await say(update, context, _prompt(action, service, context), **html_kwargs())
 
 
 def _prompt(action: str, service: Service, context: HCContext) -> str:
@@ -190,7 +191,7 @@ async def typed_edit(update: Update, context: HCContext) -> None:
     service = await service_by_id(context.session, int(asked.value))
     if service is None:
         stop_waiting(context, chat.id)
-        await reply(update, context, _("That service no longer exists."))
+        await say(update, context, _("That service no longer exists."))
         return
     context.scope.concerns("service", service.id)
     text = message.text.strip()
@@ -213,7 +214,7 @@ async def typed_edit(update: Update, context: HCContext) -> None:
                 by=context.account,
             )
     except ValueError:
-        await reply(
+        await say(
             update,
             context,
             _("I could not read that. Please try again like the example, or /cancel."),
@@ -226,7 +227,7 @@ async def typed_edit(update: Update, context: HCContext) -> None:
 async def _edited(update: Update, context: HCContext, service: Service, field: str) -> None:
     """Confirm to the editor and tell the shelter's staff, through the outbox."""
     _ = context._
-    await reply(
+    await say(
         update,
         context,
         _("Saved.") + "\n\n" + _editor_card(service, context),
@@ -273,7 +274,7 @@ async def staff_command(update: Update, context: HCContext) -> None:
     if removing:
         args = args[1:]
     if len(args) != 2 or not args[0].lstrip("-").isdigit():
-        await reply(
+        await say(
             update,
             context,
             _(
@@ -285,10 +286,10 @@ async def staff_command(update: Update, context: HCContext) -> None:
     account = await account_by_telegram_id(context.session, int(args[0]))
     service = await service_by_key(context.session, args[1])
     if service is None or not service.is_shelter:
-        await reply(update, context, _("I know no shelter with the id {id}.").format(id=args[1]))
+        await say(update, context, _("I know no shelter with the id {id}.").format(id=args[1]))
         return
     if account is None or account.role is not Role.SHELTER_STAFF:
-        await reply(
+        await say(
             update,
             context,
             _(
@@ -308,12 +309,10 @@ async def _assign(
     name = service.name_in(_.language)
     if removing:
         await unassign_staff(context.session, account, service, by=context.account)
-        await reply(update, context, _("Done: they no longer update {name}.").format(name=name))
+        await say(update, context, _("Done: they no longer update {name}.").format(name=name))
         return
     await assign_staff(context.session, account, service, by=context.account)
-    await reply(
-        update, context, _("Done: they can now update the beds of {name}.").format(name=name)
-    )
+    await say(update, context, _("Done: they can now update the beds of {name}.").format(name=name))
     enqueue(
         context.session,
         chat_id=account.telegram_id,

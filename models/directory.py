@@ -603,7 +603,7 @@ async def staff_with_stale_counts(
         .order_by(Account.id, Service.key)
     )
     due: dict[int, tuple[Account, list[Service]]] = {}
-    for account, service in (await session.execute(query)).tuples():
+    for account, service in (await session.execute(query)).all():
         beds = service.beds
         if beds is not None and beds.updated_at is not None and beds.updated_at >= since:
             continue

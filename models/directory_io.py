@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -147,6 +148,21 @@ def parse_season(text: str | None) -> Season | None:
     if not sep:
         raise ValueError(f"a season looks like 11-15..03-31, not {text!r}")
     return Season(MonthDay.parse(start), MonthDay.parse(end))
+
+
+def canonical_hours(slots: Iterable[Slot]) -> tuple[str | list[HoursIn], str | None]:
+    """One hours text and season when all slots share a season, else a block per season."""
+    by_season: dict[Season | None, list[Slot]] = {}
+    for slot in sorted(slots):
+        by_season.setdefault(slot.season, []).append(slot)
+    if len(by_season) <= 1:
+        season = next(iter(by_season), None)
+        return format_hours(next(iter(by_season.values()), [])), str(season) if season else None
+    blocks = [
+        HoursIn(hours=format_hours(group), season=str(s) if s else None)
+        for s, group in sorted(by_season.items(), key=lambda kv: str(kv[0]))
+    ]
+    return blocks, None
 
 
 @dataclass
@@ -341,7 +357,7 @@ def read_csv_folder(folder: Path) -> Directory:
                 "url": row.get("url") or None,
                 "active": _bool(row.get("active", "")) is not False,
                 "beds_total": int(row["beds_total"]) if row.get("beds_total") else None,
-                "hours": hours.pop(row.get("id", ""), []) or "closed",
+                **_csv_hours(hours.pop(row.get("id", ""), [])),
                 "closures": closures.pop(row.get("id", ""), []),
             }
         except ValueError as exc:
@@ -356,6 +372,11 @@ def read_csv_folder(folder: Path) -> Directory:
     for orphan in closures:
         problems.append(f"closures.csv: rows for unknown service_id {orphan!r}")
     return _validate(rows, problems)
+
+
+def _csv_hours(blocks: list[HoursIn]) -> dict[str, Any]:
+    text, season = canonical_hours(slot for block in blocks for slot in block.slots())
+    return {"hours": text, "season": season}
 
 
 def _blank_to_none(row: dict[str, str]) -> dict[str, Any]:
@@ -549,19 +570,7 @@ async def export_directory(session: AsyncSession) -> Directory:
 
 
 def _service_out(service: Service) -> ServiceIn:
-    by_season: dict[Season | None, list[Slot]] = {}
-    for slot in sorted(s.as_slot() for s in service.slots):
-        by_season.setdefault(slot.season, []).append(slot)
-    hours: str | list[HoursIn]
-    season = None
-    if len(by_season) <= 1:
-        season = next(iter(by_season), None)
-        hours = format_hours(next(iter(by_season.values()), []))
-    else:
-        hours = [
-            HoursIn(hours=format_hours(slots), season=str(s) if s else None)
-            for s, slots in sorted(by_season.items(), key=lambda kv: str(kv[0]))
-        ]
+    hours, season = canonical_hours(s.as_slot() for s in service.slots)
     return ServiceIn(
         id=service.key,
         category=Category(service.category),
@@ -584,7 +593,7 @@ def _service_out(service: Service) -> ServiceIn:
         url=service.url,
         active=service.active,
         hours=hours,
-        season=str(season) if season else None,
+        season=season,
         closures=[ClosureIn(date=c.day, note=c.note) for c in service.closures],
         beds_total=service.beds.total if service.beds else None,
     )
@@ -609,9 +618,13 @@ def to_yaml(directory: Directory) -> str:
 
 def write_csv_folder(directory: Directory, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    languages = sorted(
-        {lang for s in directory.services for name in TEXT_FIELDS for lang in getattr(s, name)}
+    # Languages in order of first appearance, so a round trip keeps the file's order.
+    languages = list(
+        dict.fromkeys(
+            lang for s in directory.services for name in TEXT_FIELDS for lang in getattr(s, name)
+        )
     )
+
     tables: dict[str, tuple[list[str], list[dict[str, Any]]]] = {
         "organizations": (
             ["id", "name", "description", "url", "email", "phone"],
