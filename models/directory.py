@@ -310,10 +310,11 @@ def _box(lat: float, lon: float, radius_m: float) -> tuple[float, float, float, 
 
 async def _in_box(
     session: AsyncSession, lat: float, lon: float, radius_m: float, categories: list[str]
-) -> list[Nearby]:
+) -> list[tuple[float, int]]:
+    """(distance, service id) of the services in the box, nearest first; ids only, cheap."""
     south, north, west, east = _box(lat, lon, radius_m)
     query = (
-        select(Service)
+        select(Service.id, Location.latitude, Location.longitude)
         .join(Location, Service.location_id == Location.id)
         .where(
             Location.latitude.between(south, north),
@@ -322,12 +323,8 @@ async def _in_box(
             Service.active.is_(True),
         )
     )
-    found = []
-    for service in await session.scalars(query):
-        assert service.location is not None
-        where = service.location
-        found.append(Nearby(service, haversine_m(lat, lon, where.latitude, where.longitude)))
-    return sorted(found, key=lambda n: (n.distance_m, n.service.id))
+    rows = (await session.execute(query)).all()
+    return sorted((haversine_m(lat, lon, a, b), service_id) for service_id, a, b in rows)
 
 
 async def nearest(
@@ -345,7 +342,8 @@ async def nearest(
     A bounding box on the indexed (latitude, longitude) columns picks candidates, exact
     haversine distances order them. The box doubles until it holds ``limit`` services; since a
     box only guarantees the circle inscribed in it, if the ``limit``-th candidate lies farther
-    than the box's half-side, one more query with that radius makes the answer exact.
+    than the box's half-side, one more query with that radius makes the answer exact. Only
+    ids and coordinates are read while searching; the few services found are loaded at the end.
     """
     radius = min(start_radius_m, max_distance_m)
     while True:
@@ -353,10 +351,19 @@ async def nearest(
         if len(found) >= limit or radius >= max_distance_m:
             break
         radius = min(radius * 2, max_distance_m)
-    if len(found) >= limit and found[limit - 1].distance_m > radius:
-        radius = min(found[limit - 1].distance_m, max_distance_m)
+    if len(found) >= limit and found[limit - 1][0] > radius:
+        radius = min(found[limit - 1][0], max_distance_m)
         found = await _in_box(session, lat, lon, radius, categories)
-    return [n for n in found if n.distance_m <= max_distance_m][:limit]
+    chosen = [(d, sid) for d, sid in found if d <= max_distance_m][:limit]
+    if not chosen:
+        return []
+    services = {
+        s.id: s
+        for s in await session.scalars(
+            select(Service).where(Service.id.in_([sid for _d, sid in chosen]))
+        )
+    }
+    return [Nearby(services[sid], d) for d, sid in chosen]
 
 
 # ---- lookups ---------------------------------------------------------------------------------
