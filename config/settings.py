@@ -84,6 +84,7 @@ class Settings(BaseSettings):
     escalation_repeat_minutes: float = Field(default=10.0, gt=0)
     team_chat_id: int | None = None
     show_operator_as: str = Field(default="first_name", pattern="^(first_name|operator_code)$")
+    case_reference_prefix: str = Field(default="BS", pattern="^[A-Z]{1,4}$")
 
     # Contact database and privacy.
     retention_months: int = Field(default=24, ge=1)
