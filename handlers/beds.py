@@ -9,6 +9,7 @@ and goes through the outbox.
 
 from __future__ import annotations
 
+import html
 import logging
 from typing import Any
 
@@ -27,6 +28,7 @@ from handlers.directory_common import (
     wait_for,
 )
 from models.accounts import audit
+from models.base import clock
 from models.directory import Service as ServiceRow
 from models.directory import (
     local_midnight,
@@ -60,10 +62,8 @@ def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
 
 
 def shelter_text(service: ServiceRow, context: HCContext) -> str:
-    from models.base import clock
-
     _ = context._
-    name = service.name_in(_.language)
+    name = html.escape(service.name_in(_.language))
     line = beds_line(service, clock.now(), context.settings.bed_count_stale_hours, _)
     return f"<b>{name}</b>\n{line}"
 

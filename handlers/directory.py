@@ -126,7 +126,11 @@ async def on_button(update: Update, context: HCContext) -> None:
     elif parts[0] == "area" and len(parts) == 3:
         await list_area(update, context, parts[1], parts[2])
     elif parts[0] == "near" and len(parts) == 4:
-        await answer_near(update, context, parts[1], float(parts[2]), float(parts[3]))
+        try:
+            lat, lon = float(parts[2]), float(parts[3])
+        except ValueError:
+            return
+        await answer_near(update, context, parts[1], lat, lon)
 
 
 def _categories(category: str) -> list[str]:

@@ -8,6 +8,7 @@ staff account to the shelters it may update.
 from __future__ import annotations
 
 import html
+from datetime import date
 from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
@@ -145,8 +146,6 @@ async def on_button(update: Update, context: HCContext) -> None:
             **html_kwargs(),
         )
     elif action == "reopen" and len(args) == 2:
-        from datetime import date
-
         if await remove_closure(
             context.session, service, date.fromisoformat(args[1]), by=context.account
         ):

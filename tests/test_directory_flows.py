@@ -342,3 +342,22 @@ async def test_bed_history_keeps_every_change(bot):
             await session.scalars(select(BedCountChange).where(BedCountChange.source == "bot"))
         )
     assert [(r.previous_free, r.free) for r in rows] == [(None, 3), (3, 5), (5, 60)]
+
+
+async def test_an_operator_reopens_a_closed_day_and_cancel_stops_a_typed_step(bot):
+    await load_example(bot)
+    set_local_time(2026, 12, 20, 10, 0)
+    await bot.grant(OPERATOR, Role.OPERATOR)
+    kinds = await bot.says(OPERATOR, "/editservice")
+    services = await bot.presses(OPERATOR, kinds[-1], "🍲 Pasti e cibo")
+    card = await bot.presses(OPERATOR, services[-1], "Mensa di Casa San Vincenzo (pranzo)")
+    assert "Chiuso il: 26/12/2026" in texts(card)
+    reopened = await bot.presses(OPERATOR, card[-1], "↩️ Riapri il 26/12/2026")
+    assert "Chiuso il: —" in texts(reopened)
+    await bot.presses(OPERATOR, reopened[-1], "📝 Note")
+    assert "Annullato." in texts(await bot.says(OPERATOR, "/cancel"))
+    after = await bot.says(OPERATOR, "questa non è una nota")
+    assert "Salvato." not in texts(after)
+    async with bot.session() as session:
+        edits = list(await session.scalars(select(ServiceEdit)))
+    assert [(e.field, e.before) for e in edits] == [("closure_removed", "2026-12-26")]
