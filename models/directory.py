@@ -690,8 +690,3 @@ async def set_notes(
     before = localized(service.notes, language)
     service.notes = {language: text} if text else {}
     _log_edit(session, service, by, "notes", before, text)
-
-
-async def edits_of(session: AsyncSession, service: Service) -> list[ServiceEdit]:
-    query = select(ServiceEdit).where(ServiceEdit.service_id == service.id).order_by(ServiceEdit.id)
-    return list(await session.scalars(query))

@@ -408,6 +408,19 @@ def _assign(row: Any, values: dict[str, Any]) -> bool:
     return changed
 
 
+def _upsert(
+    session: AsyncSession, existing: dict[str, Any], model: Any, key: str, values: dict[str, Any]
+) -> tuple[bool, bool]:
+    """Create or update the row with ``key``; (created, changed)."""
+    row = existing.get(key)
+    if row is None:
+        row = existing[key] = model(key=key)
+        session.add(row)
+        _assign(row, values)
+        return True, True
+    return False, _assign(row, values)
+
+
 async def _by_key(session: AsyncSession, model: Any) -> dict[str, Any]:
     return {row.key: row for row in await session.scalars(select(model))}
 
@@ -442,29 +455,15 @@ async def import_directory(session: AsyncSession, directory: Directory) -> Impor
             summary.unchanged += 1
 
     for org in directory.organizations:
-        row = organizations.get(org.id)
-        created = row is None
-        if row is None:
-            row = organizations[org.id] = Organization(key=org.id)
-            session.add(row)
-        count(created, _assign(row, org.model_dump(exclude={"id"})))
+        count(
+            *_upsert(session, organizations, Organization, org.id, org.model_dump(exclude={"id"}))
+        )
     for loc in directory.locations:
-        row = locations.get(loc.id)
-        created = row is None
-        if row is None:
-            row = locations[loc.id] = Location(key=loc.id)
-            session.add(row)
-        count(created, _assign(row, loc.model_dump(exclude={"id"})))
+        count(*_upsert(session, locations, Location, loc.id, loc.model_dump(exclude={"id"})))
     places = await _by_key(session, KnownPlace)
     for place in directory.places:
-        row = places.get(place.id)
-        created = row is None
-        if row is None:
-            row = KnownPlace(key=place.id)
-            session.add(row)
-        values = place.model_dump(exclude={"id"})
-        values["aliases"] = "|".join(place.aliases)
-        count(created, _assign(row, values))
+        values = place.model_dump(exclude={"id"}) | {"aliases": "|".join(place.aliases)}
+        count(*_upsert(session, places, KnownPlace, place.id, values))
     await session.flush()
     services = await _by_key(session, Service)
     for item in directory.services:
@@ -529,41 +528,21 @@ def _set_closures(row: Service, closures: list[ClosureIn]) -> bool:
 # ---- exporting -------------------------------------------------------------------------------
 
 
+def _out(schema: Any, row: Any, **given: Any) -> Any:
+    """A file row from a table row: same field names, ``key`` as ``id``."""
+    values = {name: getattr(row, name) for name in schema.model_fields if name not in given}
+    return schema(**(values | given))
+
+
 async def export_directory(session: AsyncSession) -> Directory:
     directory = Directory()
     for org in await session.scalars(select(Organization).order_by(Organization.key)):
-        directory.organizations.append(
-            OrganizationIn(
-                id=org.key,
-                name=org.name,
-                description=org.description,
-                url=org.url,
-                email=org.email,
-                phone=org.phone,
-            )
-        )
+        directory.organizations.append(_out(OrganizationIn, org, id=org.key))
     for loc in await session.scalars(select(Location).order_by(Location.key)):
-        directory.locations.append(
-            LocationIn(
-                id=loc.key,
-                name=loc.name,
-                address=loc.address,
-                area=loc.area,
-                latitude=loc.latitude,
-                longitude=loc.longitude,
-                accessibility=loc.accessibility,
-            )
-        )
+        directory.locations.append(_out(LocationIn, loc, id=loc.key))
     for place in await session.scalars(select(KnownPlace).order_by(KnownPlace.key)):
-        directory.places.append(
-            PlaceIn(
-                id=place.key,
-                name=place.name,
-                aliases=[a for a in place.aliases.split("|") if a],
-                latitude=place.latitude,
-                longitude=place.longitude,
-            )
-        )
+        aliases = [a for a in place.aliases.split("|") if a]
+        directory.places.append(_out(PlaceIn, place, id=place.key, aliases=aliases))
     for service in await session.scalars(select(Service).order_by(Service.key)):
         directory.services.append(_service_out(service))
     return directory
