@@ -75,6 +75,8 @@ class Settings(BaseSettings):
     # Directory.
     bed_count_stale_hours: float = Field(default=6.0, gt=0)
     bed_reminder_time: time = time(18, 0)
+    directory_nearest_count: int = Field(default=3, ge=1, le=10)
+    directory_max_distance_km: float = Field(default=15.0, gt=0)
 
     # Cases and urgent requests.
     public_reports_enabled: bool = False
