@@ -6,6 +6,7 @@ from telegram import Update
 
 from bot.runtime import HCContext
 from models.accounts import get_or_create_account
+from models.prompts import open_prompt
 from models.roles import Role
 
 ACCOUNT_GROUP = -1
@@ -29,3 +30,5 @@ async def load_account(update: Update, context: HCContext) -> None:
     language = runtime.catalogs.pick(account.language, user.language_code)
     scope.translator = runtime.catalogs.translator(language)
     scope.first_contact = created
+    if update.message is not None:
+        scope.prompt = await open_prompt(context.session, update.message.chat.id)

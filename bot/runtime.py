@@ -20,6 +20,7 @@ from config.settings import Settings
 from models.accounts import Account
 from models.base import Clock
 from models.base import clock as default_clock
+from models.prompts import ChatPrompt
 
 
 @dataclass
@@ -49,6 +50,7 @@ class UpdateScope:
     incident: str | None = None
     first_contact: bool = False
     callback_answered: bool = False
+    prompt: ChatPrompt | None = None
     outbound: list[dict[str, Any]] = field(default_factory=list)
 
     def concerns(self, subject_type: str, subject_id: int) -> None:

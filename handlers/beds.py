@@ -138,7 +138,7 @@ async def on_button(update: Update, context: HCContext) -> None:
     if action == "set":
         chat = update.effective_chat
         assert chat is not None
-        wait_for(context, chat.id, "beds", str(service.id))
+        await wait_for(context, chat.id, "beds", str(service.id))
         await say(
             update,
             context,
@@ -173,7 +173,7 @@ async def typed_number(update: Update, context: HCContext) -> None:
         await say(update, context, _("Please send only a number, for example 4."))
         return
     service = await _shelter_for(update, context, asked.value)
-    stop_waiting(context, chat.id)
+    await stop_waiting(context, chat.id)
     if service is None:
         return
     await set_beds(context.session, service, free=int(text), by=context.account)

@@ -23,7 +23,7 @@ from telegram import (
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
 from bot.i18n import N_
-from bot.runtime import HCContext, runtime_of
+from bot.runtime import HCContext
 from handlers import beds, services_edit
 from handlers.common import Command, handles
 from handlers.directory_common import (
@@ -71,7 +71,7 @@ TONIGHT = timedelta(hours=24)  # a shelter opening within a day counts for tonig
 
 def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
     """Add the directory's handlers and the bed-count reminder job."""
-    waiting = Waiting(runtime_of(application))
+    waiting = Waiting()
     application.add_handler(CommandHandler("services", services_menu))
     application.add_handler(CommandHandler("tonight", bed_tonight))
     application.add_handler(CommandHandler("cancel", cancel, filters=waiting))
@@ -146,7 +146,7 @@ async def ask_where(update: Update, context: HCContext, category: str) -> None:
     assert chat is not None
     if category not in {c.value for c in Category}:
         return
-    wait_for(context, chat.id, "place", category)
+    await wait_for(context, chat.id, "place", category)
     keyboard = ReplyKeyboardMarkup(
         [[KeyboardButton(_("📍 Send my location"), request_location=True)]],
         resize_keyboard=True,
@@ -198,7 +198,7 @@ async def location(update: Update, context: HCContext) -> None:
     lat, lon = message.location.latitude, message.location.longitude
     asked = pending(context, chat.id)
     if asked is not None and asked.kind == "place":
-        stop_waiting(context, chat.id)
+        await stop_waiting(context, chat.id)
         await answer_near(update, context, asked.value, lat, lon)
         return
     await say(
@@ -312,7 +312,7 @@ async def typed_place(update: Update, context: HCContext, category: str) -> None
             ),
         )
         return
-    stop_waiting(context, chat.id)
+    await stop_waiting(context, chat.id)
     await answer_near(update, context, category, place.latitude, place.longitude, place.name)
 
 
@@ -320,7 +320,7 @@ async def typed_place(update: Update, context: HCContext, category: str) -> None
 async def cancel(update: Update, context: HCContext) -> None:
     chat = update.effective_chat
     assert chat is not None
-    stop_waiting(context, chat.id)
+    await stop_waiting(context, chat.id)
     await say(update, context, context._("Cancelled."), reply_markup=ReplyKeyboardRemove())
 
 

@@ -11,7 +11,6 @@ answer and taps again.
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,13 +19,14 @@ from telegram import Message, Update
 from telegram.ext import filters
 
 from bot.i18n import N_, Translator
-from bot.runtime import HCContext, Runtime
+from bot.runtime import HCContext, current_scope
 from models.base import clock
 from models.directory import Admits, Category, Fee, Freshness, Service, freshness, localized
+from models.prompts import ChatPrompt, close_prompt, expect_answer
 from models.schedule import OpenStatus, status
 
 WAIT_MINUTES = 30
-PENDING_KEY = "directory_pending"
+KINDS = frozenset({"place", "beds", "hours", "closure", "notes"})
 
 CATEGORY_LABELS = {
     Category.NIGHT_SHELTER: N_("🛏 Night shelters"),
@@ -51,45 +51,32 @@ WEEKDAY_NAMES = (
 )
 
 
-@dataclass(frozen=True)
-class Pending:
-    kind: str  # "place", "beds", "hours", "closure", "notes"
-    value: str
-    until: datetime
+async def wait_for(context: HCContext, chat_id: int, kind: str, value: str) -> None:
+    """The next plain message of this chat answers ``kind`` ("place", "beds", "hours"…)."""
+    until = clock.now() + timedelta(minutes=WAIT_MINUTES)
+    await expect_answer(context.session, chat_id, kind, value, until)
+    context.scope.prompt = None  # asked during this update: answered by the next one
 
 
-def _store(runtime: Runtime) -> dict[int, Pending]:
-    store: dict[int, Pending] = runtime.extras.setdefault(PENDING_KEY, {})
-    return store
+def pending(context: HCContext, chat_id: int) -> ChatPrompt | None:
+    prompt = context.scope.prompt
+    return prompt if prompt is not None and prompt.chat_id == chat_id else None
 
 
-def wait_for(context: HCContext, chat_id: int, kind: str, value: str) -> None:
-    _store(context.runtime)[chat_id] = Pending(
-        kind, value, clock.now() + timedelta(minutes=WAIT_MINUTES)
-    )
-
-
-def pending(context: HCContext, chat_id: int) -> Pending | None:
-    found = _store(context.runtime).get(chat_id)
-    if found is None or found.until < clock.now():
-        return None
-    return found
-
-
-def stop_waiting(context: HCContext, chat_id: int) -> None:
-    _store(context.runtime).pop(chat_id, None)
+async def stop_waiting(context: HCContext, chat_id: int) -> None:
+    context.scope.prompt = None
+    await close_prompt(context.session, chat_id)
 
 
 class Waiting(filters.MessageFilter):
-    """Passes messages from chats the directory asked to type something."""
+    """Passes messages from chats the directory asked to type something (see models.prompts)."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self) -> None:
         super().__init__(name="directory.Waiting")
-        self.runtime = runtime
 
     def filter(self, message: Message) -> bool:
-        found = _store(self.runtime).get(message.chat.id)
-        return found is not None and found.until >= clock.now()
+        scope = current_scope.get()
+        return scope is not None and scope.prompt is not None and scope.prompt.kind in KINDS
 
 
 # ---- rendering ------------------------------------------------------------------------------

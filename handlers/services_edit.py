@@ -151,7 +151,7 @@ async def on_button(update: Update, context: HCContext) -> None:
         ):
             await _edited(update, context, service, "closure")
     elif action in FIELD_NAMES:
-        wait_for(context, chat.id, action, str(service.id))
+        await wait_for(context, chat.id, action, str(service.id))
         await say(update, context, _prompt(action, service, context), **html_kwargs())
 
 
@@ -183,13 +183,13 @@ async def typed_edit(update: Update, context: HCContext) -> None:
     assert message is not None and message.text is not None and chat is not None
     context.scope.flow = "services-edit"
     if not can(context.account.role, Permission.EDIT_SERVICES):
-        stop_waiting(context, chat.id)
+        await stop_waiting(context, chat.id)
         return
     asked = pending(context, chat.id)
     assert asked is not None
     service = await service_by_id(context.session, int(asked.value))
     if service is None:
-        stop_waiting(context, chat.id)
+        await stop_waiting(context, chat.id)
         await say(update, context, _("That service no longer exists."))
         return
     context.scope.concerns("service", service.id)
@@ -219,7 +219,7 @@ async def typed_edit(update: Update, context: HCContext) -> None:
             _("I could not read that. Please try again like the example, or /cancel."),
         )
         return
-    stop_waiting(context, chat.id)
+    await stop_waiting(context, chat.id)
     await _edited(update, context, service, asked.kind)
 
 

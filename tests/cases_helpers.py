@@ -14,8 +14,6 @@ from typing import Any
 from sqlalchemy import select
 from telegram.error import TelegramError
 
-from bot.app import HelpCenterBot, build_application
-from bot.fakeapi import FakeRequest
 from handlers.case_notify import escalate_due_cases
 from models.accounts import account_by_telegram_id
 from models.base import clock
@@ -120,10 +118,4 @@ def alerts_in(bot: BotHarness, chat_id: int) -> list[dict[str, Any]]:
 
 def restarted(bot: BotHarness) -> BotHarness:
     """A new process on the same database and the same Telegram: nothing kept in memory."""
-    harness = BotHarness(bot.settings)
-    harness.fake = bot.fake
-    harness.application = build_application(
-        bot.settings, sessionmaker=harness.sessionmaker, request=FakeRequest(bot.fake)
-    )
-    harness.running = HelpCenterBot(harness.application)
-    return harness
+    return bot.restarted()

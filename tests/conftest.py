@@ -109,9 +109,9 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
 class BotHarness:
     """The real application talking to a fake Telegram; tests read like a person's story."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, fake: FakeTelegram | None = None) -> None:
         self.settings = settings
-        self.fake = FakeTelegram(token=TOKEN)
+        self.fake = fake or FakeTelegram(token=TOKEN)
         self.engine = make_engine(settings.database_url)
         self.sessionmaker: async_sessionmaker[AsyncSession] = make_sessionmaker(self.engine)
         self.application = build_application(
@@ -126,6 +126,10 @@ class BotHarness:
     async def __aexit__(self, *exc: object) -> None:
         await self.application.shutdown()
         await self.engine.dispose()
+
+    def restarted(self) -> BotHarness:
+        """A new process on the same database and the same Telegram: nothing kept in memory."""
+        return BotHarness(self.settings, fake=self.fake)
 
     async def deliver(self) -> None:
         """Fetch what Telegram holds (as the fetch loop does) and handle all of it.

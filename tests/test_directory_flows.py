@@ -361,3 +361,16 @@ async def test_an_operator_reopens_a_closed_day_and_cancel_stops_a_typed_step(bo
     async with bot.session() as session:
         edits = list(await session.scalars(select(ServiceEdit)))
     assert [(e.field, e.before) for e in edits] == [("closure_removed", "2026-12-26")]
+
+
+async def test_a_typed_answer_awaited_before_a_restart_is_still_understood(bot):
+    await load_example(bot)
+    set_local_time(2026, 12, 2, 17, 30)
+    await _staff_of(bot, STAFF, "asilo-corsica")
+    card = (await bot.says(STAFF, "/beds"))[-1]
+    await bot.presses(STAFF, card, "✏️ Scrivi il numero")
+
+    async with bot.restarted() as after_restart:
+        saved = await after_restart.says(STAFF, "9")
+
+    assert "Salvato." in texts(saved) and "9 liberi su 60" in texts(saved)
