@@ -15,16 +15,14 @@ from bot.i18n import N_, Translator
 from bot.runtime import HCContext
 from handlers.case_drafts import send
 from handlers.case_notify import (
-    CATEGORY_LABELS,
     OUTCOME_LABELS,
     STATUS_LABELS,
-    URGENCY_LABELS,
     alert_text,
+    case_facts_lines,
     enqueue_reporter_feedback,
     enqueue_taken_edits,
     operator_name,
     taken_text,
-    where_text,
 )
 from handlers.common import handles
 from models.accounts import Account
@@ -175,17 +173,7 @@ async def card_text(context: HCContext, case: Case) -> str:
     ]
     if owner is not None:
         lines.append(_("Owner: {name}").format(name=operator_name(context.settings, owner, _)))
-    if case.kind is CaseKind.REPORT:
-        lines.append(
-            _("Category: {category} · {urgency}").format(
-                category=_(CATEGORY_LABELS[case.category]), urgency=_(URGENCY_LABELS[case.urgency])
-            )
-        )
-    lines.append(_("Where: {place}").format(place=where_text(case, _)))
-    if case.seen:
-        lines.append(_("What: {text}").format(text=case.seen))
-    if case.person:
-        lines.append(_("Person: {text}").format(text=case.person))
+    lines += case_facts_lines(case, _)
     if case.outcome is not None:
         lines.append(_("Outcome: {outcome}").format(outcome=_(OUTCOME_LABELS[case.outcome])))
     lines += ["", _("History:")]

@@ -88,15 +88,9 @@ def where_text(case: Case, _: Translator) -> str:
     return _("not given")
 
 
-def alert_text(case: Case, step: int, _: Translator) -> str:
-    if case.kind is CaseKind.URGENT:
-        title = _("🚨 Urgent request {ref}").format(ref=case.reference)
-    else:
-        title = _("📋 New report {ref}").format(ref=case.reference)
+def case_facts_lines(case: Case, _: Translator) -> list[str]:
+    """What was reported, as the alert and the case card both show it."""
     lines = []
-    if step > 0:
-        lines.append(_("⏰ Still nobody has taken it (reminder {step}).").format(step=step))
-    lines.append(title)
     if case.kind is CaseKind.REPORT:
         lines.append(
             _("Category: {category} · {urgency}").format(
@@ -108,6 +102,19 @@ def alert_text(case: Case, step: int, _: Translator) -> str:
         lines.append(_("What: {text}").format(text=case.seen))
     if case.person:
         lines.append(_("Person: {text}").format(text=case.person))
+    return lines
+
+
+def alert_text(case: Case, step: int, _: Translator) -> str:
+    if case.kind is CaseKind.URGENT:
+        title = _("🚨 Urgent request {ref}").format(ref=case.reference)
+    else:
+        title = _("📋 New report {ref}").format(ref=case.reference)
+    lines = []
+    if step > 0:
+        lines.append(_("⏰ Still nobody has taken it (reminder {step}).").format(step=step))
+    lines.append(title)
+    lines += case_facts_lines(case, _)
     if case.photo_file_id:
         lines.append(_("📷 A photo is attached (open the case to see it)."))
     return "\n".join(lines)
