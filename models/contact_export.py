@@ -50,11 +50,20 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("birth_year", "Year of birth, if known."),
         ("gender", "female, male, other, or empty if unknown."),
         ("nationality", "Citizenship, ISO 3166-1 alpha-2 code (IT, MA, RO, …)."),
-        ("nationality_group", "italian, eu, europe_non_eu, africa, asia, americas, other, unknown."),
+        (
+            "nationality_group",
+            "italian, eu, europe_non_eu, africa, asia, americas, other, unknown.",
+        ),
         ("languages", "Languages spoken, ISO 639-1 codes separated by ','."),
-        ("resident_in_city", "yes if the last residence was in the city, no if not, empty if unknown."),
+        (
+            "resident_in_city",
+            "yes if the last residence was in the city, no if not, empty if unknown.",
+        ),
         ("housing", "ETHOS category: roofless, houseless, insecure, inadequate."),
-        ("consent", "yes if consent to keep name and phone was recorded (they are never exported)."),
+        (
+            "consent",
+            "yes if consent to keep name and phone was recorded (they are never exported).",
+        ),
         ("first_seen_at", "When the record was created, ISO 8601 in UTC."),
         ("contacts_in_period", "How many contacts this person had in the exported period."),
     ],
@@ -255,8 +264,11 @@ def _record_export(
 async def export_csv(
     session: AsyncSession, options: ExportOptions, directory: Path, *, actor: Account | None
 ) -> dict[str, int]:
-    """One CSV file per table in ``directory`` (UTF-8, header row); returns rows per table."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """One CSV file per table in ``directory`` (UTF-8, header row); returns rows per table.
+
+    For the command line only (local files, written as rows stream in), not for the bot.
+    """
+    directory.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240
     counts: dict[str, int] = {}
     for name, source in TABLES.items():
         path = directory / f"{name}.csv"

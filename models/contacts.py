@@ -132,9 +132,7 @@ class Person(Base):
     account_id: Mapped[int | None] = mapped_column(
         ForeignKey("account.id", ondelete="SET NULL"), unique=True
     )
-    merged_into_id: Mapped[int | None] = mapped_column(
-        ForeignKey("person.id", ondelete="SET NULL")
-    )
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("person.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("account.id", ondelete="SET NULL"))
     anonymised_at: Mapped[datetime | None]
@@ -238,9 +236,7 @@ def initials_of(text: str) -> str:
     return "".join(letters).ljust(2, "X")
 
 
-def make_code(
-    initials: str, birth_year: int | None, gender: Gender | None, serial: int = 1
-) -> str:
+def make_code(initials: str, birth_year: int | None, gender: Gender | None, serial: int = 1) -> str:
     """``II YYYY S [n] - C``: initials, year of birth (0000 unknown), F/M/X, serial, check.
 
     Example: Mario Rossi born 1985, male → ``MR1985M-`` plus the check character; a second
@@ -286,8 +282,14 @@ async def read_person(
     """Look a person up for someone to see: every such read is written to the audit log."""
     person = await person_by_code(session, code)
     if person is not None:
-        audit(session, actor, "person_read", subject_type="person", subject_id=person.id,
-              detail=purpose)
+        audit(
+            session,
+            actor,
+            "person_read",
+            subject_type="person",
+            subject_id=person.id,
+            detail=purpose,
+        )
     return person
 
 

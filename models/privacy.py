@@ -151,8 +151,14 @@ async def forget_person(session: AsyncSession, person: Person, actor: Account | 
     """Erasure asked in person (at the desk): anonymise the record and its contacts' notes."""
     contacts = await _erase_notes(session, person.id)
     anonymise_person(person)
-    audit(session, actor, "person_forgotten", subject_type="person", subject_id=person.id,
-          detail=f"contacts={contacts}")
+    audit(
+        session,
+        actor,
+        "person_forgotten",
+        subject_type="person",
+        subject_id=person.id,
+        detail=f"contacts={contacts}",
+    )
     return contacts
 
 
@@ -240,3 +246,45 @@ async def run_retention(
     audit(session, None, "retention_run", detail=result.summary())
     log.info("retention run: %s", result.summary())
     return result
+
+
+@dataclass(frozen=True)
+class AuditLine:
+    at: datetime
+    actor: str
+    role: str
+    action: str
+    subject: str
+    detail: str
+
+
+async def audit_entries(
+    session: AsyncSession,
+    *,
+    limit: int = 20,
+    subject_type: str | None = None,
+    subject_id: int | None = None,
+) -> list[AuditLine]:
+    """The latest audit entries (for admins), actors shown by operator code or account number."""
+    from models.accounts import AuditEntry
+
+    query = (
+        select(AuditEntry, Account.operator_code)
+        .outerjoin(Account, Account.id == AuditEntry.actor_id)
+        .order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
+        .limit(limit)
+    )
+    if subject_type is not None:
+        query = query.where(AuditEntry.subject_type == subject_type)
+    if subject_id is not None:
+        query = query.where(AuditEntry.subject_id == subject_id)
+    lines = []
+    for entry, operator_code in (await session.execute(query)).all():
+        actor = operator_code or (f"#{entry.actor_id}" if entry.actor_id else "system")
+        subject = f"{entry.subject_type}#{entry.subject_id}" if entry.subject_type else ""
+        lines.append(
+            AuditLine(
+                entry.at, actor, entry.actor_role or "", entry.action, subject, entry.detail or ""
+            )
+        )
+    return lines

@@ -25,27 +25,200 @@ from sqlalchemy.sql.elements import ColumnElement
 from models.contacts import Contact, ContactAction, ContactNeed, Person
 
 EU_COUNTRIES = frozenset(
-    "AT BE BG CY CZ DE DK EE ES FI FR GR HR HU IE LT LU LV MT NL PL PT RO SE SI SK".split()
+    [
+        "AT",
+        "BE",
+        "BG",
+        "CY",
+        "CZ",
+        "DE",
+        "DK",
+        "EE",
+        "ES",
+        "FI",
+        "FR",
+        "GR",
+        "HR",
+        "HU",
+        "IE",
+        "LT",
+        "LU",
+        "LV",
+        "MT",
+        "NL",
+        "PL",
+        "PT",
+        "RO",
+        "SE",
+        "SI",
+        "SK",
+    ]
 )
 EUROPE_NON_EU = frozenset(
-    "AL AD BA BY CH GB GE IS LI MC MD ME MK NO RS RU SM TR UA VA XK".split()
+    [
+        "AL",
+        "AD",
+        "BA",
+        "BY",
+        "CH",
+        "GB",
+        "GE",
+        "IS",
+        "LI",
+        "MC",
+        "MD",
+        "ME",
+        "MK",
+        "NO",
+        "RS",
+        "RU",
+        "SM",
+        "TR",
+        "UA",
+        "VA",
+        "XK",
+    ]
 )
 AFRICA = frozenset(
-    (
-        "DZ AO BJ BW BF BI CM CV CF TD KM CD CG CI DJ EG GQ ER SZ ET GA GM GH GN GW KE LS LR "
-        "LY MG MW ML MR MU MA MZ NA NE NG RW ST SN SC SL SO ZA SS SD TZ TG TN UG ZM ZW EH"
-    ).split()
+    [
+        "DZ",
+        "AO",
+        "BJ",
+        "BW",
+        "BF",
+        "BI",
+        "CM",
+        "CV",
+        "CF",
+        "TD",
+        "KM",
+        "CD",
+        "CG",
+        "CI",
+        "DJ",
+        "EG",
+        "GQ",
+        "ER",
+        "SZ",
+        "ET",
+        "GA",
+        "GM",
+        "GH",
+        "GN",
+        "GW",
+        "KE",
+        "LS",
+        "LR",
+        "LY",
+        "MG",
+        "MW",
+        "ML",
+        "MR",
+        "MU",
+        "MA",
+        "MZ",
+        "NA",
+        "NE",
+        "NG",
+        "RW",
+        "ST",
+        "SN",
+        "SC",
+        "SL",
+        "SO",
+        "ZA",
+        "SS",
+        "SD",
+        "TZ",
+        "TG",
+        "TN",
+        "UG",
+        "ZM",
+        "ZW",
+        "EH",
+    ]
 )
 ASIA = frozenset(
-    (
-        "AF AM AZ BH BD BT BN KH CN IN ID IR IQ IL JP JO KZ KW KG LA LB MY MV MN MM NP KP OM "
-        "PK PS PH QA SA SG KR LK SY TW TJ TH TL TM AE UZ VN YE"
-    ).split()
+    [
+        "AF",
+        "AM",
+        "AZ",
+        "BH",
+        "BD",
+        "BT",
+        "BN",
+        "KH",
+        "CN",
+        "IN",
+        "ID",
+        "IR",
+        "IQ",
+        "IL",
+        "JP",
+        "JO",
+        "KZ",
+        "KW",
+        "KG",
+        "LA",
+        "LB",
+        "MY",
+        "MV",
+        "MN",
+        "MM",
+        "NP",
+        "KP",
+        "OM",
+        "PK",
+        "PS",
+        "PH",
+        "QA",
+        "SA",
+        "SG",
+        "KR",
+        "LK",
+        "SY",
+        "TW",
+        "TJ",
+        "TH",
+        "TL",
+        "TM",
+        "AE",
+        "UZ",
+        "VN",
+        "YE",
+    ]
 )
 AMERICAS = frozenset(
-    (
-        "AR BO BR CA CL CO CR CU DO EC SV GT HT HN JM MX NI PA PY PE PR TT US UY VE BZ GY SR"
-    ).split()
+    [
+        "AR",
+        "BO",
+        "BR",
+        "CA",
+        "CL",
+        "CO",
+        "CR",
+        "CU",
+        "DO",
+        "EC",
+        "SV",
+        "GT",
+        "HT",
+        "HN",
+        "JM",
+        "MX",
+        "NI",
+        "PA",
+        "PY",
+        "PE",
+        "PR",
+        "TT",
+        "US",
+        "UY",
+        "VE",
+        "BZ",
+        "GY",
+        "SR",
+    ]
 )
 NATIONALITY_GROUPS = (
     "italian",
@@ -301,7 +474,9 @@ async def compute_stats(session: AsyncSession, period: Period) -> StatsReport:
     people_in_period = (
         select(Contact.person_id).where(in_period, Contact.person_id.is_not(None)).distinct()
     ).subquery()
-    report.by_nationality = await _people_by(session, people_in_period, nationality_group_expression())
+    report.by_nationality = await _people_by(
+        session, people_in_period, nationality_group_expression()
+    )
     report.by_gender = await _people_by(session, people_in_period, Person.gender)
     report.by_age_band = await _people_by(
         session, people_in_period, age_band_expression(period.last_day.year)
