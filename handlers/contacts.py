@@ -422,6 +422,12 @@ async def _set_identity(
 ) -> None:
     """Name and phone, encrypted; the message that carried them is blanked in the log."""
     _ = context._
+    # Saved or refused, the message that carried a name must not stay readable in the log.
+    await context.session.execute(
+        sql_update(Exchange)
+        .where(Exchange.update_id == context.scope.update_id)
+        .values(text=None, payload=null())
+    )
     name, _sep, phone = (part.strip() for part in text.partition(";"))
     try:
         people.set_identity(
@@ -434,11 +440,6 @@ async def _set_identity(
             message = _("Names and phones cannot be kept: no encryption key is configured.")
         await reply(update, context, message)
         return
-    await context.session.execute(
-        sql_update(Exchange)
-        .where(Exchange.update_id == context.scope.update_id)
-        .values(text=None, payload=null())
-    )
     await reply(update, context, _("Name and phone saved, encrypted."))
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sqlalchemy import func, select
+
 from bot.charts import bar_chart, read_series, time_chart
 from models.accounts import AuditEntry
 from models.contact_export import (
@@ -15,7 +17,6 @@ from models.contact_export import (
     read_xlsx,
 )
 from models.stats import compute_stats, register_provider, response_time_figures
-from sqlalchemy import func, select
 from tests.conftest import BotHarness
 from tests.contacts_helpers import MARCH, seed_march
 
