@@ -47,8 +47,14 @@ async def test_operator_records_a_contact_in_a_few_taps(bot: BotHarness) -> None
     message = answer[-1]
     assert IT("How did you meet?") in message["text"]
     steps: list[str] = [
-        IT("Street"), IT("Railway station"), IT("Food"), IT("A place to sleep"), IT("Done"),
-        IT("Meal ticket"), IT("Done"), IT("Need met"),
+        IT("Street"),
+        IT("Railway station"),
+        IT("Food"),
+        IT("A place to sleep"),
+        IT("Done"),
+        IT("Meal ticket"),
+        IT("Done"),
+        IT("Need met"),
     ]
     for button in steps:
         message = (await bot.presses(OPERATOR, message, button))[-1]
@@ -81,8 +87,16 @@ async def test_anonymous_contact_and_a_mistyped_code(bot: BotHarness) -> None:
     assert IT("No person with the code {code}.").split("{")[0] in answer[-1]["text"]
 
     message = (await bot.says(OPERATOR, "/contact"))[-1]
-    for button in (IT("Anonymous"), IT("Desk"), IT("Skip"), IT("Done"), IT("Listening"),
-                   IT("Done"), IT("Nothing to add"), IT("Save")):
+    for button in (
+        IT("Anonymous"),
+        IT("Desk"),
+        IT("Skip"),
+        IT("Done"),
+        IT("Listening"),
+        IT("Done"),
+        IT("Nothing to add"),
+        IT("Save"),
+    ):
         message = (await bot.presses(OPERATOR, message, button))[-1]
     async with bot.session() as session:
         contact = (await session.scalars(select(Contact))).one()
@@ -135,9 +149,7 @@ async def test_identity_needs_consent_and_a_key_and_is_not_left_in_the_log(
             from models.contacts import read_identity
 
             assert read_identity(person, key) == ("Mario Rossi", "3331234567")
-            leaks = await session.scalar(
-                select(func.count()).where(Exchange.text.like("%Mario%"))
-            )
+            leaks = await session.scalar(select(func.count()).where(Exchange.text.like("%Mario%")))
             assert leaks == 0
 
 
@@ -149,9 +161,12 @@ async def test_coordinator_merges_two_records_of_the_same_person(bot: BotHarness
     keep, drop = data.people["p1"], data.people["p2"]
     question = (await bot.says(COORDINATOR, f"/merge {keep.code} {drop.code}"))[-1]
     done = (await bot.presses(COORDINATOR, question, IT("Merge")))[-1]
-    assert IT("Merged: {drop} is now part of {keep} ({moved} contacts moved).").format(
-        drop=drop.code, keep=keep.code, moved=1
-    ) == done["text"]
+    assert (
+        IT("Merged: {drop} is now part of {keep} ({moved} contacts moved).").format(
+            drop=drop.code, keep=keep.code, moved=1
+        )
+        == done["text"]
+    )
     async with bot.session() as session:
         moved = await session.scalar(select(func.count()).where(Contact.person_id == keep.id))
         assert moved == 4
@@ -171,24 +186,29 @@ async def test_coordinator_gets_stats_as_text_and_charts(bot: BotHarness) -> Non
         await session.commit()
     answer = await bot.says(COORDINATOR, "/stats 2025-03-01 2025-03-31")
     text = answer[0]["text"]
-    assert IT("Contacts: {contacts} (anonymous: {anonymous})").format(
-        contacts=6, anonymous=1
-    ) in text
-    assert IT("People: {people} (new: {new}, returning: {returning})").format(
-        people=4, new=3, returning=1
-    ) in text
+    assert (
+        IT("Contacts: {contacts} (anonymous: {anonymous})").format(contacts=6, anonymous=1) in text
+    )
+    assert (
+        IT("People: {people} (new: {new}, returning: {returning})").format(
+            people=4, new=3, returning=1
+        )
+        in text
+    )
     assert IT("Urgent cases: not available yet") in text
     photos = [m for m in answer if "photo" in m]
     assert len(photos) == 3
 
     menu = (await bot.says(COORDINATOR, "/stats"))[-1]
     assert bot.fake.buttons(menu) == [
-        [IT("This week"), IT("This month")], [IT("Last month"), IT("This year")]
+        [IT("This week"), IT("This month")],
+        [IT("Last month"), IT("This year")],
     ]
     shown = await bot.presses(COORDINATOR, menu, IT("This month"))
-    assert IT("Contacts: {contacts} (anonymous: {anonymous})").format(
-        contacts=0, anonymous=0
-    ) in shown[-1]["text"]
+    assert (
+        IT("Contacts: {contacts} (anonymous: {anonymous})").format(contacts=0, anonymous=0)
+        in shown[-1]["text"]
+    )
 
 
 async def test_coordinator_exports_a_workbook(bot: BotHarness) -> None:
