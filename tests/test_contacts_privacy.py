@@ -26,7 +26,7 @@ async def test_first_contact_shows_the_notice_once_and_records_acceptance(
 ) -> None:
     answer = await bot.says(PERSON, "/start")
     notice = answer[-1]
-    assert notice["text"].startswith(IT("Privacy notice.").rstrip("."))
+    assert notice["text"].startswith("Informativa privacy.")
     assert len(answer) == 2  # the welcome first: nobody waits for the notice
     accepted = await bot.presses(PERSON, notice, IT("I accept"))
     assert IT("Thank you: your acceptance is recorded.") in accepted[-1]["text"]
