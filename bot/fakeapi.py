@@ -61,6 +61,11 @@ _file_counter = itertools.count(1)
 _COMMAND_RE = re.compile(r"/[A-Za-z0-9_]{1,32}(?:@[A-Za-z0-9_]{3,32})?")
 
 
+class AutoMessageId(int):
+    """A message_id picked by a builder; :meth:`FakeTelegram.push_update` renumbers it so that
+    ids stay consecutive in that chat. It serialises as a plain int."""
+
+
 def utf16_len(text: str) -> int:
     """Length of ``text`` in UTF-16 code units, the unit of Telegram entity offsets."""
     return len(text.encode("utf-16-le")) // 2
@@ -164,7 +169,8 @@ def message_dict(
 ) -> JSON:
     """A ``Message`` object written by ``user`` (see :func:`message_update`)."""
     msg: JSON = {
-        "message_id": message_id if message_id is not None else next(_standalone_message_ids),
+        "message_id": (message_id if message_id is not None
+                       else AutoMessageId(next(_standalone_message_ids))),
         "from": dict(user),
         "chat": dict(chat) if chat is not None else private_chat_dict(user),
         "date": _timestamp(date),
@@ -253,6 +259,17 @@ def callback_update(
             "data": data,
         }
     }
+
+
+def inline_callback_data(message: Mapping[str, Any], button_text: str) -> str:
+    """The callback_data of the inline button labelled ``button_text`` on ``message``."""
+    rows = (message.get("reply_markup") or {}).get("inline_keyboard", [])
+    for row in rows:
+        for button in row:
+            if button.get("text") == button_text and "callback_data" in button:
+                return str(button["callback_data"])
+    texts = [[str(b.get("text")) for b in row] for row in rows]
+    raise LookupError(f"no callback button {button_text!r}; buttons: {texts}")
 
 
 def update_type(update: Mapping[str, Any]) -> str:
@@ -783,8 +800,16 @@ class FakeTelegram:
     # ---- updates ------------------------------------------------------------------------
 
     def push_update(self, update: Mapping[str, Any]) -> int:
-        """Queue an update (assigning ``update_id`` if absent) and wake long polls."""
+        """Queue an update (assigning ``update_id`` if absent) and wake long polls.
+
+        A ``message`` without message_id, or whose id was left to the builder, gets the chat's
+        next message_id (so ids stay consecutive per chat, as in Telegram)."""
         upd = dict(update)
+        msg = upd.get("message")
+        if isinstance(msg, Mapping) and (
+            msg.get("message_id") is None or isinstance(msg["message_id"], AutoMessageId)
+        ):
+            upd["message"] = {**msg, "message_id": self._next_message_id(int(msg["chat"]["id"]))}
         if "update_id" not in upd:
             upd["update_id"] = self._next_update_id
         update_id = int(upd["update_id"])
@@ -797,10 +822,7 @@ class FakeTelegram:
 
     def user_writes(self, user_id: int, text: str | None = None, **kwargs: Any) -> int:
         """User ``user_id`` sends a message (kwargs as :func:`message_dict`); returns update_id."""
-        user = self.user(user_id)
-        chat = kwargs.pop("chat", None) or private_chat_dict(user)
-        kwargs.setdefault("message_id", self._next_message_id(int(chat["id"])))
-        return self.push_update(message_update(user, text, chat=chat, **kwargs))
+        return self.push_update(message_update(self.user(user_id), text, **kwargs))
 
     def user_edits(self, user_id: int, message: Mapping[str, Any], text: str) -> int:
         """User ``user_id`` edits their earlier ``message``; returns update_id."""
@@ -1487,12 +1509,16 @@ class FakeTelegram:
 
     def callback_data_for(self, message: Mapping[str, Any], button_text: str) -> str:
         """The callback_data of the inline button labelled ``button_text``."""
+<<<<<<< HEAD
         rows = (message.get("reply_markup") or {}).get("inline_keyboard", [])
         for row in rows:
             for button in row:
                 if button.get("text") == button_text and "callback_data" in button:
                     return str(button["callback_data"])
         raise LookupError(f"no callback button {button_text!r}; buttons: {_button_texts(rows)}")
+=======
+        return inline_callback_data(message, button_text)
+>>>>>>> fakeapi
 
     def commands_for(self, chat_id: int, language_code: str | None = None) -> list[JSON]:
         """The command menu a chat sees, resolving scope (chat > all_*_chats > default)
