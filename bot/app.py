@@ -23,11 +23,13 @@ from bot.errors import on_error
 from bot.exchange_log import LoggingRequest
 from bot.i18n import Catalogs
 from bot.inbox import InboxWorker, Poller
+from bot.menus import set_default_menus
 from bot.middleware import ACCOUNT_GROUP, load_account
 from bot.runtime import HCContext, Runtime
 from config.settings import Settings
 from handlers import cases, contacts, directory, fallback, start
 from handlers.common import Command
+from models.accounts import account_by_telegram_id
 from models.base import Clock
 from models.base import clock as default_clock
 from models.db import make_engine, make_sessionmaker
@@ -111,6 +113,10 @@ class HelpCenterBot:
         for hook in self.runtime.extras.get("on_start", []):
             await hook(self)
 
+    async def publish_default_menus(self) -> None:
+        """The public command menu in every language (once per start, by one process)."""
+        await set_default_menus(self.application.bot, self.runtime.catalogs, features_commands())
+
     async def start_polling(self) -> None:
         await self.application.bot.delete_webhook()
         self._tasks.append(asyncio.create_task(self.poller.run(), name="fetch-loop"))
@@ -124,6 +130,11 @@ class HelpCenterBot:
             await self.application.stop()
         await self.application.shutdown()
 
+    async def _chosen_language(self, telegram_id: int) -> str | None:
+        async with self.runtime.sessionmaker() as session:
+            account = await account_by_telegram_id(session, telegram_id)
+            return account.language if account else None
+
     async def apologise_for_parked(
         self, update_id: int, incident: str, payload: dict[str, Any]
     ) -> None:
@@ -134,10 +145,11 @@ class HelpCenterBot:
             return
         catalogs = self.runtime.catalogs
         user = update.effective_user
-        _ = catalogs.translator(catalogs.pick(None, user.language_code if user else None))
+        chosen = await self._chosen_language(user.id) if user else None
+        _ = catalogs.translator(catalogs.pick(chosen, user.language_code if user else None))
         text = _(
             "Sorry, something went wrong on our side and I could not handle your message. "
-            "Our team has been told. Incident code: {code}"
+            "Our team has been notified. Incident code: {code}"
         ).format(code=incident)
         try:
             await self.application.bot.send_message(chat.id, text)

@@ -48,6 +48,7 @@ class UpdateScope:
     error: BaseException | None = None
     incident: str | None = None
     first_contact: bool = False
+    callback_answered: bool = False
     outbound: list[dict[str, Any]] = field(default_factory=list)
 
     def concerns(self, subject_type: str, subject_id: int) -> None:

@@ -75,6 +75,8 @@ class Settings(BaseSettings):
     # Directory.
     bed_count_stale_hours: float = Field(default=6.0, gt=0)
     bed_reminder_time: time = time(18, 0)
+    directory_nearest_count: int = Field(default=3, ge=1, le=10)
+    directory_max_distance_km: float = Field(default=15.0, gt=0)
 
     # Cases and urgent requests.
     public_reports_enabled: bool = False
@@ -82,6 +84,7 @@ class Settings(BaseSettings):
     escalation_repeat_minutes: float = Field(default=10.0, gt=0)
     team_chat_id: int | None = None
     show_operator_as: str = Field(default="first_name", pattern="^(first_name|operator_code)$")
+    case_reference_prefix: str = Field(default="BS", pattern="^[A-Z]{1,4}$")
 
     # Contact database and privacy.
     retention_months: int = Field(default=24, ge=1)

@@ -65,10 +65,17 @@ async def deny(update: Update, context: HCContext, permission: Permission) -> No
     await reply(update, context, text)
 
 
+async def acknowledge(update: Update, context: HCContext) -> None:
+    """Answer a button press once (Telegram refuses a second answer to the same press)."""
+    scope = context.scope
+    if update.callback_query is not None and not scope.callback_answered:
+        scope.callback_answered = True
+        await update.callback_query.answer()
+
+
 async def reply(update: Update, context: HCContext, text: str, **kwargs: Any) -> None:
     """Answer in the chat the update came from (a message, or a button's message)."""
-    if update.callback_query is not None:
-        await update.callback_query.answer()
+    await acknowledge(update, context)
     chat = update.effective_chat
     if chat is not None:
         await context.bot.send_message(chat.id, text, **kwargs)

@@ -1,15 +1,368 @@
-"""Placeholder: the directory flows are being built; this module registers nothing yet."""
+"""Where to sleep, eat, wash: the services menu, "near me", the list by area, a bed tonight.
+
+Buttons first, typing optional. A person picks a category; the bot asks for the location
+with Telegram's location button (or a typed place name, or an area) and answers with the
+nearest services, open now or when they open, and a venue message per service so the phone
+can navigate. ``register`` also wires shelter staff's ``/beds`` (:mod:`handlers.beds`) and
+the operators' editing (:mod:`handlers.services_edit`).
+"""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
-from telegram.ext import Application
+from telegram import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+    Update,
+)
+from telegram.ext import Application, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
-from handlers.common import Command
+from bot.i18n import N_
+from bot.runtime import HCContext, runtime_of
+from handlers import beds, services_edit
+from handlers.common import Command, handles
+from handlers.directory_common import (
+    Waiting,
+    category_label,
+    help_center_line,
+    html_kwargs,
+    pending,
+    say,
+    send_cards,
+    service_card,
+    service_status,
+    stop_waiting,
+    wait_for,
+)
+from models.base import clock
+from models.directory import (
+    SHELTER_CATEGORIES,
+    Category,
+    Freshness,
+    Nearby,
+    Service,
+    by_area,
+    freshness,
+    help_center,
+    nearest,
+    resolve_place,
+    services_in,
+    shelters,
+)
+from models.roles import Permission
 
-COMMANDS: list[Command] = []
+COMMANDS = [
+    Command(
+        "services", N_("Where to sleep, eat, wash: services near you"), Permission.USE_DIRECTORY
+    ),
+    Command("tonight", N_("A bed tonight: shelters with free beds"), Permission.USE_DIRECTORY),
+    *beds.COMMANDS,
+    *services_edit.COMMANDS,
+]
+
+PREFIX = "dir:"
+TONIGHT = timedelta(hours=24)  # a shelter opening within a day counts for tonight
 
 
 def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
-    """Add this feature's handlers and jobs."""
+    """Add the directory's handlers and the bed-count reminder job."""
+    waiting = Waiting(runtime_of(application))
+    application.add_handler(CommandHandler("services", services_menu))
+    application.add_handler(CommandHandler("tonight", bed_tonight))
+    application.add_handler(CommandHandler("cancel", cancel, filters=waiting))
+    application.add_handler(CallbackQueryHandler(on_button, pattern=f"^{PREFIX}"))
+    application.add_handler(MessageHandler(filters.LOCATION & ~filters.UpdateType.EDITED, location))
+    application.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND & waiting, typed_text))
+    beds.register(application)
+    services_edit.register(application)
+
+
+# ---- the menu --------------------------------------------------------------------------------
+
+
+def categories_keyboard(context: HCContext, suffix: str = "") -> InlineKeyboardMarkup:
+    _ = context._
+    rows: list[list[InlineKeyboardButton]] = [
+        [InlineKeyboardButton(_("🛏 A bed tonight"), callback_data=f"{PREFIX}bed")]
+    ]
+    row: list[InlineKeyboardButton] = []
+    for category in Category:
+        data = f"{PREFIX}{'near' if suffix else 'cat'}:{category.value}{suffix}"
+        row.append(InlineKeyboardButton(category_label(category, _), callback_data=data))
+        if len(row) == 2:
+            rows.append(row)
+            row = []
+    if row:
+        rows.append(row)
+    return InlineKeyboardMarkup(rows)
+
+
+@handles("directory", Permission.USE_DIRECTORY)
+async def services_menu(update: Update, context: HCContext) -> None:
+    _ = context._
+    await say(
+        update,
+        context,
+        _("What do you need? Choose, and I will show what is near you and open now."),
+        reply_markup=categories_keyboard(context),
+    )
+
+
+@handles("directory", Permission.USE_DIRECTORY)
+async def on_button(update: Update, context: HCContext) -> None:
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    parts = query.data.removeprefix(PREFIX).split(":")
+    await query.answer()
+    if parts[0] == "bed":
+        await bed_tonight(update, context)
+    elif parts[0] == "cat" and len(parts) == 2:
+        await ask_where(update, context, parts[1])
+    elif parts[0] == "area" and len(parts) == 3:
+        await list_area(update, context, parts[1], parts[2])
+    elif parts[0] == "near" and len(parts) == 4:
+        try:
+            lat, lon = float(parts[2]), float(parts[3])
+        except ValueError:
+            return
+        await answer_near(update, context, parts[1], lat, lon)
+
+
+def _categories(category: str) -> list[str]:
+    """Asking for shelters also shows the winter beds, and the reverse."""
+    if category in SHELTER_CATEGORIES:
+        return sorted(SHELTER_CATEGORIES)
+    return [category]
+
+
+async def ask_where(update: Update, context: HCContext, category: str) -> None:
+    _ = context._
+    chat = update.effective_chat
+    assert chat is not None
+    if category not in {c.value for c in Category}:
+        return
+    wait_for(context, chat.id, "place", category)
+    keyboard = ReplyKeyboardMarkup(
+        [[KeyboardButton(_("📍 Send my location"), request_location=True)]],
+        resize_keyboard=True,
+        one_time_keyboard=True,
+    )
+    await context.bot.send_message(
+        chat.id,
+        _(
+            "{category}: send your location with the button below and I will list the "
+            "nearest. Or type an address or a station or square name."
+        ).format(category=category_label(category, _)),
+        reply_markup=keyboard,
+    )
+    areas = list(by_area(await services_in(context.session, _categories(category))))
+    if areas:
+        buttons = [
+            [InlineKeyboardButton(area, callback_data=f"{PREFIX}area:{category}:{n}")]
+            for n, area in enumerate(areas)
+        ]
+        await context.bot.send_message(
+            chat.id, _("Or choose an area:"), reply_markup=InlineKeyboardMarkup(buttons)
+        )
+
+
+async def list_area(update: Update, context: HCContext, category: str, index: str) -> None:
+    _ = context._
+    chat = update.effective_chat
+    assert chat is not None
+    areas = list(by_area(await services_in(context.session, _categories(category))).items())
+    if not index.isdigit() or int(index) >= len(areas):
+        await context.bot.send_message(chat.id, _("That list has changed. Please choose again."))
+        return
+    area, services = areas[int(index)]
+    cards = [service_card(s, context, number=n, with_beds=True) for n, s in enumerate(services, 1)]
+    text = _("{category} — {area}:").format(category=category_label(category, _), area=area)
+    await send_cards(context, chat.id, [text, *cards], reply_markup=ReplyKeyboardRemove())
+
+
+# ---- near me ---------------------------------------------------------------------------------
+
+
+@handles("directory", Permission.USE_DIRECTORY)
+async def location(update: Update, context: HCContext) -> None:
+    """A shared location: answer for the category asked, or ask which one."""
+    _ = context._
+    message = update.effective_message
+    chat = update.effective_chat
+    assert message is not None and message.location is not None and chat is not None
+    lat, lon = message.location.latitude, message.location.longitude
+    asked = pending(context, chat.id)
+    if asked is not None and asked.kind == "place":
+        stop_waiting(context, chat.id)
+        await answer_near(update, context, asked.value, lat, lon)
+        return
+    await say(
+        update,
+        context,
+        _("What are you looking for near there?"),
+        reply_markup=categories_keyboard(context, suffix=f":{lat:.5f}:{lon:.5f}"),
+    )
+
+
+async def answer_near(
+    update: Update,
+    context: HCContext,
+    category: str,
+    lat: float,
+    lon: float,
+    place: str | None = None,
+) -> None:
+    _ = context._
+    chat = update.effective_chat
+    assert chat is not None
+    settings = context.settings
+    found = await nearest(
+        context.session,
+        lat,
+        lon,
+        _categories(category),
+        limit=settings.directory_nearest_count,
+        max_distance_m=settings.directory_max_distance_km * 1000,
+    )
+    if not found:
+        await _nothing_near(update, context, category)
+        return
+    header = (
+        _("{category} nearest to {place}:").format(
+            category=category_label(category, _), place=place
+        )
+        if place
+        else _("{category} nearest to you:").format(category=category_label(category, _))
+    )
+    cards = [
+        service_card(n.service, context, distance_m=n.distance_m, number=i, with_beds=True)
+        for i, n in enumerate(found, 1)
+    ]
+    await send_cards(context, chat.id, [header, *cards], reply_markup=ReplyKeyboardRemove())
+    for near in found:
+        await _venue(context, chat.id, near)
+
+
+async def _venue(context: HCContext, chat_id: int, near: Nearby) -> None:
+    where = near.service.location
+    if where is None:
+        return
+    distance = context._("{metres} m").format(metres=f"{round(near.distance_m, -1):.0f}")
+    await context.bot.send_venue(
+        chat_id,
+        latitude=where.latitude,
+        longitude=where.longitude,
+        title=near.service.name_in(context._.language)[:200],
+        address=f"{where.address} · {distance}"[:200],
+    )
+
+
+async def _nothing_near(update: Update, context: HCContext, category: str) -> None:
+    _ = context._
+    text = _(
+        "I know no {category} within {km} km of there: the directory covers the city only. "
+        "The Help Center can help you find something:"
+    ).format(
+        category=category_label(category, _), km=f"{context.settings.directory_max_distance_km:g}"
+    )
+    center = await help_center(context.session)
+    await say(
+        update,
+        context,
+        text + "\n\n" + help_center_line(center, context),
+        reply_markup=ReplyKeyboardRemove(),
+        **html_kwargs(),
+    )
+
+
+@handles("directory", Permission.USE_DIRECTORY)
+async def typed_text(update: Update, context: HCContext) -> None:
+    """A typed answer the directory asked for: a place name, a number of beds, new hours."""
+    chat = update.effective_chat
+    assert chat is not None
+    asked = pending(context, chat.id)
+    if asked is None:
+        return
+    if asked.kind == "place":
+        await typed_place(update, context, asked.value)
+    elif asked.kind == "beds":
+        await beds.typed_number(update, context)
+    else:
+        await services_edit.typed_edit(update, context)
+
+
+async def typed_place(update: Update, context: HCContext, category: str) -> None:
+    _ = context._
+    message = update.effective_message
+    chat = update.effective_chat
+    assert message is not None and message.text is not None and chat is not None
+    place = await resolve_place(context.session, message.text)
+    if place is None:
+        await say(
+            update,
+            context,
+            _(
+                "I do not know that place. Try a station, a square or a street name, or "
+                "send your location with the button."
+            ),
+        )
+        return
+    stop_waiting(context, chat.id)
+    await answer_near(update, context, category, place.latitude, place.longitude, place.name)
+
+
+@handles("directory")
+async def cancel(update: Update, context: HCContext) -> None:
+    chat = update.effective_chat
+    assert chat is not None
+    stop_waiting(context, chat.id)
+    await say(update, context, context._("Cancelled."), reply_markup=ReplyKeyboardRemove())
+
+
+# ---- a bed tonight ---------------------------------------------------------------------------
+
+
+def _bed_order(service: Service, stale_hours: float) -> tuple[int, int]:
+    fresh = freshness(service.beds, clock.now(), stale_hours)
+    free = service.beds.free if service.beds and service.beds.free is not None else 0
+    rank = {Freshness.FRESH: 0, Freshness.UNCONFIRMED: 1, Freshness.UNKNOWN: 2}[fresh]
+    return (0 if free > 0 else 1) * 3 + rank, -free
+
+
+@handles("directory", Permission.USE_DIRECTORY)
+async def bed_tonight(update: Update, context: HCContext) -> None:
+    """Shelters opening tonight: free beds first, each count with its age; how to get a place."""
+    _ = context._
+    now = clock.now()
+    zone = context.settings.tz
+    stale = context.settings.bed_count_stale_hours
+    tonight = []
+    for service in await shelters(context.session):
+        state = service_status(service, now, zone)
+        if state.is_open or (state.opens_at is not None and state.opens_at - now < TONIGHT):
+            tonight.append(service)
+    tonight.sort(key=lambda s: _bed_order(s, stale))
+    with_beds = [s for s in tonight if s.beds and s.beds.free]
+    full = [s for s in tonight if s not in with_beds]
+    lines = [
+        _("🛏 Beds tonight, as the shelters reported them:")
+        if with_beds
+        else _("No shelter has reported free beds tonight.")
+    ]
+    lines.extend(service_card(s, context, with_beds=True) for s in with_beds)
+    if full:
+        lines.append(_("Full or no count yet:"))
+        lines.extend(service_card(s, context, with_beds=True) for s in full)
+    lines.append(
+        _("Most places are given through the Help Center: call or come by.")
+        + "\n"
+        + help_center_line(await help_center(context.session), context)
+    )
+    chat = update.effective_chat
+    assert chat is not None
+    await send_cards(context, chat.id, lines)

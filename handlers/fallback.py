@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from telegram import Update
-from telegram.ext import Application, MessageHandler, filters
+from telegram.ext import Application, CommandHandler, MessageHandler, filters
 
 from bot.runtime import HCContext
 from handlers.common import Command, handles, reply
@@ -15,9 +15,17 @@ MAX_TEXT = 4096
 
 
 def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    application.add_handler(CommandHandler("cancel", nothing_to_cancel))
     application.add_handler(MessageHandler(filters.COMMAND, unknown_command))
     application.add_handler(MessageHandler(filters.UpdateType.EDITED_MESSAGE, edited))
     application.add_handler(MessageHandler(filters.ALL, anything_else))
+
+
+@handles("fallback")
+async def nothing_to_cancel(update: Update, context: HCContext) -> None:
+    """``/cancel`` when no conversation is open (a flow with one open answers it first)."""
+    _ = context._
+    await reply(update, context, _("There is nothing to cancel. Send /help to see what I can do."))
 
 
 @handles("fallback")
@@ -48,14 +56,15 @@ async def anything_else(update: Update, context: HCContext) -> None:
     message = update.effective_message
     if message is not None and message.text is not None and not _readable(message.text):
         text = _(
-            "Sorry, I could not read that message. Please write it again with words, or send /help."
+            "Sorry, I could not read that message: it contains hidden characters. Please "
+            "write it again as a plain text message, or send /help."
         )
     elif message is not None and message.text is not None:
-        text = _("I did not understand. Please use the buttons or send /help to see what I can do.")
+        text = _("I did not understand. Send /help to see what I can do.")
     else:
         text = _(
-            "Sorry, I cannot use this kind of message here. Please write with words or "
-            "use the buttons. Send /help to see what I can do."
+            "Sorry, I cannot use this kind of message here. Please write a text message, "
+            "or send /help to see what I can do."
         )
     await reply(update, context, text)
 

@@ -22,6 +22,7 @@ class Permission(enum.StrEnum):
     UPDATE_BEDS = "update_beds"
     HANDLE_CASES = "handle_cases"
     EDIT_SERVICES = "edit_services"
+    ASSIGN_SHELTER_STAFF = "assign_shelter_staff"
     RECORD_CONTACTS = "record_contacts"
     MERGE_PEOPLE = "merge_people"
     VIEW_STATISTICS = "view_statistics"
@@ -40,6 +41,7 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.UPDATE_BEDS: frozenset({Role.SHELTER_STAFF, *_STAFF}),
     Permission.HANDLE_CASES: frozenset(_STAFF),
     Permission.EDIT_SERVICES: frozenset({Role.OPERATOR, Role.COORDINATOR}),
+    Permission.ASSIGN_SHELTER_STAFF: frozenset(_STAFF),
     Permission.RECORD_CONTACTS: frozenset(_STAFF),
     Permission.MERGE_PEOPLE: frozenset({Role.COORDINATOR}),
     Permission.VIEW_STATISTICS: frozenset({Role.COORDINATOR, Role.ADMIN}),

@@ -1,9 +1,9 @@
 """Readable update builders for tests, on top of the constructors in :mod:`bot.fakeapi`.
 
-    volunteer = TelegramUser(1001, "Marta", "it")
-    fake.push_update(volunteer.says("/start"))
-    fake.push_update(volunteer.shares_location(45.53, 10.21))
-    fake.push_update(volunteer.presses(fake.last_message(1001), "Take it"))
+volunteer = TelegramUser(1001, "Marta", "it")
+fake.push_update(volunteer.says("/start"))
+fake.push_update(volunteer.shares_location(45.53, 10.21))
+fake.push_update(volunteer.presses(fake.last_message(1001), "Take it"))
 """
 
 from __future__ import annotations

@@ -47,8 +47,7 @@ def fake() -> FakeTelegram:
 
 @pytest.fixture
 async def bot(fake: FakeTelegram) -> AsyncIterator[telegram.Bot]:
-    tg_bot = telegram.Bot(TOKEN, request=FakeRequest(fake),
-                          get_updates_request=FakeRequest(fake))
+    tg_bot = telegram.Bot(TOKEN, request=FakeRequest(fake), get_updates_request=FakeRequest(fake))
     await tg_bot.initialize()
     yield tg_bot
     await tg_bot.shutdown()
@@ -113,8 +112,7 @@ def test_get_updates_limit_and_allowed_updates(fake: FakeTelegram) -> None:
         fake.push_update(MARTA.says(str(n)))
     assert len(send(fake, "getUpdates", limit=2)[1]["result"]) == 2
     fake.push_update({"message_reaction": {"chat": MARTA.chat, "message_id": 1}})
-    kinds = {next(k for k in u if k != "update_id")
-             for u in send(fake, "getUpdates")[1]["result"]}
+    kinds = {next(k for k in u if k != "update_id") for u in send(fake, "getUpdates")[1]["result"]}
     assert kinds == {"message"}  # reactions are not delivered by default
     fake.push_update(MARTA.says("x"))
     assert send(fake, "getUpdates", allowed_updates='["callback_query"]')[1]["result"] == []
@@ -162,12 +160,18 @@ def test_get_updates_conflicts_with_active_webhook(fake: FakeTelegram) -> None:
 def test_message_ids_increase_per_chat(fake: FakeTelegram) -> None:
     fake.user_writes(MARTA.id, "/start")  # Marta's message is id 1 in her chat
     fake.user_writes(LUCA.id, "/start")
-    ids = {uid: [send(fake, "sendMessage", chat_id=uid, text="hi")[1]["result"]["message_id"]
-                 for _ in range(3)] for uid in (MARTA.id, LUCA.id)}
+    ids = {
+        uid: [
+            send(fake, "sendMessage", chat_id=uid, text="hi")[1]["result"]["message_id"]
+            for _ in range(3)
+        ]
+        for uid in (MARTA.id, LUCA.id)
+    }
     assert ids == {MARTA.id: [2, 3, 4], LUCA.id: [2, 3, 4]}
     fake.user_writes(MARTA.id, "again")  # id 5: user and bot share the sequence
-    assert send(fake, "sendMessage", chat_id=str(MARTA.id), text="x")[1]["result"][
-        "message_id"] == 6
+    assert (
+        send(fake, "sendMessage", chat_id=str(MARTA.id), text="x")[1]["result"]["message_id"] == 6
+    )
 
 
 def test_sent_message_is_a_full_message_and_markup_json_string_is_parsed(
@@ -175,12 +179,16 @@ def test_sent_message_is_a_full_message_and_markup_json_string_is_parsed(
 ) -> None:
     fake.user_writes(MARTA.id, "/start")
     markup = json.dumps(TAKE_IT.to_dict())
-    status, body = send(fake, "sendMessage", chat_id=str(MARTA.id), text="New request",
-                        reply_markup=markup)
+    status, body = send(
+        fake, "sendMessage", chat_id=str(MARTA.id), text="New request", reply_markup=markup
+    )
     msg = body["result"]
     assert status == 200
     assert msg["from"]["id"] == 777000 and msg["chat"] == {
-        "id": 1001, "type": "private", "first_name": "Ada"}
+        "id": 1001,
+        "type": "private",
+        "first_name": "Ada",
+    }
     assert msg["text"] == "New request" and isinstance(msg["date"], int)
     assert fake.buttons(msg) == [["Take it"]]
     assert fake.callback_data_for(msg, "Take it") == "take:7"
@@ -191,28 +199,29 @@ def test_reply_keyboard_is_not_echoed_but_visible_to_tests(fake: FakeTelegram) -
     MARTA.register(fake)
     keyboard = ReplyKeyboardMarkup([["📍 Send location", "Help"]]).to_dict()
     msg = send(fake, "sendMessage", chat_id=MARTA.id, text="Menu", reply_markup=keyboard)[1][
-        "result"]
+        "result"
+    ]
     assert "reply_markup" not in msg
     assert fake.buttons(msg) == [["📍 Send location", "Help"]]
     assert fake.reply_keyboard(MARTA.id) == [["📍 Send location", "Help"]]
-    send(fake, "sendMessage", chat_id=MARTA.id, text="Bye",
-         reply_markup={"remove_keyboard": True})
+    send(fake, "sendMessage", chat_id=MARTA.id, text="Bye", reply_markup={"remove_keyboard": True})
     assert fake.reply_keyboard(MARTA.id) is None
 
 
 def test_html_parse_mode_gives_plain_text_and_entities(fake: FakeTelegram) -> None:
-    text, entities = parse_entities('<b>Via</b> Roma &amp; <a href="https://x.org">map</a>',
-                                    "HTML")
+    text, entities = parse_entities('<b>Via</b> Roma &amp; <a href="https://x.org">map</a>', "HTML")
     assert text == "Via Roma & map"
-    assert entities == [{"type": "bold", "offset": 0, "length": 3},
-                        {"type": "text_link", "offset": 11, "length": 3,
-                         "url": "https://x.org"}]
+    assert entities == [
+        {"type": "bold", "offset": 0, "length": 3},
+        {"type": "text_link", "offset": 11, "length": 3, "url": "https://x.org"},
+    ]
     fake.add_user(MARTA.as_dict)
-    status, body = send(fake, "sendMessage", chat_id=MARTA.id, text="I <3 you",
-                        parse_mode="HTML")
+    status, body = send(fake, "sendMessage", chat_id=MARTA.id, text="I <3 you", parse_mode="HTML")
     assert status == 400 and body["description"].startswith("Bad Request: can't parse entities")
     assert parse_entities(r"*Hi* Marta\!", "MarkdownV2") == (
-        "Hi Marta!", [{"type": "bold", "offset": 0, "length": 2}])
+        "Hi Marta!",
+        [{"type": "bold", "offset": 0, "length": 2}],
+    )
 
 
 # ---- errors ------------------------------------------------------------------------------
@@ -225,13 +234,20 @@ def test_html_parse_mode_gives_plain_text_and_entities(fake: FakeTelegram) -> No
         ({"chat_id": 1001}, (400, "Bad Request: message text is empty")),
         ({"chat_id": 1001, "text": "x" * 4097}, (400, "Bad Request: message is too long")),
         ({"chat_id": 4242, "text": "hi"}, (400, "Bad Request: chat not found")),
-        ({"chat_id": 1001, "text": "hi", "reply_markup": {"inline_keyboard": [[
-            {"text": "b", "callback_data": "x" * 65}]]}},
-         (400, "Bad Request: BUTTON_DATA_INVALID")),
+        (
+            {
+                "chat_id": 1001,
+                "text": "hi",
+                "reply_markup": {"inline_keyboard": [[{"text": "b", "callback_data": "x" * 65}]]},
+            },
+            (400, "Bad Request: BUTTON_DATA_INVALID"),
+        ),
     ],
 )
 def test_send_message_validation(
-    fake: FakeTelegram, params: dict[str, Any], expected: tuple[int, str],
+    fake: FakeTelegram,
+    params: dict[str, Any],
+    expected: tuple[int, str],
 ) -> None:
     fake.add_user(MARTA.as_dict)
     status, body = send(fake, "sendMessage", **params)
@@ -250,9 +266,13 @@ def test_blocked_and_deactivated_users_answer_403(fake: FakeTelegram) -> None:
     fake.block(MARTA.id)
     fake.deactivate(LUCA.id)
     assert send(fake, "sendMessage", chat_id=MARTA.id, text="hi") == (
-        403, error(403, "Forbidden: bot was blocked by the user"))
+        403,
+        error(403, "Forbidden: bot was blocked by the user"),
+    )
     assert send(fake, "sendPhoto", chat_id=LUCA.id, photo="https://x.org/a.jpg") == (
-        403, error(403, "Forbidden: user is deactivated"))
+        403,
+        error(403, "Forbidden: user is deactivated"),
+    )
     fake.unblock(MARTA.id)
     assert send(fake, "sendMessage", chat_id=MARTA.id, text="hi")[0] == 200
 
@@ -260,27 +280,44 @@ def test_blocked_and_deactivated_users_answer_403(fake: FakeTelegram) -> None:
 def test_edit_and_delete_errors(fake: FakeTelegram) -> None:
     fake.user_writes(MARTA.id, "/start")
     assert send(fake, "editMessageText", chat_id=MARTA.id, message_id=99, text="x") == (
-        400, error(400, "Bad Request: message to edit not found"))
+        400,
+        error(400, "Bad Request: message to edit not found"),
+    )
     msg = send(fake, "sendMessage", chat_id=MARTA.id, text="Open", reply_markup=TAKE_IT.to_dict())
     mid = msg[1]["result"]["message_id"]
-    status, body = send(fake, "editMessageText", chat_id=MARTA.id, message_id=mid, text="Open",
-                        reply_markup=TAKE_IT.to_dict())
+    status, body = send(
+        fake,
+        "editMessageText",
+        chat_id=MARTA.id,
+        message_id=mid,
+        text="Open",
+        reply_markup=TAKE_IT.to_dict(),
+    )
     assert status == 400 and body["description"].startswith("Bad Request: message is not modified")
     status, body = send(fake, "editMessageText", chat_id=MARTA.id, message_id=mid, text="Taken")
     assert status == 200 and "reply_markup" not in body["result"]  # keyboard dropped, like TG
     assert body["result"]["edit_date"] >= body["result"]["date"]
-    assert send(fake, "editMessageText", chat_id=MARTA.id, message_id=1, text="x")[1][
-        "description"] == "Bad Request: message can't be edited"
+    assert (
+        send(fake, "editMessageText", chat_id=MARTA.id, message_id=1, text="x")[1]["description"]
+        == "Bad Request: message can't be edited"
+    )
     assert send(fake, "deleteMessage", chat_id=MARTA.id, message_id=mid)[0] == 200
     assert send(fake, "deleteMessage", chat_id=MARTA.id, message_id=mid) == (
-        400, error(400, "Bad Request: message to delete not found"))
+        400,
+        error(400, "Bad Request: message to delete not found"),
+    )
     assert fake.texts(MARTA.id) == ["Open", "Taken"]
 
 
 def test_injected_faults_have_telegram_envelopes(fake: FakeTelegram) -> None:
     fake.add_user(MARTA.as_dict)
-    fake.fail_next("sendMessage", status=429, description="Too Many Requests: retry after 3",
-                   retry_after=3, times=2)
+    fake.fail_next(
+        "sendMessage",
+        status=429,
+        description="Too Many Requests: retry after 3",
+        retry_after=3,
+        times=2,
+    )
     expected_429 = (429, error(429, "Too Many Requests: retry after 3", retry_after=3))
     assert send(fake, "getMe")[0] == 200  # other methods unaffected
     assert send(fake, "sendMessage", chat_id=MARTA.id, text="a") == expected_429
@@ -290,10 +327,16 @@ def test_injected_faults_have_telegram_envelopes(fake: FakeTelegram) -> None:
     fake.fail_next(None, status=502, description="Bad Gateway")
     assert send(fake, "getMe") == (502, error(502, "Bad Gateway"))
 
-    fake.fail_where(lambda method, params: (400, "Bad Request: chat not found", None)
-                    if method == "sendPhoto" and params.get("caption") == "boom" else None)
-    assert send(fake, "sendPhoto", chat_id=MARTA.id, photo="https://x.org/p.jpg",
-                caption="boom") == (400, error(400, "Bad Request: chat not found"))
+    fake.fail_where(
+        lambda method, params: (
+            (400, "Bad Request: chat not found", None)
+            if method == "sendPhoto" and params.get("caption") == "boom"
+            else None
+        )
+    )
+    assert send(
+        fake, "sendPhoto", chat_id=MARTA.id, photo="https://x.org/p.jpg", caption="boom"
+    ) == (400, error(400, "Bad Request: chat not found"))
     assert send(fake, "sendPhoto", chat_id=MARTA.id, photo="https://x.org/p.jpg")[0] == 200
     assert [c.status for c in fake.calls_of("sendMessage")] == [429, 429, 200]
 
@@ -330,21 +373,30 @@ def test_commands_resolve_by_scope_and_language(fake: FakeTelegram) -> None:
 
     commands(commands=[{"command": "help", "description": "Help"}])
     commands(commands=[{"command": "help", "description": "Aiuto"}], language_code="it")
-    commands(commands=[{"command": "report", "description": "Report"}],
-             scope={"type": "all_private_chats"})
-    commands(commands=json.dumps([{"command": "admin", "description": "Admin"}]),
-             scope=json.dumps({"type": "chat", "chat_id": MARTA.id}))
+    commands(
+        commands=[{"command": "report", "description": "Report"}],
+        scope={"type": "all_private_chats"},
+    )
+    commands(
+        commands=json.dumps([{"command": "admin", "description": "Admin"}]),
+        scope=json.dumps({"type": "chat", "chat_id": MARTA.id}),
+    )
 
     assert [c["command"] for c in fake.commands_for(MARTA.id)] == ["admin"]
     assert [c["command"] for c in fake.commands_for(LUCA.id)] == ["report"]
     assert fake.commands_for(-100123, "it") == [{"command": "help", "description": "Aiuto"}]
     assert fake.commands_for(-100123, "de") == [{"command": "help", "description": "Help"}]
     assert send(fake, "getMyCommands", scope={"type": "all_private_chats"})[1]["result"] == [
-        {"command": "report", "description": "Report"}]
+        {"command": "report", "description": "Report"}
+    ]
     send(fake, "deleteMyCommands", scope={"type": "chat", "chat_id": MARTA.id})
     assert [c["command"] for c in fake.commands_for(MARTA.id)] == ["report"]
-    assert send(fake, "setMyCommands", commands=[{"command": "Bad-Cmd", "description": "x"}])[
-        1]["description"] == "Bad Request: BOT_COMMAND_INVALID"
+    assert (
+        send(fake, "setMyCommands", commands=[{"command": "Bad-Cmd", "description": "x"}])[1][
+            "description"
+        ]
+        == "Bad Request: BOT_COMMAND_INVALID"
+    )
 
 
 def test_callback_queries_can_be_answered_once(fake: FakeTelegram) -> None:
@@ -366,8 +418,13 @@ def test_builders_make_telegram_shaped_updates() -> None:
     assert MARTA.says("hello")["message"].get("entities") is None
     loc = MARTA.shares_location(45.53, 10.21)["message"]["location"]
     assert loc == {"latitude": 45.53, "longitude": 10.21}
-    bot_msg = {"message_id": 5, "chat": MARTA.chat, "date": 0, "text": "?",
-               "reply_markup": TAKE_IT.to_dict()}
+    bot_msg = {
+        "message_id": 5,
+        "chat": MARTA.chat,
+        "date": 0,
+        "text": "?",
+        "reply_markup": TAKE_IT.to_dict(),
+    }
     assert MARTA.presses(bot_msg, "Take it")["callback_query"]["data"] == "take:7"
     assert Update.de_json({"update_id": 1, **MARTA.sends_photo("pic")}, None).message.photo
 
@@ -383,7 +440,8 @@ async def test_ptb_bot_round_trip(fake: FakeTelegram, bot: telegram.Bot) -> None
     updates = await bot.get_updates(timeout=0)
     assert [u.message.message_id for u in updates] == [1, 2]
     assert updates[0].message.text == "/start" and updates[0].message.entities[0].type == (
-        "bot_command")
+        "bot_command"
+    )
     assert updates[1].message.location.latitude == pytest.approx(45.53)
 
     sent = await bot.send_message(MARTA.id, "Nuova richiesta", reply_markup=TAKE_IT)
@@ -403,11 +461,13 @@ async def test_ptb_bot_round_trip(fake: FakeTelegram, bot: telegram.Bot) -> None
 
 
 async def test_ptb_bot_sees_telegram_errors_as_ptb_exceptions(
-    fake: FakeTelegram, bot: telegram.Bot,
+    fake: FakeTelegram,
+    bot: telegram.Bot,
 ) -> None:
     fake.add_user(MARTA.as_dict)
-    fake.fail_next("sendMessage", status=429, description="Too Many Requests: retry after 7",
-                   retry_after=7)
+    fake.fail_next(
+        "sendMessage", status=429, description="Too Many Requests: retry after 7", retry_after=7
+    )
     with pytest.raises(RetryAfter) as retry:
         await bot.send_message(MARTA.id, "x")
     assert retry.value.retry_after == 7
@@ -442,8 +502,9 @@ async def test_ptb_uploads_and_files(fake: FakeTelegram, bot: telegram.Bot) -> N
         await bot.send_photo(MARTA.id, photo="no-such-file-id")
     doc = await bot.send_document(MARTA.id, document=b"%PDF", filename="turni.pdf")
     assert doc.document.file_name == "turni.pdf"
-    album = await bot.send_media_group(MARTA.id, [telegram.InputMediaPhoto(b"a"),
-                                                  telegram.InputMediaPhoto(b"b")])
+    album = await bot.send_media_group(
+        MARTA.id, [telegram.InputMediaPhoto(b"a"), telegram.InputMediaPhoto(b"b")]
+    )
     assert len(album) == 2 and album[0].media_group_id == album[1].media_group_id
     venue = await bot.send_venue(MARTA.id, 45.5, 10.2, "Help Center", "Via Roma 1")
     assert venue.venue.title == "Help Center"
@@ -451,7 +512,8 @@ async def test_ptb_uploads_and_files(fake: FakeTelegram, bot: telegram.Bot) -> N
     await bot.set_my_commands([("start", "Avvia")], scope=BotCommandScopeAllPrivateChats())
     await bot.set_my_commands([("admin", "Admin")], scope=BotCommandScopeChat(MARTA.id))
     assert [c.command for c in await bot.get_my_commands(scope=BotCommandScopeChat(MARTA.id))] == [
-        "admin"]
+        "admin"
+    ]
     assert (await bot.get_chat(MARTA.id)).first_name == "Ada"
 
 
@@ -465,8 +527,13 @@ async def test_ptb_application_polls_and_replies(fake: FakeTelegram) -> None:
         await update.callback_query.answer()
         await update.callback_query.edit_message_text("Presa in carico")
 
-    app = (Application.builder().token(TOKEN).request(FakeRequest(fake))
-           .get_updates_request(FakeRequest(fake)).build())
+    app = (
+        Application.builder()
+        .token(TOKEN)
+        .request(FakeRequest(fake))
+        .get_updates_request(FakeRequest(fake))
+        .build()
+    )
     app.add_handler(CommandHandler("start", start))
     app.add_handler(CallbackQueryHandler(take))
     async with app:
@@ -495,8 +562,9 @@ async def test_http_server_round_trip_with_default_ptb_request(fake: FakeTelegra
             del start["message"]["message_id"]  # let the fake number it
             pushed = await control.post("/_control/push_update", json=start)
             assert pushed.json() == {"ok": True, "result": 1}
-            await control.post("/_control/user_writes",
-                               json={"user_id": MARTA.id, "location": [45.53, 10.21]})
+            await control.post(
+                "/_control/user_writes", json={"user_id": MARTA.id, "location": [45.53, 10.21]}
+            )
             updates = await http_bot.get_updates(timeout=1)
             assert updates[0].message.text == "/start"
             assert updates[1].message.location.longitude == pytest.approx(10.21)
@@ -506,9 +574,15 @@ async def test_http_server_round_trip_with_default_ptb_request(fake: FakeTelegra
             photo = await http_bot.send_photo(MARTA.id, photo=b"\x89PNG", caption="p")
             assert photo.photo[-1].file_size == 4
 
-            await control.post("/_control/fail_next", json={
-                "method": "sendMessage", "status": 429,
-                "description": "Too Many Requests: retry after 2", "retry_after": 2})
+            await control.post(
+                "/_control/fail_next",
+                json={
+                    "method": "sendMessage",
+                    "status": 429,
+                    "description": "Too Many Requests: retry after 2",
+                    "retry_after": 2,
+                },
+            )
             with pytest.raises(RetryAfter) as retry:
                 await http_bot.send_message(MARTA.id, "x")
             assert retry.value.retry_after == 2

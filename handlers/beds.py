@@ -1,0 +1,233 @@
+"""Shelter staff keep tonight's free beds fresh: ``/beds``, a few taps, and a daily reminder.
+
+Shelter staff see and change only the shelters assigned to them (``/staffof``); Help Center
+staff see all. Every change is kept in the history with who and when. The reminder is a
+sweep of the database at or after ``bed_reminder_time`` (local): it runs once a day whatever
+the number of workers (``claim_job_run``), survives restarts (a late start still sends it),
+and goes through the outbox.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from typing import Any
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes
+
+from bot.i18n import N_
+from bot.runtime import HCContext, Runtime, runtime_of
+from handlers.common import Command, handles
+from handlers.directory_common import (
+    beds_line,
+    html_kwargs,
+    pending,
+    say,
+    stop_waiting,
+    wait_for,
+)
+from models.accounts import audit
+from models.base import clock
+from models.directory import Service as ServiceRow
+from models.directory import (
+    local_midnight,
+    may_update_beds,
+    service_by_id,
+    set_beds,
+    shelters_of,
+    staff_with_stale_counts,
+)
+from models.jobs import claim_job_run
+from models.outbox import enqueue
+from models.roles import Permission
+
+log = logging.getLogger(__name__)
+
+COMMANDS = [
+    Command("beds", N_("Update your shelter's free beds for tonight"), Permission.UPDATE_BEDS)
+]
+PREFIX = "beds:"
+REMINDER_JOB = "bed-reminder"
+SWEEP_SECONDS = 300
+
+
+def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    application.add_handler(CommandHandler("beds", my_shelters))
+    application.add_handler(CallbackQueryHandler(on_button, pattern=f"^{PREFIX}"))
+    if application.job_queue is not None:
+        application.job_queue.run_repeating(
+            reminder_job, interval=SWEEP_SECONDS, first=30, name=REMINDER_JOB
+        )
+
+
+def shelter_text(service: ServiceRow, context: HCContext) -> str:
+    _ = context._
+    name = html.escape(service.name_in(_.language))
+    line = beds_line(service, clock.now(), context.settings.bed_count_stale_hours, _)
+    return f"<b>{name}</b>\n{line}"
+
+
+def shelter_keyboard(service: ServiceRow, context: HCContext) -> InlineKeyboardMarkup:
+    _ = context._
+    sid = service.id
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton("➖ 1", callback_data=f"{PREFIX}-:{sid}"),
+                InlineKeyboardButton("➕ 1", callback_data=f"{PREFIX}+:{sid}"),
+            ],
+            [
+                InlineKeyboardButton(_("✏️ Type the number"), callback_data=f"{PREFIX}set:{sid}"),
+                InlineKeyboardButton(_("✅ Still right"), callback_data=f"{PREFIX}ok:{sid}"),
+            ],
+        ]
+    )
+
+
+@handles("beds", Permission.UPDATE_BEDS)
+async def my_shelters(update: Update, context: HCContext) -> None:
+    _ = context._
+    mine = await shelters_of(context.session, context.account)
+    if not mine:
+        await say(
+            update,
+            context,
+            _("No shelter is assigned to you yet. Ask the Help Center to add you with /staffof."),
+        )
+        return
+    await say(update, context, _("Your shelters. Tap to change tonight's free beds:"))
+    for service in mine:
+        await say(
+            update,
+            context,
+            shelter_text(service, context),
+            reply_markup=shelter_keyboard(service, context),
+            **html_kwargs(),
+        )
+
+
+async def _shelter_for(update: Update, context: HCContext, raw_id: str) -> ServiceRow | None:
+    """The shelter a button names, if this person may update it; a denial is audited."""
+    service = await service_by_id(context.session, int(raw_id)) if raw_id.isdigit() else None
+    if service is not None and await may_update_beds(context.session, context.account, service):
+        context.scope.concerns("service", service.id)
+        return service
+    audit(
+        context.session,
+        context.account,
+        "denied",
+        subject_type="service",
+        subject_id=service.id if service else None,
+        detail="update_beds: not their shelter",
+    )
+    await say(update, context, context._("You can update only the shelters you manage."))
+    return None
+
+
+@handles("beds", Permission.UPDATE_BEDS)
+async def on_button(update: Update, context: HCContext) -> None:
+    _ = context._
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    action, _sep, raw_id = query.data.removeprefix(PREFIX).partition(":")
+    await query.answer()
+    service = await _shelter_for(update, context, raw_id)
+    if service is None:
+        return
+    if action == "set":
+        chat = update.effective_chat
+        assert chat is not None
+        wait_for(context, chat.id, "beds", str(service.id))
+        await say(
+            update,
+            context,
+            _("How many beds are free tonight at {name}? Send a number.").format(
+                name=service.name_in(_.language)
+            ),
+        )
+        return
+    current = service.beds.free if service.beds and service.beds.free is not None else 0
+    change = {"+": 1, "-": -1, "ok": 0}.get(action)
+    if change is None:
+        return
+    await set_beds(context.session, service, free=current + change, by=context.account)
+    text = shelter_text(service, context)
+    if query.message is not None and getattr(query.message, "text", None) != text:
+        await query.edit_message_text(
+            text, reply_markup=shelter_keyboard(service, context), **html_kwargs()
+        )
+
+
+async def typed_number(update: Update, context: HCContext) -> None:
+    """The number of free beds, typed after "Type the number"."""
+    _ = context._
+    message = update.effective_message
+    chat = update.effective_chat
+    assert message is not None and message.text is not None and chat is not None
+    asked = pending(context, chat.id)
+    assert asked is not None
+    context.scope.flow = "beds"
+    text = message.text.strip()
+    if not text.isdigit() or int(text) > 5000:
+        await say(update, context, _("Please send only a number, for example 4."))
+        return
+    service = await _shelter_for(update, context, asked.value)
+    stop_waiting(context, chat.id)
+    if service is None:
+        return
+    await set_beds(context.session, service, free=int(text), by=context.account)
+    await say(
+        update,
+        context,
+        _("Saved.") + "\n" + shelter_text(service, context),
+        reply_markup=shelter_keyboard(service, context),
+        **html_kwargs(),
+    )
+
+
+# ---- the daily reminder ----------------------------------------------------------------------
+
+
+async def reminder_job(context: ContextTypes.DEFAULT_TYPE) -> None:
+    try:
+        await send_bed_reminders(runtime_of(context.application))
+    except Exception as exc:  # the next sweep tries again; nothing was committed
+        log.warning("bed reminder sweep failed: %s", type(exc).__name__)
+
+
+async def send_bed_reminders(runtime: Runtime) -> int:
+    """Once a day, at or after the reminder time, remind staff whose counts are not updated.
+
+    Returns the number of reminders enqueued (0 when it is too early or already done today).
+    """
+    settings = runtime.settings
+    zone = settings.tz
+    now = runtime.clock.now()
+    local = now.astimezone(zone)
+    if local.time() < settings.bed_reminder_time:
+        return 0
+    day = local.date().isoformat()
+    catalogs = runtime.catalogs
+    async with runtime.sessionmaker() as session:
+        if not await claim_job_run(session, REMINDER_JOB, day):
+            return 0
+        sent = 0
+        for account, services in await staff_with_stale_counts(session, local_midnight(now, zone)):
+            _ = catalogs.translator(catalogs.pick(account.language, None))
+            names = "\n".join(f"• {s.name_in(_.language)}" for s in services)
+            text = _(
+                "Good evening! The free beds for tonight are not updated yet for:\n{names}\n\n"
+                "Send /beds to update them: people in the street are looking at these numbers."
+            ).format(names=names)
+            enqueue(
+                session,
+                chat_id=account.telegram_id,
+                kind="bed_reminder",
+                params={"text": text},
+                account_id=account.id,
+                dedupe_key=f"{REMINDER_JOB}:{day}:{account.id}",
+            )
+            sent += 1
+        await session.commit()
+    return sent

@@ -1,0 +1,248 @@
+"""What the directory's handlers share: the "waiting for a typed answer" marker and rendering.
+
+Buttons carry their own data, so most taps need no memory. Three steps wait for typed text
+(a place name, a number of beds, new hours): the bot remembers, per chat and for
+``WAIT_MINUTES``, what it asked. The marker lives in the process (``runtime.extras``), so a
+typed answer reaches this module only when it was asked for and other features' text
+handlers are untouched; after a restart the person simply gets the usual "use the buttons"
+answer and taps again.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from telegram import Message, Update
+from telegram.ext import filters
+
+from bot.i18n import N_, Translator
+from bot.runtime import HCContext, Runtime
+from models.base import clock
+from models.directory import Admits, Category, Fee, Freshness, Service, freshness, localized
+from models.schedule import OpenStatus, status
+
+WAIT_MINUTES = 30
+PENDING_KEY = "directory_pending"
+
+CATEGORY_LABELS = {
+    Category.NIGHT_SHELTER: N_("🛏 Night shelters"),
+    Category.COLD_WEATHER_BEDS: N_("❄️ Winter emergency beds"),
+    Category.MEALS: N_("🍲 Meals and food"),
+    Category.SHOWERS: N_("🚿 Showers and hygiene"),
+    Category.CLOTHING: N_("👕 Clothes"),
+    Category.HEALTH: N_("🩺 Doctor and pharmacy"),
+    Category.DAY_CENTER: N_("☕ Day centres"),
+    Category.LEFT_LUGGAGE: N_("🧳 Left luggage"),
+    Category.LEGAL: N_("📄 Documents and legal help"),
+    Category.HELP_CENTER: N_("🆘 Help Center"),
+}
+WEEKDAY_NAMES = (
+    N_("Monday"),
+    N_("Tuesday"),
+    N_("Wednesday"),
+    N_("Thursday"),
+    N_("Friday"),
+    N_("Saturday"),
+    N_("Sunday"),
+)
+
+
+@dataclass(frozen=True)
+class Pending:
+    kind: str  # "place", "beds", "hours", "closure", "notes"
+    value: str
+    until: datetime
+
+
+def _store(runtime: Runtime) -> dict[int, Pending]:
+    store: dict[int, Pending] = runtime.extras.setdefault(PENDING_KEY, {})
+    return store
+
+
+def wait_for(context: HCContext, chat_id: int, kind: str, value: str) -> None:
+    _store(context.runtime)[chat_id] = Pending(
+        kind, value, clock.now() + timedelta(minutes=WAIT_MINUTES)
+    )
+
+
+def pending(context: HCContext, chat_id: int) -> Pending | None:
+    found = _store(context.runtime).get(chat_id)
+    if found is None or found.until < clock.now():
+        return None
+    return found
+
+
+def stop_waiting(context: HCContext, chat_id: int) -> None:
+    _store(context.runtime).pop(chat_id, None)
+
+
+class Waiting(filters.MessageFilter):
+    """Passes messages from chats the directory asked to type something."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        super().__init__(name="directory.Waiting")
+        self.runtime = runtime
+
+    def filter(self, message: Message) -> bool:
+        found = _store(self.runtime).get(message.chat.id)
+        return found is not None and found.until >= clock.now()
+
+
+# ---- rendering ------------------------------------------------------------------------------
+
+
+def category_label(category: str, _: Translator) -> str:
+    try:
+        return _(CATEGORY_LABELS[Category(category)])
+    except ValueError:
+        return category
+
+
+def _when(moment: datetime, now: datetime, zone: ZoneInfo, _: Translator) -> str:
+    local, today = moment.astimezone(zone), now.astimezone(zone).date()
+    clock_time = f"{local:%H:%M}"
+    days = (local.date() - today).days
+    if days == 0:
+        return _("today at {time}").format(time=clock_time)
+    if days == 1:
+        return _("tomorrow at {time}").format(time=clock_time)
+    if days < 7:
+        return _("{weekday} at {time}").format(
+            weekday=_(WEEKDAY_NAMES[local.weekday()]), time=clock_time
+        )
+    return _("on {date}").format(date=f"{local:%d/%m/%Y}")
+
+
+def status_line(open_status: OpenStatus, now: datetime, zone: ZoneInfo, _: Translator) -> str:
+    if open_status.is_open:
+        closes = open_status.closes_at
+        if closes is None or closes - now > timedelta(days=7):
+            return _("🟢 Open now, day and night")
+        if closes.astimezone(zone).date() == now.astimezone(zone).date():
+            return _("🟢 Open now, until {time}").format(time=f"{closes.astimezone(zone):%H:%M}")
+        return _("🟢 Open now, until {when}").format(when=_when(closes, now, zone, _))
+    if open_status.opens_at is None:
+        return _("🔴 Closed (no opening hours known)")
+    return _("🔴 Closed, opens {when}").format(when=_when(open_status.opens_at, now, zone, _))
+
+
+def service_status(service: Service, now: datetime, zone: ZoneInfo) -> OpenStatus:
+    return status(service.schedule(), now, zone)
+
+
+def age(updated_at: datetime, now: datetime, _: Translator) -> str:
+    minutes = max(int((now - updated_at).total_seconds() // 60), 0)
+    if minutes < 60:
+        return _("{n} min ago").format(n=minutes)
+    return _("{n} h ago").format(n=minutes // 60)
+
+
+def beds_line(service: Service, now: datetime, stale_hours: float, _: Translator) -> str:
+    beds = service.beds
+    fresh = freshness(beds, now, stale_hours)
+    if fresh is Freshness.UNKNOWN or beds is None or beds.updated_at is None:
+        return _("❔ Free beds: no count from the shelter yet")
+    count = _("{free} free of {total}").format(free=beds.free, total=beds.total)
+    when = age(beds.updated_at, now, _)
+    if fresh is Freshness.FRESH:
+        return _("🛏 {count} (updated {age})").format(count=count, age=when)
+    return _("⚠️ Unconfirmed: {count} was the count {age}").format(count=count, age=when)
+
+
+def conditions(service: Service, _: Translator) -> list[str]:
+    """Who is admitted and what is needed, as short tags and the service's own words."""
+    tags = []
+    if service.admits == Admits.MEN:
+        tags.append(_("men only"))
+    elif service.admits == Admits.WOMEN:
+        tags.append(_("women only"))
+    if service.referral_required:
+        tags.append(_("through the Help Center or a desk"))
+    tags.append(_("documents needed") if service.documents_required else _("no documents needed"))
+    if service.pets_allowed:
+        tags.append(_("dogs welcome"))
+    tags.append(_("small fee") if service.fee == Fee.SMALL_FEE else _("free"))
+    lines = [" · ".join(tags)]
+    language = _.language
+    for texts in (service.eligibility, service.application_process, service.notes):
+        text = localized(texts, language)
+        if text:
+            lines.append(html.escape(text))
+    return lines
+
+
+def service_card(
+    service: Service,
+    context: HCContext,
+    *,
+    distance_m: float | None = None,
+    number: int | None = None,
+    with_beds: bool = False,
+) -> str:
+    _ = context._
+    now = clock.now()
+    zone = context.settings.tz
+    title = f"<b>{html.escape(service.name_in(_.language))}</b>"
+    if number is not None:
+        title = f"{number}. {title}"
+    if distance_m is not None:
+        title += " — " + _("{metres} m").format(metres=f"{round(distance_m, -1):.0f}")
+    lines = [title, status_line(service_status(service, now, zone), now, zone, _)]
+    if with_beds and service.is_shelter:
+        lines.append(beds_line(service, now, context.settings.bed_count_stale_hours, _))
+    if service.location is not None:
+        lines.append("📍 " + html.escape(service.location.address))
+    if service.phone:
+        lines.append("☎️ " + html.escape(service.phone))
+    lines.extend(conditions(service, _))
+    return "\n".join(lines)
+
+
+def help_center_line(service: Service | None, context: HCContext) -> str:
+    _ = context._
+    if service is None:
+        return _("Ask the Help Center at the railway station.")
+    now = clock.now()
+    zone = context.settings.tz
+    parts = [
+        _("Help Center: {name}").format(name=html.escape(service.name_in(_.language))),
+        status_line(service_status(service, now, zone), now, zone, _),
+    ]
+    if service.location is not None:
+        parts.append("📍 " + html.escape(service.location.address))
+    if service.phone:
+        parts.append("☎️ " + html.escape(service.phone))
+    return "\n".join(parts)
+
+
+def html_kwargs() -> dict[str, Any]:
+    return {"parse_mode": "HTML"}
+
+
+MESSAGE_LIMIT = 4000
+
+
+async def send_cards(context: HCContext, chat_id: int, blocks: list[str], **kwargs: Any) -> None:
+    """Send blocks separated by blank lines, as few messages as Telegram's length allows."""
+    messages: list[str] = []
+    for block in blocks:
+        if messages and len(messages[-1]) + len(block) + 2 <= MESSAGE_LIMIT:
+            messages[-1] += "\n\n" + block
+        else:
+            messages.append(block[:MESSAGE_LIMIT])
+    for n, text in enumerate(messages):
+        extra = kwargs if n == len(messages) - 1 else {}
+        await context.bot.send_message(chat_id, text, **html_kwargs(), **extra)
+
+
+async def say(update: Update, context: HCContext, text: str, **kwargs: Any) -> None:
+    """Send to the update's chat. Unlike ``reply`` it never answers a button press: the
+    directory's button callbacks answer once, first thing (Telegram refuses a second answer).
+    """
+    chat = update.effective_chat
+    if chat is not None:
+        await context.bot.send_message(chat.id, text, **kwargs)

@@ -1,0 +1,323 @@
+"""Operators and coordinators edit a service's hours, closures and notes; staff assignment.
+
+Every edit is a ``service_edit`` row (who, when, before, after) and an audit entry; the
+shelter's staff are told through the outbox, in their language. ``/staffof`` links a shelter
+staff account to the shelters it may update.
+"""
+
+from __future__ import annotations
+
+import html
+from datetime import date
+from typing import Any
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.ext import Application, CallbackQueryHandler, CommandHandler
+
+from bot.i18n import N_, Translator
+from bot.runtime import HCContext
+from handlers.common import Command, handles
+from handlers.directory_common import (
+    category_label,
+    html_kwargs,
+    pending,
+    say,
+    service_card,
+    stop_waiting,
+    wait_for,
+)
+from models.accounts import Account, account_by_telegram_id
+from models.base import clock
+from models.directory import (
+    Category,
+    Service,
+    add_closure,
+    assign_staff,
+    remove_closure,
+    service_by_id,
+    service_by_key,
+    services_in,
+    set_hours,
+    set_notes,
+    staff_of,
+    unassign_staff,
+)
+from models.outbox import enqueue
+from models.roles import Permission, Role, can
+from models.schedule import format_hours, parse_date, parse_hours
+
+COMMANDS = [
+    Command(
+        "editservice", N_("Edit a service's hours, closures and notes"), Permission.EDIT_SERVICES
+    ),
+    Command(
+        "staffof", N_("Let a shelter's staff update its beds"), Permission.ASSIGN_SHELTER_STAFF
+    ),
+]
+PREFIX = "edit:"
+FIELD_NAMES = {
+    "hours": N_("the opening hours"),
+    "closure": N_("the closure dates"),
+    "notes": N_("the notes"),
+}
+
+
+def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    application.add_handler(CommandHandler("editservice", edit_menu))
+    application.add_handler(CommandHandler("staffof", staff_command))
+    application.add_handler(CallbackQueryHandler(on_button, pattern=f"^{PREFIX}"))
+
+
+@handles("services-edit", Permission.EDIT_SERVICES)
+async def edit_menu(update: Update, context: HCContext) -> None:
+    _ = context._
+    buttons = [
+        [InlineKeyboardButton(category_label(c, _), callback_data=f"{PREFIX}cat:{c.value}")]
+        for c in Category
+    ]
+    await say(
+        update, context, _("Which kind of service?"), reply_markup=InlineKeyboardMarkup(buttons)
+    )
+
+
+def _card_keyboard(service: Service, context: HCContext) -> InlineKeyboardMarkup:
+    _ = context._
+    sid = service.id
+    rows = [
+        [
+            InlineKeyboardButton(_("🕒 Hours"), callback_data=f"{PREFIX}hours:{sid}"),
+            InlineKeyboardButton(_("🚫 Add a closure"), callback_data=f"{PREFIX}closure:{sid}"),
+            InlineKeyboardButton(_("📝 Notes"), callback_data=f"{PREFIX}notes:{sid}"),
+        ]
+    ]
+    today = clock.now().astimezone(context.settings.tz).date()
+    for closure in service.closures:
+        if closure.day >= today:
+            label = _("↩️ Reopen on {date}").format(date=f"{closure.day:%d/%m/%Y}")
+            rows.append(
+                [InlineKeyboardButton(label, callback_data=f"{PREFIX}reopen:{sid}:{closure.day}")]
+            )
+    return InlineKeyboardMarkup(rows)
+
+
+def _editor_card(service: Service, context: HCContext) -> str:
+    _ = context._
+    today = clock.now().astimezone(context.settings.tz).date()
+    closures = [f"{c.day:%d/%m/%Y}" for c in service.closures if c.day >= today]
+    return "\n".join(
+        [
+            service_card(service, context),
+            _("Hours: {hours}").format(hours=format_hours(s.as_slot() for s in service.slots)),
+            _("Closed on: {dates}").format(dates=", ".join(closures) or "—"),
+        ]
+    )
+
+
+@handles("services-edit", Permission.EDIT_SERVICES)
+async def on_button(update: Update, context: HCContext) -> None:
+    _ = context._
+    query = update.callback_query
+    chat = update.effective_chat
+    assert query is not None and query.data is not None and chat is not None
+    action, *args = query.data.removeprefix(PREFIX).split(":")
+    await query.answer()
+    if action == "cat" and args:
+        services = await services_in(context.session, [args[0]])
+        buttons = [
+            [InlineKeyboardButton(s.name_in(_.language)[:60], callback_data=f"{PREFIX}svc:{s.id}")]
+            for s in services
+        ]
+        text = _("Which service?") if buttons else _("No service of this kind yet.")
+        await say(update, context, text, reply_markup=InlineKeyboardMarkup(buttons))
+        return
+    service = (
+        await service_by_id(context.session, int(args[0])) if args and args[0].isdigit() else None
+    )
+    if service is None:
+        await say(update, context, _("That service no longer exists."))
+        return
+    context.scope.concerns("service", service.id)
+    if action == "svc":
+        await say(
+            update,
+            context,
+            _editor_card(service, context),
+            reply_markup=_card_keyboard(service, context),
+            **html_kwargs(),
+        )
+    elif action == "reopen" and len(args) == 2:
+        if await remove_closure(
+            context.session, service, date.fromisoformat(args[1]), by=context.account
+        ):
+            await _edited(update, context, service, "closure")
+    elif action in FIELD_NAMES:
+        wait_for(context, chat.id, action, str(service.id))
+        await say(update, context, _prompt(action, service, context), **html_kwargs())
+
+
+def _prompt(action: str, service: Service, context: HCContext) -> str:
+    _ = context._
+    if action == "hours":
+        return _(
+            "Send the new weekly hours of {name}, for example:\n"
+            "<code>mon-fri 09:00-13:00 14:00-17:30; sat 09:00-12:00</code>\n"
+            "<code>daily 20:00-08:00</code> (past midnight is fine)\n"
+            "<code>closed</code>\nOr /cancel."
+        ).format(name=html.escape(service.name_in(_.language)))
+    if action == "closure":
+        return _(
+            "Send the date {name} is closed, like 25/12 or 2026-12-25, and a note if you "
+            "like (25/12 Christmas). Or /cancel."
+        ).format(name=html.escape(service.name_in(_.language)))
+    return _(
+        "Send the new note for {name} (it replaces the current one; send - to remove it). "
+        "Or /cancel."
+    ).format(name=html.escape(service.name_in(_.language)))
+
+
+async def typed_edit(update: Update, context: HCContext) -> None:
+    """The typed answer to "send the new hours / closure date / note"."""
+    _ = context._
+    message = update.effective_message
+    chat = update.effective_chat
+    assert message is not None and message.text is not None and chat is not None
+    context.scope.flow = "services-edit"
+    if not can(context.account.role, Permission.EDIT_SERVICES):
+        stop_waiting(context, chat.id)
+        return
+    asked = pending(context, chat.id)
+    assert asked is not None
+    service = await service_by_id(context.session, int(asked.value))
+    if service is None:
+        stop_waiting(context, chat.id)
+        await say(update, context, _("That service no longer exists."))
+        return
+    context.scope.concerns("service", service.id)
+    text = message.text.strip()
+    try:
+        if asked.kind == "hours":
+            await set_hours(context.session, service, parse_hours(text.lower()), by=context.account)
+        elif asked.kind == "closure":
+            first, _sep, note = text.partition(" ")
+            today = clock.now().astimezone(context.settings.tz).date()
+            day = parse_date(first, today)
+            await add_closure(
+                context.session, service, day, note.strip() or None, by=context.account
+            )
+        else:
+            await set_notes(
+                context.session,
+                service,
+                "" if text == "-" else text,
+                _.language,
+                by=context.account,
+            )
+    except ValueError:
+        await say(
+            update,
+            context,
+            _("I could not read that. Please try again like the example, or /cancel."),
+        )
+        return
+    stop_waiting(context, chat.id)
+    await _edited(update, context, service, asked.kind)
+
+
+async def _edited(update: Update, context: HCContext, service: Service, field: str) -> None:
+    """Confirm to the editor and tell the shelter's staff, through the outbox."""
+    _ = context._
+    await say(
+        update,
+        context,
+        _("Saved.") + "\n\n" + _editor_card(service, context),
+        reply_markup=_card_keyboard(service, context),
+        **html_kwargs(),
+    )
+    editor = context.account.display_name or context.account.operator_code or "Help Center"
+    for staff in await staff_of(context.session, service):
+        if staff.id == context.account.id:
+            continue
+        text = _edit_notice(context.translator_for(staff), editor, field, service)
+        enqueue(
+            context.session,
+            chat_id=staff.telegram_id,
+            kind="service_edited",
+            params={"text": text},
+            account_id=staff.id,
+            subject_type="service",
+            subject_id=service.id,
+        )
+
+
+def _edit_notice(_: Translator, editor: str, field: str, service: Service) -> str:
+    return _("{editor} (Help Center) changed {what} of {name}.").format(
+        editor=editor, what=_(FIELD_NAMES[field]), name=service.name_in(_.language)
+    )
+
+
+def _assigned_notice(_: Translator, service: Service) -> str:
+    return _("You can now update the free beds of {name}: send /beds.").format(
+        name=service.name_in(_.language)
+    )
+
+
+# ---- staff assignment ------------------------------------------------------------------------
+
+
+@handles("services-edit", Permission.ASSIGN_SHELTER_STAFF)
+async def staff_command(update: Update, context: HCContext) -> None:
+    """``/staffof TELEGRAM_ID SHELTER_ID`` adds; ``/staffof remove ...`` takes it away."""
+    _ = context._
+    args = list(context.args or [])
+    removing = bool(args) and args[0].lower() == "remove"
+    if removing:
+        args = args[1:]
+    if len(args) != 2 or not args[0].lstrip("-").isdigit():
+        await say(
+            update,
+            context,
+            _(
+                "Write: /staffof TELEGRAM_ID SHELTER_ID (for example /staffof 123456789 "
+                "dormitorio-san-vincenzo), or /staffof remove TELEGRAM_ID SHELTER_ID."
+            ),
+        )
+        return
+    account = await account_by_telegram_id(context.session, int(args[0]))
+    service = await service_by_key(context.session, args[1])
+    if service is None or not service.is_shelter:
+        await say(update, context, _("I know no shelter with the id {id}.").format(id=args[1]))
+        return
+    if account is None or account.role is not Role.SHELTER_STAFF:
+        await say(
+            update,
+            context,
+            _(
+                "That person is not registered as shelter staff. Invite them first with "
+                "/invite shelter_staff, then try again."
+            ),
+        )
+        return
+    context.scope.concerns("service", service.id)
+    await _assign(update, context, account, service, removing)
+
+
+async def _assign(
+    update: Update, context: HCContext, account: Account, service: Service, removing: bool
+) -> None:
+    _ = context._
+    name = service.name_in(_.language)
+    if removing:
+        await unassign_staff(context.session, account, service, by=context.account)
+        await say(update, context, _("Done: they no longer update {name}.").format(name=name))
+        return
+    await assign_staff(context.session, account, service, by=context.account)
+    await say(update, context, _("Done: they can now update the beds of {name}.").format(name=name))
+    enqueue(
+        context.session,
+        chat_id=account.telegram_id,
+        kind="staff_assigned",
+        params={"text": _assigned_notice(context.translator_for(account), service)},
+        account_id=account.id,
+        subject_type="service",
+        subject_id=service.id,
+    )

@@ -1,0 +1,153 @@
+"""``/urgent``: police or railway staff ask for an operator to come, in at most three steps.
+
+Location → one line of what is needed (a photo with a caption answers both) → an optional
+photo or "Send now". The on-duty operators are alerted in the same transaction that opens
+the case; the requester is told who is coming as soon as someone takes it.
+"""
+
+from __future__ import annotations
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, ReplyKeyboardRemove, Update
+
+from bot.runtime import HCContext
+from handlers.case_drafts import MAX_PLACE, Incoming, send
+from handlers.case_notify import alert_new_case, escalation_intervals
+from handlers.common import handles
+from handlers.report import location_keyboard, nobody_on_duty_text, too_long
+from models.cases import (
+    CaseDraft,
+    CaseKind,
+    Category,
+    NewCase,
+    Urgency,
+    draft_of,
+    drop_draft,
+    open_case,
+    save_draft,
+    start_draft,
+)
+from models.roles import Permission
+
+FLOW = "urgent"
+LOCATION, NEED, PHOTO = "location", "need", "photo"
+MAX_NEED = 300
+
+
+@handles(FLOW, Permission.REQUEST_URGENT)
+async def start_urgent(update: Update, context: HCContext) -> None:
+    await start_draft(context.session, context.account.id, FLOW, LOCATION)
+    _ = context._
+    await send(
+        update,
+        context,
+        _(
+            "Urgent request to the Help Center (3 quick steps, /cancel to stop).\n"
+            "1/3 Where? Share your location or write the place."
+        ),
+        reply_markup=location_keyboard(context),
+    )
+
+
+async def urgent_step(update: Update, context: HCContext, draft: CaseDraft) -> None:
+    message = update.message
+    assert message is not None
+    got = Incoming.of(message)
+    _ = context._
+    if draft.state == LOCATION:
+        await _got_location(update, context, draft, got)
+    elif draft.state == NEED:
+        if got.photo is not None:
+            save_draft(draft, NEED, photo=got.photo)
+        if got.text is None:
+            await send(update, context, _("2/3 In one line: what do you need from us?"))
+            return
+        if len(got.text) > MAX_NEED:
+            await send(update, context, too_long(context, MAX_NEED))
+            return
+        save_draft(draft, PHOTO, need=got.text)
+        if got.photo is not None:  # the photo came with the need: nothing left to ask
+            await submit(update, context, draft)
+            return
+        await send(
+            update,
+            context,
+            _("3/3 Send a photo if it helps, or send the request now."),
+            reply_markup=InlineKeyboardMarkup(
+                [[InlineKeyboardButton(_("🚨 Send now"), callback_data="urg:send")]]
+            ),
+        )
+    elif got.photo is not None:
+        save_draft(draft, PHOTO, photo=got.photo)
+        await submit(update, context, draft)
+    else:
+        await send(update, context, _("Send a photo, or press the button to send the request."))
+
+
+async def _got_location(
+    update: Update, context: HCContext, draft: CaseDraft, got: Incoming
+) -> None:
+    _ = context._
+    if got.location is not None:
+        save_draft(draft, NEED, lat=got.location[0], lon=got.location[1])
+    elif got.text is not None and not got.bad_location and len(got.text) <= MAX_PLACE:
+        save_draft(draft, NEED, place=got.text)
+    else:
+        await send(
+            update,
+            context,
+            _("I need the place: share your location with the button, or write it in words."),
+            reply_markup=location_keyboard(context),
+        )
+        return
+    await send(
+        update,
+        context,
+        _("2/3 In one line: what do you need from us?"),
+        reply_markup=ReplyKeyboardRemove(),
+    )
+
+
+@handles(FLOW, Permission.REQUEST_URGENT)
+async def urgent_button(update: Update, context: HCContext) -> None:
+    query = update.callback_query
+    assert query is not None
+    await query.answer()
+    draft = await draft_of(context.session, context.account.id)
+    if draft is None or draft.flow != FLOW or draft.state != PHOTO:
+        await send(update, context, context._("This request was already sent or cancelled."))
+        return
+    await query.edit_message_reply_markup(reply_markup=None)
+    await submit(update, context, draft)
+
+
+async def submit(update: Update, context: HCContext, draft: CaseDraft) -> None:
+    data = draft.data
+    settings = context.settings
+    facts = NewCase(
+        kind=CaseKind.URGENT,
+        category=Category.OTHER,
+        urgency=Urgency.TODAY,
+        latitude=data.get("lat"),
+        longitude=data.get("lon"),
+        place=data.get("place"),
+        seen=data.get("need"),
+        photo_file_id=data.get("photo"),
+    )
+    case = await open_case(
+        context.session,
+        context.account,
+        facts,
+        prefix=settings.case_reference_prefix,
+        tz=settings.tz,
+        first_escalation=escalation_intervals(settings)[0],
+    )
+    await drop_draft(context.session, draft)
+    context.scope.concerns("case", case.id)
+    round_ = await alert_new_case(context.session, case, settings, context.runtime.catalogs)
+    _ = context._
+    text = _(
+        "Request {ref} sent. The operators have been alerted; I will tell you who is coming."
+    ).format(ref=case.reference)
+    if round_.nobody_on_duty:
+        text += "\n\n" + nobody_on_duty_text(context)
+    await send(update, context, text)

@@ -1,0 +1,689 @@
+"""Import and export of the directory: YAML, and CSV in HSDS's tabular shape.
+
+The file is checked whole before anything is written: every bad row is reported with its
+file and line, and one bad row means nothing is imported. Rows are matched by their ``id``
+(the ``key`` column), so importing the same file twice changes nothing. The live count of
+free beds is never taken from a file (only the total), because a file is always older than
+what shelter staff said tonight.
+
+CSV is a folder of tables, as HSDS's tabular format: ``organizations.csv``,
+``locations.csv``, ``services.csv``, ``schedules.csv``, ``closures.csv``, ``places.csv``.
+Texts in several languages are columns with a language suffix (``name_it``, ``name_fr``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models.directory import (
+    Admits,
+    Category,
+    Closure,
+    Fee,
+    KnownPlace,
+    Location,
+    Organization,
+    ScheduleSlot,
+    Service,
+    set_beds,
+)
+from models.schedule import WEEKDAYS, MonthDay, Season, Slot, format_hours, parse_hours
+
+TEXT_FIELDS = ("name", "description", "eligibility", "application_process", "notes")
+CSV_TABLES = ("organizations", "locations", "services", "schedules", "closures", "places")
+BYDAY = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
+
+
+class DirectoryFileError(Exception):
+    """The file cannot be imported; ``problems`` says where and why, one per line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+# ---- the shape of a directory file ----------------------------------------------------------
+
+
+class _Row(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+
+
+class OrganizationIn(_Row):
+    name: str = Field(min_length=1, max_length=200)
+    description: str | None = None
+    url: str | None = None
+    email: str | None = None
+    phone: str | None = None
+
+
+class LocationIn(_Row):
+    name: str = Field(min_length=1, max_length=200)
+    address: str = Field(min_length=1, max_length=300)
+    area: str = ""
+    latitude: float = Field(ge=-90, le=90)
+    longitude: float = Field(ge=-180, le=180)
+    accessibility: str | None = None
+
+
+class HoursIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    hours: str
+    season: str | None = None
+
+    def slots(self) -> tuple[Slot, ...]:
+        return parse_hours(self.hours, parse_season(self.season))
+
+
+class ClosureIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    date: date
+    note: str | None = None
+
+
+class ServiceIn(_Row):
+    category: Category
+    organization: str | None = None
+    location: str | None = None
+    name: dict[str, str]
+    description: dict[str, str] = Field(default_factory=dict)
+    eligibility: dict[str, str] = Field(default_factory=dict)
+    application_process: dict[str, str] = Field(default_factory=dict)
+    notes: dict[str, str] = Field(default_factory=dict)
+    admits: Admits = Admits.ALL
+    referral_required: bool = False
+    documents_required: bool = False
+    pets_allowed: bool | None = None
+    fee: Fee = Fee.FREE
+    fee_note: str | None = None
+    languages: list[str] = Field(default_factory=list)
+    phone: str | None = None
+    email: str | None = None
+    url: str | None = None
+    active: bool = True
+    hours: str | list[HoursIn] = "closed"
+    season: str | None = None
+    closures: list[ClosureIn] = Field(default_factory=list)
+    beds_total: int | None = Field(default=None, ge=0, le=5000)
+
+    @field_validator("name")
+    @classmethod
+    def _some_name(cls, value: dict[str, str]) -> dict[str, str]:
+        if not any(text.strip() for text in value.values()):
+            raise ValueError("a name in at least one language is needed")
+        return value
+
+    def slots(self) -> tuple[Slot, ...]:
+        blocks = (
+            [HoursIn(hours=self.hours, season=self.season)]
+            if isinstance(self.hours, str)
+            else self.hours
+        )
+        return tuple(sorted({slot for block in blocks for slot in block.slots()}))
+
+
+class PlaceIn(_Row):
+    name: str = Field(min_length=1, max_length=200)
+    aliases: list[str] = Field(default_factory=list)
+    latitude: float = Field(ge=-90, le=90)
+    longitude: float = Field(ge=-180, le=180)
+
+
+def parse_season(text: str | None) -> Season | None:
+    if not text:
+        return None
+    start, sep, end = text.partition("..")
+    if not sep:
+        raise ValueError(f"a season looks like 11-15..03-31, not {text!r}")
+    return Season(MonthDay.parse(start), MonthDay.parse(end))
+
+
+def canonical_hours(slots: Iterable[Slot]) -> tuple[str | list[HoursIn], str | None]:
+    """One hours text and season when all slots share a season, else a block per season."""
+    by_season: dict[Season | None, list[Slot]] = {}
+    for slot in sorted(slots):
+        by_season.setdefault(slot.season, []).append(slot)
+    if len(by_season) <= 1:
+        season = next(iter(by_season), None)
+        return format_hours(next(iter(by_season.values()), [])), str(season) if season else None
+    blocks = [
+        HoursIn(hours=format_hours(group), season=str(s) if s else None)
+        for s, group in sorted(by_season.items(), key=lambda kv: str(kv[0]))
+    ]
+    return blocks, None
+
+
+@dataclass
+class Directory:
+    organizations: list[OrganizationIn] = field(default_factory=list)
+    locations: list[LocationIn] = field(default_factory=list)
+    services: list[ServiceIn] = field(default_factory=list)
+    places: list[PlaceIn] = field(default_factory=list)
+
+
+@dataclass
+class ImportSummary:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.created} created, {self.updated} updated, {self.unchanged} unchanged"
+
+
+# ---- reading ---------------------------------------------------------------------------------
+
+
+class _LineLoader(yaml.SafeLoader):
+    """A YAML loader that remembers the line each mapping starts on."""
+
+
+def _mapping_with_line(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
+    mapping: dict[str, Any] = dict(loader.construct_mapping(node, deep=True))  # type: ignore[arg-type]
+    mapping["__line__"] = node.start_mark.line + 1
+    return mapping
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_with_line)
+
+
+def _strip_lines(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _strip_lines(v) for k, v in value.items() if k != "__line__"}
+    if isinstance(value, list):
+        return [_strip_lines(v) for v in value]
+    return value
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error["loc"]) or "row"
+        parts.append(f"{where}: {error['msg']}")
+    return "; ".join(parts)
+
+
+_SECTIONS: dict[str, type[_Row]] = {
+    "organizations": OrganizationIn,
+    "locations": LocationIn,
+    "services": ServiceIn,
+    "places": PlaceIn,
+}
+
+
+def read_yaml(text: str, filename: str = "file") -> Directory:
+    try:
+        raw = yaml.load(text, Loader=_LineLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark is not None else ""
+        raise DirectoryFileError([f"{filename}{line}: not valid YAML"]) from None
+    if not isinstance(raw, dict):
+        raise DirectoryFileError([f"{filename}: expected a mapping with a 'services' list"])
+    problems: list[str] = []
+    unknown = set(raw) - set(_SECTIONS) - {"__line__", "example_data", "notice"}
+    if unknown:
+        problems.append(f"{filename}: unknown sections {', '.join(sorted(unknown))}")
+    rows: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for section in _SECTIONS:
+        items = raw.get(section) or []
+        if not isinstance(items, list):
+            problems.append(f"{filename} line {raw.get('__line__', 1)}: {section} must be a list")
+            continue
+        rows[section] = [
+            (
+                f"{filename} line {item.get('__line__', '?') if isinstance(item, dict) else '?'}",
+                _strip_lines(item) if isinstance(item, dict) else {"__not_a_mapping__": item},
+            )
+            for item in items
+        ]
+    return _validate(rows, problems)
+
+
+def _validate(rows: dict[str, list[tuple[str, dict[str, Any]]]], problems: list[str]) -> Directory:
+    directory = Directory()
+    for section, model in _SECTIONS.items():
+        seen: set[str] = set()
+        for where, data in rows.get(section, []):
+            try:
+                item = model.model_validate(data)
+                if isinstance(item, ServiceIn):
+                    item.slots()  # hours and seasons parse
+            except ValidationError as exc:
+                problems.append(f"{where}: {_describe(exc)}")
+                continue
+            except ValueError as exc:
+                problems.append(f"{where}: hours: {exc}")
+                continue
+            if item.id in seen:
+                problems.append(f"{where}: duplicate id {item.id!r} in {section}")
+                continue
+            seen.add(item.id)
+            getattr(directory, section).append(item)
+    if problems:
+        raise DirectoryFileError(problems)
+    return directory
+
+
+def _csv_rows(folder: Path, table: str) -> list[tuple[str, dict[str, str]]]:
+    path = folder / f"{table}.csv"
+    if not path.is_file():
+        return []
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        out = []
+        for row in reader:
+            clean = {k.strip(): (v or "").strip() for k, v in row.items() if k}
+            out.append((f"{path.name} line {reader.line_num}", clean))
+        return out
+
+
+def _bool(text: str) -> bool | None:
+    lowered = text.strip().lower()
+    if lowered in {"", "unknown"}:
+        return None
+    if lowered in {"true", "yes", "1", "y"}:
+        return True
+    if lowered in {"false", "no", "0", "n"}:
+        return False
+    raise ValueError(f"not yes/no: {text!r}")
+
+
+def _texts(row: dict[str, str], name: str) -> dict[str, str]:
+    prefix = f"{name}_"
+    return {k[len(prefix) :]: v for k, v in row.items() if k.startswith(prefix) and v}
+
+
+def read_csv_folder(folder: Path) -> Directory:
+    if not (folder / "services.csv").is_file():
+        raise DirectoryFileError([f"{folder}: no services.csv in this folder"])
+    problems: list[str] = []
+    rows: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    rows["organizations"] = [(w, _blank_to_none(r)) for w, r in _csv_rows(folder, "organizations")]
+    rows["locations"] = [(w, _blank_to_none(r)) for w, r in _csv_rows(folder, "locations")]
+    rows["places"] = [
+        (w, {**_blank_to_none(r), "aliases": [a for a in r.get("aliases", "").split("|") if a]})
+        for w, r in _csv_rows(folder, "places")
+    ]
+    hours: dict[str, list[HoursIn]] = {}
+    for where, row in _csv_rows(folder, "schedules"):
+        try:
+            days = ",".join(
+                WEEKDAYS[BYDAY.index(d.strip().upper())] for d in row["byday"].split(",")
+            )
+            season = (
+                f"{row['season_start']}..{row['season_end']}" if row.get("season_start") else None
+            )
+            block = HoursIn(hours=f"{days} {row['opens_at']}-{row['closes_at']}", season=season)
+            block.slots()
+        except (KeyError, ValueError) as exc:
+            problems.append(f"{where}: schedule: {exc}")
+            continue
+        hours.setdefault(row.get("service_id", ""), []).append(block)
+    closures: dict[str, list[dict[str, Any]]] = {}
+    for _where, row in _csv_rows(folder, "closures"):
+        closures.setdefault(row.get("service_id", ""), []).append(
+            {"date": row.get("date"), "note": row.get("note") or None}
+        )
+    services = []
+    for where, row in _csv_rows(folder, "services"):
+        try:
+            data: dict[str, Any] = {
+                "id": row.get("id", ""),
+                "category": row.get("category", ""),
+                "organization": row.get("organization_id") or None,
+                "location": row.get("location_id") or None,
+                "admits": row.get("admits") or "all",
+                "referral_required": bool(_bool(row.get("referral_required", ""))),
+                "documents_required": bool(_bool(row.get("documents_required", ""))),
+                "pets_allowed": _bool(row.get("pets_allowed", "")),
+                "fee": row.get("fee") or "free",
+                "fee_note": row.get("fee_note") or None,
+                "languages": [x for x in row.get("languages", "").split(";") if x],
+                "phone": row.get("phone") or None,
+                "email": row.get("email") or None,
+                "url": row.get("url") or None,
+                "active": _bool(row.get("active", "")) is not False,
+                "beds_total": int(row["beds_total"]) if row.get("beds_total") else None,
+                **_csv_hours(hours.pop(row.get("id", ""), [])),
+                "closures": closures.pop(row.get("id", ""), []),
+            }
+        except ValueError as exc:
+            problems.append(f"{where}: {exc}")
+            continue
+        for name in TEXT_FIELDS:
+            data[name] = _texts(row, name)
+        services.append((where, data))
+    rows["services"] = services
+    for orphan in hours:
+        problems.append(f"schedules.csv: rows for unknown service_id {orphan!r}")
+    for orphan in closures:
+        problems.append(f"closures.csv: rows for unknown service_id {orphan!r}")
+    return _validate(rows, problems)
+
+
+def _csv_hours(blocks: list[HoursIn]) -> dict[str, Any]:
+    text, season = canonical_hours(slot for block in blocks for slot in block.slots())
+    return {"hours": text, "season": season}
+
+
+def _blank_to_none(row: dict[str, str]) -> dict[str, Any]:
+    return {k: (v if v != "" else None) for k, v in row.items()}
+
+
+def read_directory(path: Path) -> Directory:
+    """A YAML file (``.yaml``/``.yml``) or a folder of HSDS-shaped CSV tables."""
+    if path.is_dir():
+        return read_csv_folder(path)
+    if path.suffix.lower() in {".yaml", ".yml"}:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DirectoryFileError([f"{path}: cannot read: {exc}"]) from None
+        return read_yaml(text, path.name)
+    raise DirectoryFileError([f"{path}: give a .yaml file or a folder of CSV files"])
+
+
+# ---- applying --------------------------------------------------------------------------------
+
+
+def _assign(row: Any, values: dict[str, Any]) -> bool:
+    changed = False
+    for name, value in values.items():
+        if getattr(row, name) != value:
+            setattr(row, name, value)
+            changed = True
+    return changed
+
+
+def _upsert(
+    session: AsyncSession, existing: dict[str, Any], model: Any, key: str, values: dict[str, Any]
+) -> tuple[bool, bool]:
+    """Create or update the row with ``key``; (created, changed)."""
+    row = existing.get(key)
+    if row is None:
+        row = existing[key] = model(key=key)
+        session.add(row)
+        _assign(row, values)
+        return True, True
+    return False, _assign(row, values)
+
+
+async def _by_key(session: AsyncSession, model: Any) -> dict[str, Any]:
+    return {row.key: row for row in await session.scalars(select(model))}
+
+
+async def import_directory(session: AsyncSession, directory: Directory) -> ImportSummary:
+    """Write the directory in the caller's transaction (the caller commits or rolls back)."""
+    summary = ImportSummary()
+    organizations = await _by_key(session, Organization)
+    locations = await _by_key(session, Location)
+    problems = [
+        f"service {s.id!r}: unknown {kind} {ref!r}"
+        for s in directory.services
+        for kind, ref, known in (
+            (
+                "organization",
+                s.organization,
+                {o.id for o in directory.organizations} | set(organizations),
+            ),
+            ("location", s.location, {loc.id for loc in directory.locations} | set(locations)),
+        )
+        if ref is not None and ref not in known
+    ]
+    if problems:
+        raise DirectoryFileError(problems)
+
+    def count(created: bool, changed: bool) -> None:
+        if created:
+            summary.created += 1
+        elif changed:
+            summary.updated += 1
+        else:
+            summary.unchanged += 1
+
+    for org in directory.organizations:
+        count(
+            *_upsert(session, organizations, Organization, org.id, org.model_dump(exclude={"id"}))
+        )
+    for loc in directory.locations:
+        count(*_upsert(session, locations, Location, loc.id, loc.model_dump(exclude={"id"})))
+    places = await _by_key(session, KnownPlace)
+    for place in directory.places:
+        values = place.model_dump(exclude={"id"}) | {"aliases": "|".join(place.aliases)}
+        count(*_upsert(session, places, KnownPlace, place.id, values))
+    await session.flush()
+    services = await _by_key(session, Service)
+    for item in directory.services:
+        row = services.get(item.id)
+        created = row is None
+        if row is None:
+            row = Service(key=item.id, slots=[], closures=[], beds=None)
+            session.add(row)
+        changed = _assign(row, _service_values(item, organizations, locations))
+        changed |= _set_slots(row, item.slots())
+        changed |= _set_closures(row, item.closures)
+        await session.flush()
+        if item.beds_total is not None and (row.beds is None or row.beds.total != item.beds_total):
+            await set_beds(session, row, total=item.beds_total, by=None, source="import")
+            changed = True
+        count(created, changed)
+    await session.flush()
+    return summary
+
+
+def _service_values(
+    item: ServiceIn, organizations: dict[str, Organization], locations: dict[str, Location]
+) -> dict[str, Any]:
+    return {
+        "category": item.category.value,
+        "organization_id": organizations[item.organization].id if item.organization else None,
+        "location_id": locations[item.location].id if item.location else None,
+        "names": dict(item.name),
+        "descriptions": dict(item.description),
+        "eligibility": dict(item.eligibility),
+        "application_process": dict(item.application_process),
+        "notes": dict(item.notes),
+        "admits": item.admits.value,
+        "referral_required": item.referral_required,
+        "documents_required": item.documents_required,
+        "pets_allowed": item.pets_allowed,
+        "fee": item.fee.value,
+        "fee_note": item.fee_note,
+        "languages": ",".join(item.languages),
+        "phone": item.phone,
+        "email": item.email,
+        "url": item.url,
+        "active": item.active,
+    }
+
+
+def _set_slots(row: Service, slots: tuple[Slot, ...]) -> bool:
+    if tuple(sorted(s.as_slot() for s in row.slots)) == slots:
+        return False
+    row.slots = [ScheduleSlot.from_slot(slot) for slot in slots]
+    return True
+
+
+def _set_closures(row: Service, closures: list[ClosureIn]) -> bool:
+    wanted = sorted((c.date, c.note) for c in closures)
+    if sorted((c.day, c.note) for c in row.closures) == wanted:
+        return False
+    row.closures = [Closure(day=day, note=note) for day, note in wanted]
+    return True
+
+
+# ---- exporting -------------------------------------------------------------------------------
+
+
+def _out(schema: Any, row: Any, **given: Any) -> Any:
+    """A file row from a table row: same field names, ``key`` as ``id``."""
+    values = {name: getattr(row, name) for name in schema.model_fields if name not in given}
+    return schema(**(values | given))
+
+
+async def export_directory(session: AsyncSession) -> Directory:
+    directory = Directory()
+    for org in await session.scalars(select(Organization).order_by(Organization.key)):
+        directory.organizations.append(_out(OrganizationIn, org, id=org.key))
+    for loc in await session.scalars(select(Location).order_by(Location.key)):
+        directory.locations.append(_out(LocationIn, loc, id=loc.key))
+    for place in await session.scalars(select(KnownPlace).order_by(KnownPlace.key)):
+        aliases = [a for a in place.aliases.split("|") if a]
+        directory.places.append(_out(PlaceIn, place, id=place.key, aliases=aliases))
+    for service in await session.scalars(select(Service).order_by(Service.key)):
+        directory.services.append(_service_out(service))
+    return directory
+
+
+def _service_out(service: Service) -> ServiceIn:
+    hours, season = canonical_hours(s.as_slot() for s in service.slots)
+    return ServiceIn(
+        id=service.key,
+        category=Category(service.category),
+        organization=service.organization.key if service.organization else None,
+        location=service.location.key if service.location else None,
+        name=service.names,
+        description=service.descriptions,
+        eligibility=service.eligibility,
+        application_process=service.application_process,
+        notes=service.notes,
+        admits=Admits(service.admits),
+        referral_required=service.referral_required,
+        documents_required=service.documents_required,
+        pets_allowed=service.pets_allowed,
+        fee=Fee(service.fee),
+        fee_note=service.fee_note,
+        languages=[x for x in service.languages.split(",") if x],
+        phone=service.phone,
+        email=service.email,
+        url=service.url,
+        active=service.active,
+        hours=hours,
+        season=season,
+        closures=[ClosureIn(date=c.day, note=c.note) for c in service.closures],
+        beds_total=service.beds.total if service.beds else None,
+    )
+
+
+def to_yaml(directory: Directory) -> str:
+    def clean(model: BaseModel) -> dict[str, Any]:
+        return model.model_dump(mode="json", exclude_none=True, exclude_defaults=True) | {
+            "id": getattr(model, "id", None)
+        }
+
+    data = {
+        "organizations": [clean(o) for o in directory.organizations],
+        "locations": [clean(loc) for loc in directory.locations],
+        "places": [clean(p) for p in directory.places],
+        "services": [
+            {**clean(s), "category": s.category.value, "name": s.name} for s in directory.services
+        ],
+    }
+    return yaml.safe_dump(data, allow_unicode=True, sort_keys=False, width=100)
+
+
+def write_csv_folder(directory: Directory, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    # Languages in order of first appearance, so a round trip keeps the file's order.
+    languages = list(
+        dict.fromkeys(
+            lang for s in directory.services for name in TEXT_FIELDS for lang in getattr(s, name)
+        )
+    )
+
+    tables: dict[str, tuple[list[str], list[dict[str, Any]]]] = {
+        "organizations": (
+            ["id", "name", "description", "url", "email", "phone"],
+            [o.model_dump() for o in directory.organizations],
+        ),
+        "locations": (
+            ["id", "name", "address", "area", "latitude", "longitude", "accessibility"],
+            [loc.model_dump() for loc in directory.locations],
+        ),
+        "places": (
+            ["id", "name", "aliases", "latitude", "longitude"],
+            [p.model_dump() | {"aliases": "|".join(p.aliases)} for p in directory.places],
+        ),
+    }
+    service_columns = [
+        "id", "organization_id", "location_id", "category",
+        *[f"{name}_{lang}" for name in TEXT_FIELDS for lang in languages],
+        "admits", "referral_required", "documents_required", "pets_allowed", "fee", "fee_note",
+        "languages", "phone", "email", "url", "active", "beds_total",
+    ]  # fmt: skip
+    services: list[dict[str, Any]] = []
+    schedules: list[dict[str, Any]] = []
+    closures: list[dict[str, Any]] = []
+    for s in directory.services:
+        row: dict[str, Any] = {
+            "id": s.id, "organization_id": s.organization, "location_id": s.location,
+            "category": s.category.value, "admits": s.admits.value,
+            "referral_required": _yes(s.referral_required),
+            "documents_required": _yes(s.documents_required),
+            "pets_allowed": "" if s.pets_allowed is None else _yes(s.pets_allowed),
+            "fee": s.fee.value, "fee_note": s.fee_note, "languages": ";".join(s.languages),
+            "phone": s.phone, "email": s.email, "url": s.url, "active": _yes(s.active),
+            "beds_total": s.beds_total,
+        }  # fmt: skip
+        for name in TEXT_FIELDS:
+            for lang, text in getattr(s, name).items():
+                row[f"{name}_{lang}"] = text
+        services.append(row)
+        for n, slot in enumerate(s.slots(), start=1):
+            schedules.append({
+                "id": f"{s.id}-{n}", "service_id": s.id, "freq": "WEEKLY",
+                "byday": BYDAY[slot.weekday], "opens_at": f"{slot.opens:%H:%M}",
+                "closes_at": f"{slot.closes:%H:%M}",
+                "season_start": str(slot.season.start) if slot.season else "",
+                "season_end": str(slot.season.end) if slot.season else "",
+            })  # fmt: skip
+        closures.extend(
+            {"service_id": s.id, "date": c.date.isoformat(), "note": c.note} for c in s.closures
+        )
+    tables["services"] = (service_columns, services)
+    tables["schedules"] = (
+        [
+            "id",
+            "service_id",
+            "freq",
+            "byday",
+            "opens_at",
+            "closes_at",
+            "season_start",
+            "season_end",
+        ],
+        schedules,
+    )
+    tables["closures"] = (["service_id", "date", "note"], closures)
+    for table in CSV_TABLES:
+        columns, rows = tables[table]
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+        (folder / f"{table}.csv").write_text(buffer.getvalue(), encoding="utf-8")
+
+
+def _yes(value: bool) -> str:
+    return "yes" if value else "no"
+
+
+def write_directory(directory: Directory, path: Path) -> None:
+    if path.suffix.lower() in {".yaml", ".yml"}:
+        path.write_text(to_yaml(directory), encoding="utf-8")
+    else:
+        write_csv_folder(directory, path)

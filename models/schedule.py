@@ -1,0 +1,275 @@
+"""Opening hours as pure logic: weekly slots, seasons, closures, in a real time zone.
+
+A slot belongs to the day it opens on: ``Slot(weekday=4, opens=20:00, closes=08:00)`` is
+Friday 20:00 to Saturday 08:00. A slot whose closing time equals its opening time lasts 24
+hours. A season (``MonthDay`` to ``MonthDay``, wrapping over New Year, e.g. the winter
+cold-emergency plan from 15 November to 31 March) limits the days a slot can open on. A
+closure date cancels every slot that would open on that date.
+
+Local times are turned into instants with :mod:`zoneinfo`, each end separately, so a night
+slot on a daylight-saving change day is an hour shorter or longer, as the clock on the wall
+says. A local time that does not exist (02:30 on the spring change) is read with the offset
+before the change, i.e. it falls one hour later on the wall clock; that is the usual reading
+and what :mod:`zoneinfo` gives.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+SEARCH_DAYS = 400  # a seasonal service closed now may open months later
+
+
+@dataclass(frozen=True, order=True)
+class MonthDay:
+    month: int
+    day: int
+
+    def __post_init__(self) -> None:
+        # 2000 is a leap year, so 29 February is a valid season boundary.
+        date(2000, self.month, self.day)
+
+    @classmethod
+    def parse(cls, text: str) -> MonthDay:
+        match = re.fullmatch(r"\s*(\d{1,2})-(\d{1,2})\s*", text)
+        if not match:
+            raise ValueError(f"not a MM-DD date: {text!r}")
+        return cls(int(match.group(1)), int(match.group(2)))
+
+    def __str__(self) -> str:
+        return f"{self.month:02d}-{self.day:02d}"
+
+
+@dataclass(frozen=True, order=True)
+class Season:
+    """Recurring every year, both ends included; ``start > end`` wraps over New Year."""
+
+    start: MonthDay
+    end: MonthDay
+
+    def contains(self, day: date) -> bool:
+        here = MonthDay(day.month, day.day)
+        if self.start <= self.end:
+            return self.start <= here <= self.end
+        return here >= self.start or here <= self.end
+
+    def __str__(self) -> str:
+        return f"{self.start}..{self.end}"
+
+
+@dataclass(frozen=True, order=True)
+class Slot:
+    weekday: int  # 0 = Monday
+    opens: time
+    closes: time
+    season: Season | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.weekday <= 6:
+            raise ValueError(f"weekday out of range: {self.weekday}")
+
+
+@dataclass(frozen=True)
+class Interval:
+    start: datetime  # aware, UTC
+    end: datetime
+
+    def contains(self, at: datetime) -> bool:
+        return self.start <= at < self.end
+
+
+@dataclass(frozen=True)
+class Schedule:
+    slots: tuple[Slot, ...] = ()
+    closures: frozenset[date] = field(default_factory=frozenset)
+
+    @property
+    def always_closed(self) -> bool:
+        return not self.slots
+
+
+@dataclass(frozen=True)
+class OpenStatus:
+    """What a person needs: open now (until when) or closed (opens when, if ever soon)."""
+
+    is_open: bool
+    closes_at: datetime | None = None  # aware, in the schedule's zone
+    opens_at: datetime | None = None
+
+
+def _instant(day: date, at: time, zone: ZoneInfo) -> datetime:
+    return datetime.combine(day, at, tzinfo=zone).astimezone(UTC)
+
+
+def slot_interval(slot: Slot, day: date, zone: ZoneInfo) -> Interval:
+    """The instants a slot covers when it opens on local ``day``."""
+    close_day = day if slot.closes > slot.opens else day + timedelta(days=1)
+    return Interval(_instant(day, slot.opens, zone), _instant(close_day, slot.closes, zone))
+
+
+def intervals(schedule: Schedule, first: date, last: date, zone: ZoneInfo) -> Iterator[Interval]:
+    """Opening intervals of slots opening on local days ``first``..``last``, in time order."""
+    day = first
+    while day <= last:
+        if day not in schedule.closures:
+            todays = [
+                slot
+                for slot in schedule.slots
+                if slot.weekday == day.weekday()
+                and (slot.season is None or slot.season.contains(day))
+            ]
+            for interval in sorted(
+                (slot_interval(s, day, zone) for s in todays), key=lambda i: i.start
+            ):
+                if interval.end > interval.start:
+                    yield interval
+        day += timedelta(days=1)
+
+
+def is_open(schedule: Schedule, at: datetime, zone: ZoneInfo) -> bool:
+    return status(schedule, at, zone).is_open
+
+
+def status(
+    schedule: Schedule, at: datetime, zone: ZoneInfo, horizon_days: int = SEARCH_DAYS
+) -> OpenStatus:
+    """Open now and until when (merging touching slots), or the next opening time."""
+    if at.tzinfo is None:
+        raise ValueError("naive datetime")
+    today = at.astimezone(zone).date()
+    # A slot opened yesterday may still run (20:00-08:00); look one day back.
+    candidates = intervals(
+        schedule, today - timedelta(days=1), today + timedelta(horizon_days), zone
+    )
+    current: Interval | None = None
+    for interval in candidates:
+        if current is None:
+            if interval.contains(at):
+                current = interval
+            elif interval.start > at:
+                return OpenStatus(False, opens_at=interval.start.astimezone(zone))
+            continue
+        if interval.start <= current.end:  # touching or overlapping: still open
+            if interval.end > current.end:
+                current = Interval(current.start, interval.end)
+            continue
+        break
+    if current is None:
+        return OpenStatus(False)
+    return OpenStatus(True, closes_at=current.end.astimezone(zone))
+
+
+# ---- a small text format for hours, typed by operators and used in the YAML files ------------
+
+_DAY_GROUPS = {
+    "daily": range(7),
+    "everyday": range(7),
+    "weekdays": range(5),
+    "weekend": range(5, 7),
+}
+_TIME_RANGE = re.compile(r"^(\d{1,2})[:.](\d{2})\s*[-–]\s*(\d{1,2})[:.](\d{2})$")
+
+
+def parse_days(text: str) -> list[int]:
+    """``mon-fri``, ``sat,sun``, ``daily``, ``weekdays`` → weekday numbers."""
+    text = text.strip().lower()
+    if text in _DAY_GROUPS:
+        return list(_DAY_GROUPS[text])
+    days: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        if "-" in part:
+            first, last = (WEEKDAYS.index(_day(p)) for p in part.split("-", 1))
+            span = range(first, last + 1) if first <= last else [*range(first, 7), *range(last + 1)]
+            days.extend(span)
+        else:
+            days.append(WEEKDAYS.index(_day(part)))
+    return sorted(set(days))
+
+
+def _day(text: str) -> str:
+    key = text.strip().lower()[:3]
+    if key not in WEEKDAYS:
+        raise ValueError(f"unknown day {text.strip()!r} (use mon, tue, wed, thu, fri, sat, sun)")
+    return key
+
+
+def parse_time_range(text: str) -> tuple[time, time]:
+    match = _TIME_RANGE.match(text.strip())
+    if not match:
+        raise ValueError(f"not a time range like 08:00-12:30: {text.strip()!r}")
+    h1, m1, h2, m2 = (int(g) for g in match.groups())
+    if h2 == 24 and m2 == 0:
+        h2 = 0
+    return time(h1, m1), time(h2, m2)
+
+
+def parse_hours(text: str, season: Season | None = None) -> tuple[Slot, ...]:
+    """Lines (or ``;``-separated parts) like ``mon-fri 08:00-12:00 14:00-18:00``.
+
+    ``closed`` alone means no opening hours at all. Raises ValueError with a readable reason.
+    """
+    parts = [p.strip() for p in re.split(r"[;\n]", text) if p.strip()]
+    if parts == ["closed"]:
+        return ()
+    if not parts:
+        raise ValueError("no hours given")
+    slots: list[Slot] = []
+    for part in parts:
+        days_text, _, ranges_text = part.partition(" ")
+        ranges = [r for r in re.split(r"[\s,]+", ranges_text.strip()) if r]
+        if not ranges:
+            raise ValueError(f"no time range after {days_text!r}")
+        for day in parse_days(days_text):
+            for time_range in ranges:
+                opens, closes = parse_time_range(time_range)
+                slots.append(Slot(day, opens, closes, season))
+    return tuple(sorted(set(slots)))
+
+
+def format_hours(slots: Iterable[Slot]) -> str:
+    """The inverse of :func:`parse_hours` (seasons aside): days with equal hours grouped."""
+    by_day: dict[int, list[str]] = {}
+    for slot in sorted(slots):
+        by_day.setdefault(slot.weekday, []).append(f"{slot.opens:%H:%M}-{slot.closes:%H:%M}")
+    if not by_day:
+        return "closed"
+    groups: list[tuple[list[int], list[str]]] = []
+    for day in range(7):
+        ranges = by_day.get(day)
+        if ranges is None:
+            continue
+        if groups and groups[-1][1] == ranges and groups[-1][0][-1] == day - 1:
+            groups[-1][0].append(day)
+        else:
+            groups.append(([day], ranges))
+    lines = []
+    for days, ranges in groups:
+        if len(days) == 7:
+            label = "daily"
+        elif len(days) == 1:
+            label = WEEKDAYS[days[0]]
+        else:
+            label = f"{WEEKDAYS[days[0]]}-{WEEKDAYS[days[-1]]}"
+        lines.append(f"{label} {' '.join(ranges)}")
+    return "; ".join(lines)
+
+
+def parse_date(text: str, today: date) -> date:
+    """``2025-12-25``, ``25/12/2025`` or ``25/12`` (the next such day from ``today``)."""
+    text = text.strip()
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        return date.fromisoformat(text)
+    match = re.fullmatch(r"(\d{1,2})[/.](\d{1,2})(?:[/.](\d{4}))?", text)
+    if not match:
+        raise ValueError(f"not a date: {text!r}")
+    day, month = int(match.group(1)), int(match.group(2))
+    if match.group(3):
+        return date(int(match.group(3)), month, day)
+    candidate = date(today.year, month, day)
+    return candidate if candidate >= today else date(today.year + 1, month, day)
