@@ -41,6 +41,7 @@ from models.base import clock
 from models.contact_export import ExportOptions, export_xlsx
 from models.contacts import Action, Channel, ContactFacts, Gender, Housing, Need, Outcome
 from models.exchange import Exchange
+from models.outbox import enqueue
 from models.privacy import accept_privacy, audit_entries, forget_account, held_data
 from models.roles import Permission, Role
 from models.stats import Period, compute_stats
@@ -667,18 +668,32 @@ async def audit_command(update: Update, context: HCContext) -> None:
 
 
 async def first_contact_notice(update: Update, context: HCContext) -> None:
-    """Group 1: on the update that created the account, show the notice once.
+    """Group 1: on the update that created the account, queue the notice once.
 
-    It never blocks: whatever the person asked was answered in group 0 first.
+    It goes through the outbox, so it arrives after whatever the person asked for (answered
+    in group 0) and never blocks them; it is committed with the new account.
     """
     scope = context.scope
     account = scope.account
+    chat = update.effective_chat
     if account is None or not scope.first_contact or account.privacy_accepted_at is not None:
         return
-    if update.callback_query is not None and (update.callback_query.data or "").startswith("pv:"):
+    if chat is None or chat.type != "private":
         return
-    scope.flow = scope.flow or "privacy"
-    await _send_notice(update, context)
+    _ = context._
+    enqueue(
+        context.session,
+        chat_id=chat.id,
+        kind="privacy_notice",
+        params={
+            "text": privacy_notice(_, context.settings.retention_months),
+            "reply_markup": {
+                "inline_keyboard": [[{"text": _("I accept"), "callback_data": "pv:accept"}]]
+            },
+        },
+        account_id=account.id,
+        dedupe_key=f"privacy_notice:{account.id}",
+    )
 
 
 async def _send_notice(update: Update, context: HCContext) -> None:

@@ -21,20 +21,29 @@ COORDINATOR = 201
 DAY = 24 * 3600
 
 
-async def test_first_contact_shows_the_notice_once_and_records_acceptance(
+async def test_first_contact_queues_the_notice_once_and_records_acceptance(
     bot: BotHarness,
 ) -> None:
     answer = await bot.says(PERSON, "/start")
-    notice = answer[-1]
-    assert notice["text"].startswith("Informativa privacy.")
-    assert len(answer) == 2  # the welcome first: nobody waits for the notice
-    accepted = await bot.presses(PERSON, notice, IT("I accept"))
+    assert len(answer) == 1  # the welcome: nobody waits for the notice
+    await bot.says(PERSON, "/help")
+    async with bot.session() as session:
+        queued = list(await session.scalars(select(OutboxMessage)))
+    assert len(queued) == 1  # once, on the update that created the account
+    notice = queued[0]
+    assert (notice.chat_id, notice.kind) == (PERSON, "privacy_notice")
+    assert notice.params["text"].startswith("Informativa privacy.")
+    assert notice.params["reply_markup"]["inline_keyboard"][0][0]["text"] == IT("I accept")
+
+    shown = (await bot.says(PERSON, "/privacy"))[-1]
+    assert shown["text"].startswith("Informativa privacy.")
+    accepted = await bot.presses(PERSON, shown, IT("I accept"))
     assert IT("Thank you: your acceptance is recorded.") in accepted[-1]["text"]
     async with bot.session() as session:
         account = await account_by_telegram_id(session, PERSON)
         assert account is not None and account.privacy_accepted_at is not None
-    again = await bot.says(PERSON, "/help")
-    assert len(again) == 1
+    again = (await bot.says(PERSON, "/privacy"))[-1]
+    assert bot.fake.buttons(again) == []  # accepted: nothing more to ask
 
 
 async def test_mydata_shows_what_is_held(bot: BotHarness) -> None:
