@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     photo_retention_days: int = Field(default=90, ge=1)
     encryption_key: SecretStr | None = None
     monthly_report_day: int = Field(default=1, ge=1, le=28)
+    monthly_report_time: time = time(8, 0)  # local time; the report covers the previous month
+    retention_time: time = time(3, 0)  # local time of the daily retention sweep
 
     @field_validator("timezone")
     @classmethod

@@ -1,1 +1,549 @@
-"""Placeholder: filled by the contacts work."""
+"""The shared contact database: people met (by pseudonymous code), contacts, drafts, merges.
+
+People are never identified by name: the operator writes a short pseudonymous code (see
+:func:`make_code`); a name and a phone number are kept only once consent is recorded, and then
+only encrypted with Fernet under ``settings.encryption_key``. Contacts link to a case or a
+service by plain nullable integers (``case_id``/``service_id``): foreign keys can be added once
+the cases and directory tables have landed.
+
+Statistics live in :mod:`models.stats`, privacy work (retention, ``/forget``, ``/mydata``) in
+:mod:`models.privacy`, exports in :mod:`models.contact_export`; they are imported at the end of
+this module so that importing ``models`` registers everything.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken
+from pydantic import SecretStr
+from sqlalchemy import (
+    BigInteger,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from models.accounts import Account, audit
+from models.base import Base, BigId, clock
+
+
+def _enum(e: type[enum.Enum], length: int = 20) -> Any:
+    return Enum(e, native_enum=False, length=length, values_callable=lambda m: [x.value for x in m])
+
+
+class Gender(enum.StrEnum):
+    FEMALE = "female"
+    MALE = "male"
+    OTHER = "other"
+
+
+class Housing(enum.StrEnum):
+    """ETHOS conceptual categories (FEANTSA's typology of homelessness)."""
+
+    ROOFLESS = "roofless"  # ETHOS 1-2: sleeping rough, night shelters
+    HOUSELESS = "houseless"  # ETHOS 3-7: hostels, women's shelters, migrants' centres
+    INSECURE = "insecure"  # ETHOS 8-10: no tenancy, eviction, violence
+    INADEQUATE = "inadequate"  # ETHOS 11-13: temporary structures, unfit, overcrowded
+
+
+class Channel(enum.StrEnum):
+    STREET = "street"
+    DESK = "desk"
+    PHONE = "phone"
+    BOT = "bot"
+
+
+class Need(enum.StrEnum):
+    FOOD = "food"
+    SHELTER = "shelter"
+    HYGIENE = "hygiene"
+    CLOTHING = "clothing"
+    HEALTH = "health"
+    DOCUMENTS = "documents"
+    WORK = "work"
+    LEGAL = "legal"
+    LISTENING = "listening"
+    OTHER = "other"
+
+
+class Action(enum.StrEnum):
+    """What was given or done during a contact."""
+
+    LISTENING = "listening"
+    INFORMATION = "information"
+    ORIENTATION = "orientation"
+    REFERRAL = "referral"
+    MEAL_TICKET = "meal_ticket"
+    SHOWER = "shower"
+    CLOTHES = "clothes"
+    SHELTER_PLACEMENT = "shelter_placement"
+    MEDICAL_REFERRAL = "medical_referral"
+
+
+class Outcome(enum.StrEnum):
+    RESOLVED = "resolved"
+    REFERRED = "referred"
+    FOLLOW_UP = "follow_up"
+    DECLINED = "declined"
+    NONE = "none"
+
+
+class ContactSource(enum.StrEnum):
+    BOT = "bot"
+    CASE = "case"
+    IMPORT = "import"
+
+
+class Person(Base):
+    """Someone the operators meet, known by a pseudonymous code, never by name alone."""
+
+    __tablename__ = "person"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    code: Mapped[str] = mapped_column(String(24), unique=True)
+    birth_year: Mapped[int | None] = mapped_column(Integer)
+    gender: Mapped[Gender | None] = mapped_column(_enum(Gender))
+    nationality: Mapped[str | None] = mapped_column(String(2))  # ISO 3166-1 alpha-2
+    languages: Mapped[str | None] = mapped_column(String(64))  # ISO 639-1, comma-separated
+    # Last residence in the city: decides whether the city's social services are competent.
+    resident_in_city: Mapped[bool | None]
+    housing: Mapped[Housing | None] = mapped_column(_enum(Housing))
+    needs: Mapped[str | None] = mapped_column(String(200))  # Need values, comma-separated
+    consent_at: Mapped[datetime | None]
+    consent_by: Mapped[int | None] = mapped_column(ForeignKey("account.id", ondelete="SET NULL"))
+    name_token: Mapped[str | None] = mapped_column(Text)  # Fernet token
+    phone_token: Mapped[str | None] = mapped_column(Text)  # Fernet token
+    # The person's own bot account, when they write to the bot themselves.
+    account_id: Mapped[int | None] = mapped_column(
+        ForeignKey("account.id", ondelete="SET NULL"), unique=True
+    )
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("person.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("account.id", ondelete="SET NULL"))
+    anonymised_at: Mapped[datetime | None]
+
+
+class Contact(Base):
+    """One intervention: who met whom, when, where, how, what was asked and what was done."""
+
+    __tablename__ = "contact"
+    __table_args__ = (Index("ix_contact_person_time", "person_id", "occurred_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    occurred_at: Mapped[datetime] = mapped_column(index=True)
+    place: Mapped[str | None] = mapped_column(String(80))
+    operator_id: Mapped[int | None] = mapped_column(ForeignKey("account.id", ondelete="SET NULL"))
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id", ondelete="SET NULL"))
+    channel: Mapped[Channel] = mapped_column(_enum(Channel))
+    outcome: Mapped[Outcome] = mapped_column(_enum(Outcome), default=Outcome.NONE)
+    notes: Mapped[str | None] = mapped_column(Text)
+    # Plain integers for now: foreign keys to case/service once those tables land.
+    case_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    service_id: Mapped[int | None] = mapped_column(BigInteger)
+    source: Mapped[ContactSource] = mapped_column(_enum(ContactSource, 12))
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+    need_rows: Mapped[list[ContactNeed]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="ContactNeed.need"
+    )
+    action_rows: Mapped[list[ContactAction]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="ContactAction.action"
+    )
+
+    @property
+    def needs(self) -> list[Need]:
+        return [row.need for row in self.need_rows]
+
+    @property
+    def actions(self) -> list[Action]:
+        return [row.action for row in self.action_rows]
+
+
+class ContactNeed(Base):
+    """A need expressed during a contact (one row each, so statistics are a GROUP BY)."""
+
+    __tablename__ = "contact_need"
+
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contact.id", ondelete="CASCADE"), primary_key=True
+    )
+    need: Mapped[Need] = mapped_column(_enum(Need), primary_key=True)
+
+
+class ContactAction(Base):
+    """Something given or done during a contact."""
+
+    __tablename__ = "contact_action"
+
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contact.id", ondelete="CASCADE"), primary_key=True
+    )
+    action: Mapped[Action] = mapped_column(_enum(Action), primary_key=True)
+
+
+class ContactDraft(Base):
+    """The contact an operator is recording with buttons, kept in the database between taps.
+
+    Every tap may be handled by a different worker process, so the draft cannot live in memory.
+    """
+
+    __tablename__ = "contact_draft"
+
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("account.id", ondelete="CASCADE"), primary_key=True
+    )
+    data: Mapped[dict[str, Any]]
+    updated_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+
+# ---- pseudonymous codes ------------------------------------------------------------------
+
+CODE_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_CODE_BODY = re.compile(r"^([A-Z]{2})(\d{4})([FMX])([2-9]|[1-9]\d+)?$")
+SEX_LETTER = {Gender.FEMALE: "F", Gender.MALE: "M", Gender.OTHER: "X", None: "X"}
+LETTER_SEX = {"F": Gender.FEMALE, "M": Gender.MALE}
+
+
+def check_character(body: str) -> str:
+    """Luhn mod 36 over the code body: catches any single wrong character and most swaps."""
+    factor, total, n = 2, 0, len(CODE_ALPHABET)
+    for char in reversed(body):
+        addend = factor * CODE_ALPHABET.index(char)
+        factor = 1 if factor == 2 else 2
+        total += addend // n + addend % n
+    return CODE_ALPHABET[(n - total % n) % n]
+
+
+def initials_of(text: str) -> str:
+    """Two capital letters A-Z (accents dropped); X stands for an unknown letter."""
+    plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().upper()
+    letters = [c for c in plain if "A" <= c <= "Z"][:2]
+    return "".join(letters).ljust(2, "X")
+
+
+def make_code(initials: str, birth_year: int | None, gender: Gender | None, serial: int = 1) -> str:
+    """``II YYYY S [n] - C``: initials, year of birth (0000 unknown), F/M/X, serial, check.
+
+    Example: Mario Rossi born 1985, male → ``MR1985M-`` plus the check character; a second
+    person with the same initials, year and sex gets serial 2 (``MR1985M2-``…).
+    """
+    year = birth_year if birth_year is not None else 0
+    body = f"{initials_of(initials)}{year:04d}{SEX_LETTER[gender]}{serial if serial > 1 else ''}"
+    return f"{body}-{check_character(body)}"
+
+
+def normalise_code(text: str) -> str | None:
+    """The canonical code for what an operator typed, or None if malformed or mistyped."""
+    compact = re.sub(r"[\s\-]", "", text.upper())
+    if len(compact) < 8:
+        return None
+    body, check = compact[:-1], compact[-1]
+    if not _CODE_BODY.match(body) or check_character(body) != check:
+        return None
+    return f"{body}-{check}"
+
+
+# ---- people --------------------------------------------------------------------------------
+
+
+class PrivacyError(Exception):
+    """Personal data refused: no consent recorded, or no encryption key configured."""
+
+
+async def person_by_code(session: AsyncSession, code: str) -> Person | None:
+    canonical = normalise_code(code)
+    if canonical is None:
+        return None
+    person = await session.scalar(select(Person).where(Person.code == canonical))
+    # A merged record points at the one that was kept.
+    while person is not None and person.merged_into_id is not None:
+        person = await session.get(Person, person.merged_into_id)
+    return person
+
+
+async def read_person(
+    session: AsyncSession, actor: Account | None, code: str, *, purpose: str = "view"
+) -> Person | None:
+    """Look a person up for someone to see: every such read is written to the audit log."""
+    person = await person_by_code(session, code)
+    if person is not None:
+        audit(
+            session,
+            actor,
+            "person_read",
+            subject_type="person",
+            subject_id=person.id,
+            detail=purpose,
+        )
+    return person
+
+
+async def create_person(
+    session: AsyncSession,
+    *,
+    initials: str,
+    birth_year: int | None = None,
+    gender: Gender | None = None,
+    created_by: Account | None = None,
+    **fields: Any,
+) -> Person:
+    """A new person with the first free serial for their initials, year and sex."""
+    for serial in range(1, 1000):
+        code = make_code(initials, birth_year, gender, serial)
+        if await session.scalar(select(Person.id).where(Person.code == code)) is not None:
+            continue
+        person = Person(
+            code=code,
+            birth_year=birth_year,
+            gender=gender,
+            created_at=clock.now(),
+            created_by=created_by.id if created_by else None,
+            **fields,
+        )
+        try:
+            async with session.begin_nested():
+                session.add(person)
+        except IntegrityError:  # another operator took this serial a moment ago
+            continue
+        audit(session, created_by, "person_created", subject_type="person", subject_id=person.id)
+        return person
+    raise ValueError("no free serial for this code")
+
+
+def _fernet(key: SecretStr | str | None) -> Fernet:
+    raw = key.get_secret_value() if isinstance(key, SecretStr) else key
+    if not raw:
+        raise PrivacyError("no encryption key configured (HELPCENTER_ENCRYPTION_KEY)")
+    try:
+        return Fernet(raw.encode())
+    except ValueError as exc:
+        raise PrivacyError("HELPCENTER_ENCRYPTION_KEY is not a Fernet key") from exc
+
+
+def record_consent(person: Person, actor: Account | None, session: AsyncSession) -> None:
+    person.consent_at = clock.now()
+    person.consent_by = actor.id if actor else None
+    audit(session, actor, "consent_recorded", subject_type="person", subject_id=person.id)
+
+
+def withdraw_consent(person: Person, actor: Account | None, session: AsyncSession) -> None:
+    """No consent, no name and phone: they go at once."""
+    person.consent_at = None
+    person.consent_by = None
+    person.name_token = None
+    person.phone_token = None
+    audit(session, actor, "consent_withdrawn", subject_type="person", subject_id=person.id)
+
+
+def set_identity(
+    person: Person, *, name: str | None, phone: str | None, key: SecretStr | str | None
+) -> None:
+    """Store name and phone encrypted; refused without recorded consent or without a key."""
+    if person.consent_at is None:
+        raise PrivacyError("no consent recorded for this person")
+    fernet = _fernet(key)
+    person.name_token = fernet.encrypt(name.encode()).decode() if name else None
+    person.phone_token = fernet.encrypt(phone.encode()).decode() if phone else None
+
+
+def read_identity(person: Person, key: SecretStr | str | None) -> tuple[str | None, str | None]:
+    if person.name_token is None and person.phone_token is None:
+        return None, None
+    fernet = _fernet(key)
+
+    def open_token(token: str | None) -> str | None:
+        if token is None:
+            return None
+        try:
+            return fernet.decrypt(token.encode()).decode()
+        except InvalidToken as exc:
+            raise PrivacyError("the encryption key does not open this record") from exc
+
+    return open_token(person.name_token), open_token(person.phone_token)
+
+
+PERSON_FIELDS = {"birth_year", "nationality", "languages", "resident_in_city", "housing", "needs"}
+
+
+def update_person(person: Person, **values: Any) -> None:
+    """Set optional facts about a person (already validated by the caller's parser)."""
+    for name, value in values.items():
+        if name not in PERSON_FIELDS:
+            raise ValueError(f"unknown person field {name}")
+        setattr(person, name, value)
+
+
+async def merge_people(
+    session: AsyncSession, keep: Person, drop: Person, actor: Account | None
+) -> int:
+    """Fold ``drop`` into ``keep``: contacts move, missing facts are filled, the merge is logged.
+
+    ``drop`` stays as an empty pointer (``merged_into_id``) so an old code still finds the
+    person. Returns the number of contacts moved.
+    """
+    if keep.id == drop.id:
+        raise ValueError("a record cannot be merged into itself")
+    moved = await session.execute(
+        update(Contact).where(Contact.person_id == drop.id).values(person_id=keep.id)
+    )
+    for name in (*sorted(PERSON_FIELDS), "gender", "consent_at", "consent_by"):
+        if getattr(keep, name) is None and getattr(drop, name) is not None:
+            setattr(keep, name, getattr(drop, name))
+    if keep.name_token is None and drop.name_token is not None:
+        keep.name_token, keep.phone_token = drop.name_token, drop.phone_token
+    if keep.account_id is None and drop.account_id is not None:
+        account_id, drop.account_id = drop.account_id, None
+        await session.flush()
+        keep.account_id = account_id
+    drop.merged_into_id = keep.id
+    drop.name_token = drop.phone_token = None
+    count = int(getattr(moved, "rowcount", 0) or 0)
+    audit(
+        session,
+        actor,
+        "person_merged",
+        subject_type="person",
+        subject_id=keep.id,
+        detail=f"merged person {drop.id} into {keep.id}; {count} contacts moved",
+    )
+    return count
+
+
+# ---- contacts ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ContactFacts:
+    """What a contact says, from the bot's buttons, a closed case or an import."""
+
+    occurred_at: datetime
+    channel: Channel
+    person_id: int | None = None
+    operator_id: int | None = None
+    place: str | None = None
+    needs: Sequence[Need] = ()
+    actions: Sequence[Action] = ()
+    outcome: Outcome = Outcome.NONE
+    notes: str | None = None
+    case_id: int | None = None
+    service_id: int | None = None
+    source: ContactSource = ContactSource.BOT
+
+
+async def record_contact(session: AsyncSession, facts: ContactFacts) -> Contact:
+    contact = Contact(
+        occurred_at=facts.occurred_at,
+        channel=facts.channel,
+        person_id=facts.person_id,
+        operator_id=facts.operator_id,
+        place=facts.place,
+        outcome=facts.outcome,
+        notes=facts.notes or None,
+        case_id=facts.case_id,
+        service_id=facts.service_id,
+        source=facts.source,
+        created_at=clock.now(),
+        need_rows=[ContactNeed(need=n) for n in dict.fromkeys(facts.needs)],
+        action_rows=[ContactAction(action=a) for a in dict.fromkeys(facts.actions)],
+    )
+    session.add(contact)
+    await session.flush()
+    return contact
+
+
+async def contact_from_closed_case(
+    session: AsyncSession,
+    *,
+    case_id: int,
+    occurred_at: datetime,
+    operator_id: int | None,
+    outcome: Outcome,
+    place: str | None = None,
+    person_id: int | None = None,
+    channel: Channel = Channel.STREET,
+    needs: Iterable[Need] = (),
+    actions: Iterable[Action] = (),
+) -> Contact:
+    """The contact a closed case leaves behind; closing twice does not count twice."""
+    existing = await session.scalar(
+        select(Contact).where(Contact.case_id == case_id, Contact.source == ContactSource.CASE)
+    )
+    if existing is not None:
+        return existing
+    return await record_contact(
+        session,
+        ContactFacts(
+            occurred_at=occurred_at,
+            channel=channel,
+            person_id=person_id,
+            operator_id=operator_id,
+            place=place,
+            needs=tuple(needs),
+            actions=tuple(actions),
+            outcome=outcome,
+            case_id=case_id,
+            source=ContactSource.CASE,
+        ),
+    )
+
+
+async def person_history(session: AsyncSession, person: Person, limit: int = 10) -> list[Contact]:
+    query = (
+        select(Contact)
+        .where(Contact.person_id == person.id)
+        .order_by(Contact.occurred_at.desc())
+        .limit(limit)
+    )
+    return list(await session.scalars(query))
+
+
+async def count_contacts(session: AsyncSession, person: Person) -> int:
+    from sqlalchemy import func
+
+    return int(
+        await session.scalar(select(func.count()).where(Contact.person_id == person.id)) or 0
+    )
+
+
+# ---- drafts --------------------------------------------------------------------------------
+
+
+async def load_draft(session: AsyncSession, account: Account) -> dict[str, Any] | None:
+    draft = await session.get(ContactDraft, account.id)
+    return dict(draft.data) if draft is not None else None
+
+
+async def save_draft(session: AsyncSession, account: Account, data: dict[str, Any]) -> None:
+    draft = await session.get(ContactDraft, account.id)
+    if draft is None:
+        session.add(ContactDraft(account_id=account.id, data=dict(data), updated_at=clock.now()))
+    else:
+        draft.data = dict(data)
+        draft.updated_at = clock.now()
+
+
+async def drop_draft(session: AsyncSession, account: Account) -> None:
+    draft = await session.get(ContactDraft, account.id)
+    if draft is not None:
+        await session.delete(draft)
+
+
+# Registered with the models package (tables and operations that build on the above).
+from models import contact_export, privacy, stats  # noqa: E402
+
+__all__ = ["contact_export", "privacy", "stats"]

@@ -1,0 +1,96 @@
+"""Scheduled work of the contact database: the daily retention sweep and the monthly report.
+
+Both sweep the database and claim their slot with :func:`models.jobs.claim_job_run`, so they
+run once per day (or month) however many workers there are and whenever a worker restarts.
+The report is rendered in each coordinator's language and enqueued in the outbox.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.contacts_text import render_stats
+from bot.i18n import Catalogs
+from config.settings import Settings
+from models.accounts import Account
+from models.jobs import claim_job_run
+from models.outbox import enqueue
+from models.privacy import RetentionResult, run_retention
+from models.roles import Role
+from models.stats import Period, compute_stats
+
+log = logging.getLogger(__name__)
+
+JOB_INTERVAL_SECONDS = 15 * 60
+
+
+async def retention_sweep(
+    session: AsyncSession, settings: Settings, now: datetime
+) -> RetentionResult | None:
+    """Run today's retention once it is past ``retention_time``; None if not due or done."""
+    local = now.astimezone(settings.tz)
+    if local.time() < settings.retention_time:
+        return None
+    if not await claim_job_run(session, "retention", local.date().isoformat()):
+        return None
+    return await run_retention(
+        session,
+        retention_months=settings.retention_months,
+        photo_retention_days=settings.photo_retention_days,
+    )
+
+
+def _report_due(settings: Settings, local: datetime) -> bool:
+    if local.day != settings.monthly_report_day:
+        return local.day > settings.monthly_report_day
+    return local.time() >= settings.monthly_report_time
+
+
+async def monthly_report_sweep(
+    session: AsyncSession, settings: Settings, catalogs: Catalogs, now: datetime
+) -> int:
+    """Enqueue last month's figures to every coordinator once a month; returns messages."""
+    local = now.astimezone(settings.tz)
+    if not _report_due(settings, local):
+        return 0
+    due_key = f"{local.year}-{local.month:02d}"
+    if not await claim_job_run(session, "monthly_report", due_key):
+        return 0
+    report = await compute_stats(session, Period.previous_month(now, settings.tz))
+    coordinators = await session.scalars(
+        select(Account).where(Account.role == Role.COORDINATOR, Account.telegram_id > 0)
+    )
+    sent = 0
+    for account in coordinators:
+        _ = catalogs.translator(catalogs.pick(account.language, None))
+        text = _("Monthly report") + "\n" + render_stats(report, _)
+        enqueue(
+            session,
+            chat_id=account.telegram_id,
+            kind="monthly_report",
+            params={"text": text},
+            account_id=account.id,
+            dedupe_key=f"monthly_report:{due_key}:{account.id}",
+        )
+        sent += 1
+    log.info("monthly report %s enqueued for %d coordinators", due_key, sent)
+    return sent
+
+
+async def contacts_jobs(context: Any) -> None:
+    """JobQueue callback: both sweeps, each in its own transaction."""
+    from bot.runtime import runtime_of
+
+    runtime = runtime_of(context.application)
+    now = runtime.clock.now()
+    async with runtime.sessionmaker() as session:
+        await retention_sweep(session, runtime.settings, now)
+        await session.commit()
+    async with runtime.sessionmaker() as session:
+        await monthly_report_sweep(session, runtime.settings, runtime.catalogs, now)
+        await session.commit()

@@ -1,0 +1,290 @@
+"""Privacy by design: the notice, what we hold about someone, forgetting, retention.
+
+Forgetting and retention *anonymise* rather than delete: the rows that make the anonymous
+statistics (a contact happened, on that day, for those needs) stay; what could tell who it
+was (texts, payloads, Telegram ids, names, codes, free notes) goes.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, delete, func, null, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models.accounts import Account, audit
+from models.base import clock
+from models.contacts import Contact, ContactDraft, Person
+from models.exchange import Direction, Exchange, InboxStatus
+
+log = logging.getLogger(__name__)
+
+# Inbound updates still waiting to be handled are never touched by retention.
+_FINISHED = or_(
+    Exchange.direction == Direction.OUT,
+    Exchange.status.in_([InboxStatus.DONE, InboxStatus.FAILED]),
+)
+
+
+def accept_privacy(session: AsyncSession, account: Account) -> bool:
+    """Record that the person accepted the notice; False if they already had."""
+    if account.privacy_accepted_at is not None:
+        return False
+    account.privacy_accepted_at = clock.now()
+    audit(session, account, "privacy_accepted", subject_type="account", subject_id=account.id)
+    return True
+
+
+@dataclass(frozen=True)
+class HeldData:
+    """What ``/mydata`` shows a person about their own account."""
+
+    role: str
+    language: str | None
+    created_at: datetime
+    privacy_accepted_at: datetime | None
+    messages: int
+    first_message_at: datetime | None
+    person_code: str | None
+    contacts: int
+    has_name: bool
+    has_phone: bool
+
+
+async def held_data(session: AsyncSession, account: Account) -> HeldData:
+    mine = or_(Exchange.account_id == account.id, Exchange.user_id == account.telegram_id)
+    count, first = (
+        await session.execute(
+            select(func.count(), func.min(Exchange.occurred_at)).where(
+                mine, Exchange.direction == Direction.IN
+            )
+        )
+    ).one()
+    person = await session.scalar(select(Person).where(Person.account_id == account.id))
+    contacts = 0
+    if person is not None:
+        contacts = int(
+            await session.scalar(select(func.count()).where(Contact.person_id == person.id)) or 0
+        )
+    audit(session, account, "own_data_read", subject_type="account", subject_id=account.id)
+    return HeldData(
+        role=account.role.value,
+        language=account.language,
+        created_at=account.created_at,
+        privacy_accepted_at=account.privacy_accepted_at,
+        messages=int(count),
+        first_message_at=first,
+        person_code=person.code if person else None,
+        contacts=contacts,
+        has_name=bool(person and person.name_token),
+        has_phone=bool(person and person.phone_token),
+    )
+
+
+def anonymise_person(person: Person) -> None:
+    """Keep only statistical attributes; the code becomes a meaningless ``ANON-<id>``."""
+    person.code = f"ANON-{person.id}"
+    person.name_token = None
+    person.phone_token = None
+    person.consent_at = None
+    person.consent_by = None
+    person.languages = None
+    person.needs = None
+    person.account_id = None
+    person.anonymised_at = clock.now()
+
+
+@dataclass(frozen=True)
+class ForgetResult:
+    exchanges: int
+    contacts: int
+    person: bool
+
+
+async def forget_account(session: AsyncSession, account: Account) -> ForgetResult:
+    """Right to erasure for someone who writes to the bot themselves.
+
+    Their exchanges lose text, payload and every id that points back to them; the linked
+    person record (if an operator linked one) is anonymised and its contacts' notes erased;
+    the account keeps its row (the audit log refers to it) but no longer its Telegram id.
+    """
+    telegram_id = account.telegram_id
+    mine = or_(
+        Exchange.account_id == account.id,
+        Exchange.user_id == telegram_id,
+        Exchange.chat_id == telegram_id,
+    )
+    result = await session.execute(
+        update(Exchange)
+        .where(mine)
+        .values(text=None, payload=null(), user_id=None, chat_id=None, account_id=None)
+        .execution_options(synchronize_session=False)
+    )
+    exchanges = int(getattr(result, "rowcount", 0) or 0)
+    person = await session.scalar(select(Person).where(Person.account_id == account.id))
+    contacts = 0
+    if person is not None:
+        contacts = await _erase_notes(session, person.id)
+        anonymise_person(person)
+    await session.execute(delete(ContactDraft).where(ContactDraft.account_id == account.id))
+    account.telegram_id = -account.id
+    account.display_name = None
+    account.language = None
+    account.privacy_accepted_at = None
+    account.unreachable_since = None
+    account.unreachable_reason = None
+    audit(
+        session,
+        account,
+        "forgotten",
+        subject_type="account",
+        subject_id=account.id,
+        detail=f"exchanges={exchanges} contacts={contacts} person={person is not None}",
+    )
+    log.info("account %s forgotten: %d exchanges anonymised", account.id, exchanges)
+    return ForgetResult(exchanges, contacts, person is not None)
+
+
+async def forget_person(session: AsyncSession, person: Person, actor: Account | None) -> int:
+    """Erasure asked in person (at the desk): anonymise the record and its contacts' notes."""
+    contacts = await _erase_notes(session, person.id)
+    anonymise_person(person)
+    audit(
+        session,
+        actor,
+        "person_forgotten",
+        subject_type="person",
+        subject_id=person.id,
+        detail=f"contacts={contacts}",
+    )
+    return contacts
+
+
+async def _erase_notes(session: AsyncSession, person_id: int) -> int:
+    result = await session.execute(
+        update(Contact)
+        .where(Contact.person_id == person_id)
+        .values(notes=None, place=None)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+# ---- retention ---------------------------------------------------------------------------
+
+
+def months_before(moment: datetime, months: int) -> datetime:
+    """The same instant ``months`` calendar months earlier (day clamped to the month's end)."""
+    index = moment.year * 12 + moment.month - 1 - months
+    year, month = index // 12, index % 12 + 1
+    day = moment.day
+    while True:
+        try:
+            return moment.replace(year=year, month=month, day=day)
+        except ValueError:
+            day -= 1
+
+
+@dataclass(frozen=True)
+class RetentionResult:
+    exchanges: int
+    notes: int
+    photos: int
+
+    def summary(self) -> str:
+        return f"exchanges={self.exchanges} notes={self.notes} photos={self.photos}"
+
+
+async def run_retention(
+    session: AsyncSession, *, retention_months: int, photo_retention_days: int
+) -> RetentionResult:
+    """Anonymise what is older than the retention period; drop photos past theirs.
+
+    Idempotent: rows already anonymised are not counted again. Photos here are the file
+    references in exchange payloads (whoever holds the file id can fetch the picture); a
+    feature that keeps photos elsewhere adds its own sweep.
+    """
+    now = clock.now()
+    cutoff = months_before(now, retention_months)
+    old_exchanges = await session.execute(
+        update(Exchange)
+        .where(
+            Exchange.occurred_at < cutoff,
+            _FINISHED,
+            or_(Exchange.text.is_not(None), Exchange.payload.is_not(None)),
+        )
+        .values(text=None, payload=null())
+        .execution_options(synchronize_session=False)
+    )
+    photo_cutoff = now - timedelta(days=photo_retention_days)
+    photos = await session.execute(
+        update(Exchange)
+        .where(
+            and_(
+                Exchange.occurred_at < photo_cutoff,
+                Exchange.kind.in_(["photo", "sendPhoto", "sendphoto"]),
+                Exchange.payload.is_not(None),
+                _FINISHED,
+            )
+        )
+        .values(payload=null())
+        .execution_options(synchronize_session=False)
+    )
+    notes = await session.execute(
+        update(Contact)
+        .where(Contact.occurred_at < cutoff, Contact.notes.is_not(None))
+        .values(notes=None)
+        .execution_options(synchronize_session=False)
+    )
+    result = RetentionResult(
+        exchanges=int(getattr(old_exchanges, "rowcount", 0) or 0),
+        notes=int(getattr(notes, "rowcount", 0) or 0),
+        photos=int(getattr(photos, "rowcount", 0) or 0),
+    )
+    audit(session, None, "retention_run", detail=result.summary())
+    log.info("retention run: %s", result.summary())
+    return result
+
+
+@dataclass(frozen=True)
+class AuditLine:
+    at: datetime
+    actor: str
+    role: str
+    action: str
+    subject: str
+    detail: str
+
+
+async def audit_entries(
+    session: AsyncSession,
+    *,
+    limit: int = 20,
+    subject_type: str | None = None,
+    subject_id: int | None = None,
+) -> list[AuditLine]:
+    """The latest audit entries (for admins), actors shown by operator code or account number."""
+    from models.accounts import AuditEntry
+
+    query = (
+        select(AuditEntry, Account.operator_code)
+        .outerjoin(Account, Account.id == AuditEntry.actor_id)
+        .order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
+        .limit(limit)
+    )
+    if subject_type is not None:
+        query = query.where(AuditEntry.subject_type == subject_type)
+    if subject_id is not None:
+        query = query.where(AuditEntry.subject_id == subject_id)
+    lines = []
+    for entry, operator_code in (await session.execute(query)).all():
+        actor = operator_code or (f"#{entry.actor_id}" if entry.actor_id else "system")
+        subject = f"{entry.subject_type}#{entry.subject_id}" if entry.subject_type else ""
+        lines.append(
+            AuditLine(
+                entry.at, actor, entry.actor_role or "", entry.action, subject, entry.detail or ""
+            )
+        )
+    return lines
