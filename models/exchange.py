@@ -79,6 +79,9 @@ class Exchange(Base):
     # Inbox state, inbound rows only.
     status: Mapped[InboxStatus | None] = mapped_column(_enum(InboxStatus))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # How many times a worker took the update: more than one means a handling was cut short
+    # (crash, kill, lease expiry, database gone), which is when a direct reply may repeat.
+    claims: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     available_at: Mapped[datetime | None]
     locked_by: Mapped[str | None] = mapped_column(String(64))
     locked_until: Mapped[datetime | None]
@@ -172,6 +175,7 @@ async def store_updates(session: AsyncSession, updates: list[dict[str, Any]]) ->
                 "payload": raw,
                 "status": InboxStatus.PENDING,
                 "attempts": 0,
+                "claims": 0,
                 "available_at": now,
             }
         )
@@ -218,6 +222,7 @@ async def claim_updates(
         row.status = InboxStatus.PROCESSING
         row.locked_by = worker
         row.locked_until = now + lease
+        row.claims = (row.claims or 0) + 1
         chosen.append(row)
     return chosen
 
@@ -247,6 +252,44 @@ async def record_failure(
     row.status = InboxStatus.PENDING
     row.available_at = clock.now() + timedelta(seconds=2**row.attempts)
     return False
+
+
+async def retry_later(session: AsyncSession, update_id: int, delay: timedelta) -> None:
+    """Put an update back without counting an attempt: the failure was not the update's.
+
+    Used when the database or Telegram was unreachable while handling: those outages end by
+    themselves, and parking a person's message because the network blinked would be wrong.
+    """
+    await session.execute(
+        update(Exchange)
+        .where(Exchange.update_id == update_id, Exchange.status == InboxStatus.PROCESSING)
+        .values(
+            status=InboxStatus.PENDING,
+            locked_by=None,
+            locked_until=None,
+            available_at=clock.now() + delay,
+        )
+    )
+
+
+async def lock_for_handling(
+    session: AsyncSession, row_id: int, worker: str, *, skip_locked: bool
+) -> Exchange | None:
+    """The claimed row, locked for the whole handling, or None if it is no longer ours.
+
+    On PostgreSQL the row lock (``FOR UPDATE SKIP LOCKED``) is held until the handler's
+    commit: a worker whose lease ran out while it was still handling keeps the row, and a
+    second worker cannot take it (it skips locked rows), so an update is never handled twice
+    at once. A crashed worker's lock dies with its connection. SQLite has one process and one
+    writer, so the ``locked_by`` check is enough there.
+    """
+    query = select(Exchange).where(Exchange.id == row_id)
+    if skip_locked:
+        query = query.with_for_update(skip_locked=True)
+    row = await session.scalar(query)
+    if row is None or row.status != InboxStatus.PROCESSING or row.locked_by != worker:
+        return None
+    return row
 
 
 async def release_claims(session: AsyncSession, worker: str | None = None) -> int:
