@@ -162,6 +162,6 @@ class HelpCenterBot:
         _ = catalogs.translator(catalogs.pick(language, user.language_code if user else None))
         text = _(
             "Sorry, something went wrong on our side and I could not handle your message. "
-            "Our team has been told. Incident code: {code}"
+            "Our team has been notified. Incident code: {code}"
         ).format(code=incident)
         return chat.id, text

@@ -144,13 +144,37 @@ def with_session(settings: Settings, work: Callable[[Any], Any]) -> Any:
 def cmd_users_grant(args: argparse.Namespace) -> int:
     from models.accounts import get_or_create_account, set_role
 
+    settings = settings_for_database()
+
     async def work(session: Any) -> None:
         account, _ = await get_or_create_account(session, args.telegram_id)
         await set_role(session, account, Role(args.role), by=None)
+        enqueue_menu_update(session, settings, account)
 
-    with_session(settings_for_database(), work)
+    with_session(settings, work)
     print(f"user {args.telegram_id} is now {args.role}")
     return 0
+
+
+def enqueue_menu_update(session: Any, settings: Settings, account: Any) -> None:
+    """The person's menu follows their new role: sent by the bot's outbox when it runs."""
+    from bot.app import features_commands
+    from bot.i18n import Catalogs
+    from bot.menus import chat_menu_params
+    from models.outbox import enqueue
+
+    catalogs = Catalogs(settings.default_language)
+    translator = catalogs.translator(catalogs.pick(account.language, None))
+    params = chat_menu_params(account.telegram_id, account.role, translator, features_commands())
+    params.pop("chat_id", None)
+    enqueue(
+        session,
+        chat_id=account.telegram_id,
+        kind="menu",
+        method="setMyCommands",
+        params=params,
+        account_id=account.id,
+    )
 
 
 def cmd_users_list(args: argparse.Namespace) -> int:

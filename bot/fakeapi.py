@@ -61,6 +61,11 @@ _file_counter = itertools.count(1)
 _COMMAND_RE = re.compile(r"/[A-Za-z0-9_]{1,32}(?:@[A-Za-z0-9_]{3,32})?")
 
 
+class AutoMessageId(int):
+    """A message_id picked by a builder; :meth:`FakeTelegram.push_update` renumbers it so that
+    ids stay consecutive in that chat. It serialises as a plain int."""
+
+
 def utf16_len(text: str) -> int:
     """Length of ``text`` in UTF-16 code units, the unit of Telegram entity offsets."""
     return len(text.encode("utf-16-le")) // 2
@@ -116,10 +121,20 @@ def new_file_ids(prefix: str = "file") -> tuple[str, str]:
 def photo_sizes(file_id: str, unique_id: str, size: int = 123_456) -> list[JSON]:
     """Two ``PhotoSize`` objects (thumbnail and full size) as Telegram sends them."""
     return [
-        {"file_id": f"{file_id}-s", "file_unique_id": f"{unique_id}-s", "width": 90,
-         "height": 67, "file_size": max(size // 50, 1)},
-        {"file_id": file_id, "file_unique_id": unique_id, "width": 1280, "height": 960,
-         "file_size": size},
+        {
+            "file_id": f"{file_id}-s",
+            "file_unique_id": f"{unique_id}-s",
+            "width": 90,
+            "height": 67,
+            "file_size": max(size // 50, 1),
+        },
+        {
+            "file_id": file_id,
+            "file_unique_id": unique_id,
+            "width": 1280,
+            "height": 960,
+            "file_size": size,
+        },
     ]
 
 
@@ -154,7 +169,9 @@ def message_dict(
 ) -> JSON:
     """A ``Message`` object written by ``user`` (see :func:`message_update`)."""
     msg: JSON = {
-        "message_id": message_id if message_id is not None else next(_standalone_message_ids),
+        "message_id": (
+            message_id if message_id is not None else AutoMessageId(next(_standalone_message_ids))
+        ),
         "from": dict(user),
         "chat": dict(chat) if chat is not None else private_chat_dict(user),
         "date": _timestamp(date),
@@ -169,14 +186,25 @@ def message_dict(
         msg["photo"] = photo_sizes(*new_file_ids("photo"))
     if document:
         file_id, unique_id = new_file_ids("doc")
-        msg["document"] = {"file_id": file_id, "file_unique_id": unique_id,
-                           "file_name": "document.pdf", "mime_type": "application/pdf",
-                           "file_size": 23_456}
+        msg["document"] = {
+            "file_id": file_id,
+            "file_unique_id": unique_id,
+            "file_name": "document.pdf",
+            "mime_type": "application/pdf",
+            "file_size": 23_456,
+        }
     if sticker:
         file_id, unique_id = new_file_ids("sticker")
-        msg["sticker"] = {"file_id": file_id, "file_unique_id": unique_id, "type": "regular",
-                          "width": 512, "height": 512, "is_animated": False,
-                          "is_video": False, "emoji": "👍"}
+        msg["sticker"] = {
+            "file_id": file_id,
+            "file_unique_id": unique_id,
+            "type": "regular",
+            "width": 512,
+            "height": 512,
+            "is_animated": False,
+            "is_video": False,
+            "emoji": "👍",
+        }
     if contact is not None:
         msg["contact"] = _contact_dict(user, contact)
     if caption is not None:
@@ -232,6 +260,17 @@ def callback_update(
             "data": data,
         }
     }
+
+
+def inline_callback_data(message: Mapping[str, Any], button_text: str) -> str:
+    """The callback_data of the inline button labelled ``button_text`` on ``message``."""
+    rows = (message.get("reply_markup") or {}).get("inline_keyboard", [])
+    for row in rows:
+        for button in row:
+            if button.get("text") == button_text and "callback_data" in button:
+                return str(button["callback_data"])
+    texts = [[str(b.get("text")) for b in row] for row in rows]
+    raise LookupError(f"no callback button {button_text!r}; buttons: {texts}")
 
 
 def update_type(update: Mapping[str, Any]) -> str:
@@ -345,10 +384,22 @@ def jsonable(value: Any) -> Any:
 # --------------------------------------------------------------------------------------------
 
 _HTML_TAGS = {
-    "b": "bold", "strong": "bold", "i": "italic", "em": "italic", "u": "underline",
-    "ins": "underline", "s": "strikethrough", "strike": "strikethrough", "del": "strikethrough",
-    "code": "code", "pre": "pre", "a": "text_link", "tg-spoiler": "spoiler", "span": "spoiler",
-    "blockquote": "blockquote", "tg-emoji": "custom_emoji",
+    "b": "bold",
+    "strong": "bold",
+    "i": "italic",
+    "em": "italic",
+    "u": "underline",
+    "ins": "underline",
+    "s": "strikethrough",
+    "strike": "strikethrough",
+    "del": "strikethrough",
+    "code": "code",
+    "pre": "pre",
+    "a": "text_link",
+    "tg-spoiler": "spoiler",
+    "span": "spoiler",
+    "blockquote": "blockquote",
+    "tg-emoji": "custom_emoji",
 }
 _HTML_TAG_RE = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9-]*)((?:\s[^<>]*)?)>")
 _HTML_ATTR_RE = re.compile(r"""([a-z-]+)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"']+))""")
@@ -364,8 +415,10 @@ def _byte_offset(src: str, index: int) -> int:
 
 def _html_entity(tag: str, attrs: str, offset: int, length: int) -> JSON:
     entity: JSON = {"type": _HTML_TAGS[tag], "offset": offset, "length": length}
-    found = {m.group(1): m.group(2) or m.group(3) or m.group(4) or ""
-             for m in _HTML_ATTR_RE.finditer(attrs)}
+    found = {
+        m.group(1): m.group(2) or m.group(3) or m.group(4) or ""
+        for m in _HTML_ATTR_RE.finditer(attrs)
+    }
     if tag == "a":
         entity["url"] = html.unescape(found.get("href", ""))
     if tag == "blockquote" and "expandable" in attrs:
@@ -389,17 +442,22 @@ def parse_html(src: str) -> tuple[str, list[JSON]]:
             break
         match = _HTML_TAG_RE.match(src, lt)
         if not match:
-            raise _parse_error(f'Unsupported start tag "{src[lt + 1:lt + 6]}" at byte offset '
-                               f"{_byte_offset(src, lt)}")
+            raise _parse_error(
+                f'Unsupported start tag "{src[lt + 1 : lt + 6]}" at byte offset '
+                f"{_byte_offset(src, lt)}"
+            )
         closing, tag, attrs = match.group(1) == "/", match.group(2).lower(), match.group(3)
         if tag not in _HTML_TAGS:
-            raise _parse_error(f'Unsupported start tag "{tag}" at byte offset '
-                               f"{_byte_offset(src, lt)}")
+            raise _parse_error(
+                f'Unsupported start tag "{tag}" at byte offset {_byte_offset(src, lt)}'
+            )
         if not closing:
             stack.append((tag, attrs, length, lt))
         elif not stack or stack[-1][0] != tag:
-            raise _parse_error(f'Unmatched end tag at byte offset {_byte_offset(src, lt)}, '
-                               f'expected "</{stack[-1][0] if stack else tag}>", found "</{tag}>"')
+            raise _parse_error(
+                f"Unmatched end tag at byte offset {_byte_offset(src, lt)}, "
+                f'expected "</{stack[-1][0] if stack else tag}>", found "</{tag}>"'
+            )
         else:
             open_tag, open_attrs, start, _ = stack.pop()
             if length > start:
@@ -411,9 +469,16 @@ def parse_html(src: str) -> tuple[str, list[JSON]]:
     return "".join(out), sorted(entities, key=lambda e: e["offset"])
 
 
-_MD_NAMES = {"bold": "Bold", "italic": "Italic", "underline": "Underline",
-             "strikethrough": "Strikethrough", "spoiler": "Spoiler", "code": "Code",
-             "pre": "Pre", "text_link": "TextUrl"}
+_MD_NAMES = {
+    "bold": "Bold",
+    "italic": "Italic",
+    "underline": "Underline",
+    "strikethrough": "Strikethrough",
+    "spoiler": "Spoiler",
+    "code": "Code",
+    "pre": "Pre",
+    "text_link": "TextUrl",
+}
 _MDV2_RESERVED = set("_*[]()~`>#+-=|{}.!")
 
 
@@ -437,10 +502,9 @@ class _MarkdownParser:
         if self.stack and self.stack[-1][0] == kind:
             _, start, _ = self.stack.pop()
             if self.length > start:
-                self.entities.append({"type": kind, "offset": start,
-                                      "length": self.length - start})
+                self.entities.append({"type": kind, "offset": start, "length": self.length - start})
         elif self.legacy and self.stack:
-            self.emit(self.src[self.pos:self.pos + width])
+            self.emit(self.src[self.pos : self.pos + width])
         else:
             self.stack.append((kind, self.length, self.pos))
         self.pos += width
@@ -465,19 +529,24 @@ class _MarkdownParser:
     def link_end(self) -> None:
         close = self.src.find(")", self.pos + 2)
         if not self.src.startswith("(", self.pos + 1) or close == -1:
-            raise _parse_error(f"Can't find end of TextUrl entity at byte offset "
-                               f"{_byte_offset(self.src, self.stack[-1][2])}")
+            raise _parse_error(
+                f"Can't find end of TextUrl entity at byte offset "
+                f"{_byte_offset(self.src, self.stack[-1][2])}"
+            )
         _, start, _ = self.stack.pop()
-        url = self.src[self.pos + 2:close].replace("\\)", ")").replace("\\\\", "\\")
+        url = self.src[self.pos + 2 : close].replace("\\)", ")").replace("\\\\", "\\")
         if self.length > start:
-            self.entities.append({"type": "text_link", "offset": start,
-                                  "length": self.length - start, "url": url})
+            self.entities.append(
+                {"type": "text_link", "offset": start, "length": self.length - start, "url": url}
+            )
         self.pos = close + 1
 
     def step(self) -> None:
         char = self.src[self.pos]
-        if char == "\\" and self.pos + 1 < len(self.src) and (
-            not self.legacy or self.src[self.pos + 1] in "_*`["
+        if (
+            char == "\\"
+            and self.pos + 1 < len(self.src)
+            and (not self.legacy or self.src[self.pos + 1] in "_*`[")
         ):
             self.emit(self.src[self.pos + 1])
             self.pos += 2
@@ -492,8 +561,9 @@ class _MarkdownParser:
         elif char == "]" and self.stack and self.stack[-1][0] == "text_link":
             self.link_end()
         elif not self.legacy and char in _MDV2_RESERVED and not self.at_quote():
-            raise _parse_error(f"Character '{char}' is reserved and must be escaped with the "
-                               "preceding '\\'")
+            raise _parse_error(
+                f"Character '{char}' is reserved and must be escaped with the preceding '\\'"
+            )
         else:
             self.emit("" if char == ">" and not self.legacy else char)
             self.pos += 1
@@ -506,8 +576,10 @@ class _MarkdownParser:
             self.step()
         if self.stack:
             kind, _, index = self.stack[-1]
-            raise _parse_error(f"Can't find end of {_MD_NAMES.get(kind, kind)} entity at byte "
-                               f"offset {_byte_offset(self.src, index)}")
+            raise _parse_error(
+                f"Can't find end of {_MD_NAMES.get(kind, kind)} entity at byte "
+                f"offset {_byte_offset(self.src, index)}"
+            )
         return "".join(self.out), sorted(self.entities, key=lambda e: e["offset"])
 
 
@@ -528,11 +600,30 @@ def parse_entities(text: str, parse_mode: str | None) -> tuple[str, list[JSON]]:
 # --------------------------------------------------------------------------------------------
 
 _METHOD_NAMES = [
-    "getMe", "getUpdates", "setWebhook", "deleteWebhook", "getWebhookInfo", "setMyCommands",
-    "getMyCommands", "deleteMyCommands", "sendMessage", "sendPhoto", "sendLocation",
-    "sendVenue", "sendDocument", "sendMediaGroup", "editMessageText", "editMessageReplyMarkup",
-    "editMessageCaption", "deleteMessage", "answerCallbackQuery", "sendChatAction", "getFile",
-    "getChat", "logOut", "close",
+    "getMe",
+    "getUpdates",
+    "setWebhook",
+    "deleteWebhook",
+    "getWebhookInfo",
+    "setMyCommands",
+    "getMyCommands",
+    "deleteMyCommands",
+    "sendMessage",
+    "sendPhoto",
+    "sendLocation",
+    "sendVenue",
+    "sendDocument",
+    "sendMediaGroup",
+    "editMessageText",
+    "editMessageReplyMarkup",
+    "editMessageCaption",
+    "deleteMessage",
+    "answerCallbackQuery",
+    "sendChatAction",
+    "getFile",
+    "getChat",
+    "logOut",
+    "close",
 ]
 CANONICAL = {name.lower(): name for name in _METHOD_NAMES}
 SEND_METHODS = frozenset(
@@ -541,21 +632,56 @@ SEND_METHODS = frozenset(
 EDIT_METHODS = frozenset({"editMessageText", "editMessageReplyMarkup", "editMessageCaption"})
 # Telegram's default when allowed_updates is empty: all but these three.
 DEFAULT_ALLOWED = frozenset(
-    {"message", "edited_message", "channel_post", "edited_channel_post", "inline_query",
-     "chosen_inline_result", "callback_query", "shipping_query", "pre_checkout_query", "poll",
-     "poll_answer", "my_chat_member", "chat_join_request", "business_connection",
-     "business_message", "edited_business_message", "deleted_business_messages",
-     "purchased_paid_media", "chat_boost", "removed_chat_boost"}
+    {
+        "message",
+        "edited_message",
+        "channel_post",
+        "edited_channel_post",
+        "inline_query",
+        "chosen_inline_result",
+        "callback_query",
+        "shipping_query",
+        "pre_checkout_query",
+        "poll",
+        "poll_answer",
+        "my_chat_member",
+        "chat_join_request",
+        "business_connection",
+        "business_message",
+        "edited_business_message",
+        "deleted_business_messages",
+        "purchased_paid_media",
+        "chat_boost",
+        "removed_chat_boost",
+    }
 )
 CHAT_ACTIONS = frozenset(
-    {"typing", "upload_photo", "record_video", "upload_video", "record_voice", "upload_voice",
-     "upload_document", "choose_sticker", "find_location", "record_video_note",
-     "upload_video_note"}
+    {
+        "typing",
+        "upload_photo",
+        "record_video",
+        "upload_video",
+        "record_voice",
+        "upload_voice",
+        "upload_document",
+        "choose_sticker",
+        "find_location",
+        "record_video_note",
+        "upload_video_note",
+    }
 )
-NOT_MODIFIED = ("message is not modified: specified new message content and reply markup are "
-                "exactly the same as a current content and reply markup of the message")
-_FILE_PATH_DIRS = {"photo": "photos", "document": "documents", "video": "videos",
-                   "audio": "music", "sticker": "stickers", "voice": "voice"}
+NOT_MODIFIED = (
+    "message is not modified: specified new message content and reply markup are "
+    "exactly the same as a current content and reply markup of the message"
+)
+_FILE_PATH_DIRS = {
+    "photo": "photos",
+    "document": "documents",
+    "video": "videos",
+    "audio": "music",
+    "sticker": "stickers",
+    "voice": "voice",
+}
 
 
 def canonical_method(method: str) -> str:
@@ -570,8 +696,11 @@ def _scope_key(scope: Mapping[str, Any] | None) -> tuple[Any, ...]:
     if kind in ("chat", "chat_administrators"):
         return (kind, _as_int(scope.get("chat_id"), "chat_id"))
     if kind == "chat_member":
-        return (kind, _as_int(scope.get("chat_id"), "chat_id"),
-                _as_int(scope.get("user_id"), "user_id"))
+        return (
+            kind,
+            _as_int(scope.get("chat_id"), "chat_id"),
+            _as_int(scope.get("user_id"), "user_id"),
+        )
     return (kind,)
 
 
@@ -587,8 +716,12 @@ class FakeTelegram:
         bot_first_name: str = "Help Center",
     ) -> None:
         self.token = token
-        self.bot_user: JSON = {"id": bot_id, "is_bot": True, "first_name": bot_first_name,
-                               "username": bot_username}
+        self.bot_user: JSON = {
+            "id": bot_id,
+            "is_bot": True,
+            "first_name": bot_first_name,
+            "username": bot_username,
+        }
         self.calls: list[ApiCall] = []
         self.callback_answers: dict[str, dict[str, Any]] = {}
         self.webhook_url = ""
@@ -618,19 +751,26 @@ class FakeTelegram:
         self._flood: tuple[int, float, bool, int] | None = None
         self._media_groups = itertools.count(13_000_000_000_000_000)
         self._handlers: dict[str, Callable[[dict[str, Any]], Any]] = {
-            name.lower(): getattr(self, f"_m_{name.lower()}") for name in _METHOD_NAMES
+            name.lower(): getattr(self, f"_m_{name.lower()}")
+            for name in _METHOD_NAMES
             if name != "getUpdates"
         }
 
     # ---- users and chats ----------------------------------------------------------------
 
     def add_user(
-        self, user: int | Mapping[str, Any], first_name: str = "Ada",
-        language_code: str | None = "it", username: str | None = None,
+        self,
+        user: int | Mapping[str, Any],
+        first_name: str = "Ada",
+        language_code: str | None = "it",
+        username: str | None = None,
     ) -> JSON:
         """Register a user (and their private chat) as known to the bot; returns the user."""
-        data = (dict(user) if isinstance(user, Mapping)
-                else user_dict(user, first_name, language_code, username))
+        data = (
+            dict(user)
+            if isinstance(user, Mapping)
+            else user_dict(user, first_name, language_code, username)
+        )
         self._users[int(data["id"])] = data
         self._chats.setdefault(int(data["id"]), private_chat_dict(data))
         return data
@@ -661,8 +801,16 @@ class FakeTelegram:
     # ---- updates ------------------------------------------------------------------------
 
     def push_update(self, update: Mapping[str, Any]) -> int:
-        """Queue an update (assigning ``update_id`` if absent) and wake long polls."""
+        """Queue an update (assigning ``update_id`` if absent) and wake long polls.
+
+        A ``message`` without message_id, or whose id was left to the builder, gets the chat's
+        next message_id (so ids stay consecutive per chat, as in Telegram)."""
         upd = dict(update)
+        msg = upd.get("message")
+        if isinstance(msg, Mapping) and (
+            msg.get("message_id") is None or isinstance(msg["message_id"], AutoMessageId)
+        ):
+            upd["message"] = {**msg, "message_id": self._next_message_id(int(msg["chat"]["id"]))}
         if "update_id" not in upd:
             upd["update_id"] = self._next_update_id
         update_id = int(upd["update_id"])
@@ -675,10 +823,7 @@ class FakeTelegram:
 
     def user_writes(self, user_id: int, text: str | None = None, **kwargs: Any) -> int:
         """User ``user_id`` sends a message (kwargs as :func:`message_dict`); returns update_id."""
-        user = self.user(user_id)
-        chat = kwargs.pop("chat", None) or private_chat_dict(user)
-        kwargs.setdefault("message_id", self._next_message_id(int(chat["id"])))
-        return self.push_update(message_update(user, text, chat=chat, **kwargs))
+        return self.push_update(message_update(self.user(user_id), text, **kwargs))
 
     def user_edits(self, user_id: int, message: Mapping[str, Any], text: str) -> int:
         """User ``user_id`` edits their earlier ``message``; returns update_id."""
@@ -734,8 +879,13 @@ class FakeTelegram:
     # ---- fault injection ----------------------------------------------------------------
 
     def fail_next(
-        self, method: str | None, *, status: int, description: str,
-        retry_after: int | None = None, times: int = 1,
+        self,
+        method: str | None,
+        *,
+        status: int,
+        description: str,
+        retry_after: int | None = None,
+        times: int = 1,
     ) -> None:
         """The next ``times`` calls of ``method`` (None = any, getUpdates included) fail."""
         name = canonical_method(method) if method else None
@@ -758,7 +908,11 @@ class FakeTelegram:
         self._disconnects.append(_Fault(name, 0, "connection dropped", None, times))
 
     def flood_limit(
-        self, max_calls: int, window_s: float = 1.0, *, per_chat: bool = True,
+        self,
+        max_calls: int,
+        window_s: float = 1.0,
+        *,
+        per_chat: bool = True,
         retry_after: int = 1,
     ) -> None:
         """Enforce a flood limit on send* calls (429 with retry_after when exceeded)."""
@@ -859,12 +1013,15 @@ class FakeTelegram:
             dropped = self._updates[:offset] if -offset < len(self._updates) else []
             if dropped:
                 self._confirmed_up_to = max(self._confirmed_up_to, dropped[-1]["update_id"])
-            self._updates = self._updates[len(dropped):]
+            self._updates = self._updates[len(dropped) :]
 
     def _get_updates_now(self, params: Mapping[str, Any]) -> list[JSON]:
         if self.webhook_url:
-            raise ApiError(409, "Conflict: can't use getUpdates method while webhook is "
-                                "active; use deleteWebhook to delete the webhook first")
+            raise ApiError(
+                409,
+                "Conflict: can't use getUpdates method while webhook is "
+                "active; use deleteWebhook to delete the webhook first",
+            )
         self._confirm(_as_int(params.get("offset", 0), "offset"))
         allowed = _as_json(params.get("allowed_updates"))
         if allowed is not None:
@@ -887,8 +1044,11 @@ class FakeTelegram:
                 return batch
             await self._wait_for_push(version, remaining)
             if self._poll_generation != generation:
-                raise ApiError(409, "Conflict: terminated by other getUpdates request; make "
-                                    "sure that only one bot instance is running")
+                raise ApiError(
+                    409,
+                    "Conflict: terminated by other getUpdates request; make "
+                    "sure that only one bot instance is running",
+                )
 
     def _wake(self) -> None:
         for fut in list(self._waiters):
@@ -916,8 +1076,14 @@ class FakeTelegram:
         if raw in (None, ""):
             raise bad_request("chat_id is empty")
         if isinstance(raw, str) and raw.startswith("@"):
-            chat = next((c for c in self._chats.values()
-                         if c.get("username", "").lower() == raw[1:].lower()), None)
+            chat = next(
+                (
+                    c
+                    for c in self._chats.values()
+                    if c.get("username", "").lower() == raw[1:].lower()
+                ),
+                None,
+            )
         else:
             try:
                 chat = self._chats.get(int(raw))
@@ -952,7 +1118,12 @@ class FakeTelegram:
         return markup
 
     def _text(
-        self, params: Mapping[str, Any], key: str, *, limit: int, required: bool,
+        self,
+        params: Mapping[str, Any],
+        key: str,
+        *,
+        limit: int,
+        required: bool,
     ) -> JSON:
         raw = params.get(key)
         if raw is None and not required:
@@ -965,8 +1136,9 @@ class FakeTelegram:
                 raise bad_request("message text is empty")
             return {}
         if utf16_len(text) > limit:
-            raise bad_request("message is too long" if key == "text"
-                              else "message caption is too long")
+            raise bad_request(
+                "message is too long" if key == "text" else "message caption is too long"
+            )
         content: JSON = {key: text}
         if entities:
             content["entities" if key == "text" else "caption_entities"] = entities
@@ -975,8 +1147,10 @@ class FakeTelegram:
     def _reply_to(self, chat_id: int, params: Mapping[str, Any]) -> JSON:
         reply = _as_json(params.get("reply_parameters")) or {}
         if "reply_to_message_id" in params:
-            reply = {"message_id": params["reply_to_message_id"],
-                     "allow_sending_without_reply": params.get("allow_sending_without_reply")}
+            reply = {
+                "message_id": params["reply_to_message_id"],
+                "allow_sending_without_reply": params.get("allow_sending_without_reply"),
+            }
         if not reply:
             return {}
         target_chat = int(reply.get("chat_id") or chat_id)
@@ -985,16 +1159,21 @@ class FakeTelegram:
             if _as_bool(reply.get("allow_sending_without_reply")):
                 return {}
             raise bad_request("message to be replied not found")
-        return {"reply_to_message": {k: v for k, v in original.items()
-                                     if k != "reply_to_message"}}
+        return {"reply_to_message": {k: v for k, v in original.items() if k != "reply_to_message"}}
 
     def _send(self, params: Mapping[str, Any], content: Mapping[str, Any]) -> JSON:
         chat = self._chat(params)
         chat_id = int(chat["id"])
         reply = self._reply_to(chat_id, params)
         markup = self._markup(params)
-        msg: JSON = {"message_id": self._next_message_id(chat_id), "from": dict(self.bot_user),
-                     "chat": dict(chat), "date": int(time.time()), **reply, **content}
+        msg: JSON = {
+            "message_id": self._next_message_id(chat_id),
+            "from": dict(self.bot_user),
+            "chat": dict(chat),
+            "date": int(time.time()),
+            **reply,
+            **content,
+        }
         self._apply_markup(msg, markup)
         self._messages[(chat_id, msg["message_id"])] = msg
         return dict(msg)
@@ -1045,16 +1224,24 @@ class FakeTelegram:
     def _media(self, params: Mapping[str, Any], key: str, kind: str) -> JSON:
         data = self._file(params, key, kind)
         if kind == "photo":
-            return {"photo": photo_sizes(data["file_id"], data["file_unique_id"],
-                                         data.get("file_size", 1))}
+            return {
+                "photo": photo_sizes(
+                    data["file_id"], data["file_unique_id"], data.get("file_size", 1)
+                )
+            }
         return {kind: data}
 
     # ---- Bot API methods (``_m_<lowercase name>``) ----------------------------------------
 
     def _m_getme(self, params: dict[str, Any]) -> JSON:
-        return {**self.bot_user, "can_join_groups": True, "can_read_all_group_messages": False,
-                "supports_inline_queries": False, "can_connect_to_business": False,
-                "has_main_web_app": False}
+        return {
+            **self.bot_user,
+            "can_join_groups": True,
+            "can_read_all_group_messages": False,
+            "supports_inline_queries": False,
+            "can_connect_to_business": False,
+            "has_main_web_app": False,
+        }
 
     def _m_logout(self, params: dict[str, Any]) -> bool:
         return True
@@ -1081,8 +1268,11 @@ class FakeTelegram:
         self._updates.clear()
 
     def _m_getwebhookinfo(self, params: dict[str, Any]) -> JSON:
-        return {"url": self.webhook_url, "has_custom_certificate": False,
-                "pending_update_count": len(self._updates)}
+        return {
+            "url": self.webhook_url,
+            "has_custom_certificate": False,
+            "pending_update_count": len(self._updates),
+        }
 
     def _commands_key(self, params: Mapping[str, Any]) -> tuple[tuple[Any, ...], str]:
         scope = _scope_key(_as_json(params.get("scope")))
@@ -1099,8 +1289,9 @@ class FakeTelegram:
                 raise bad_request("command description is empty")
         key = self._commands_key(params)
         if commands:
-            self._commands[key] = [{"command": c["command"], "description": c["description"]}
-                                   for c in commands]
+            self._commands[key] = [
+                {"command": c["command"], "description": c["description"]} for c in commands
+            ]
         else:
             self._commands.pop(key, None)
         return True
@@ -1163,8 +1354,10 @@ class FakeTelegram:
             content = self._media({**params, "media": item.get("media")}, "media", kind)
             content.update(self._text(item, "caption", limit=1024, required=False))
             contents.append(content)
-        return [self._send({**params, "reply_markup": None}, {**content, "media_group_id":
-                                                              group_id}) for content in contents]
+        return [
+            self._send({**params, "reply_markup": None}, {**content, "media_group_id": group_id})
+            for content in contents
+        ]
 
     def _editable(self, params: Mapping[str, Any]) -> JSON:
         if params.get("inline_message_id"):
@@ -1181,8 +1374,11 @@ class FakeTelegram:
     def _finish_edit(self, msg: JSON, content: Mapping[str, Any], markup: JSON | None) -> JSON:
         keys = _content_keys(msg)
         new = {k: content.get(k) for k in keys}
-        inline = {"inline_keyboard": markup["inline_keyboard"]} if markup and (
-            "inline_keyboard" in markup) else None
+        inline = (
+            {"inline_keyboard": markup["inline_keyboard"]}
+            if markup and ("inline_keyboard" in markup)
+            else None
+        )
         if ({k: msg.get(k) for k in keys}, msg.get("reply_markup")) == (new, inline):
             raise bad_request(NOT_MODIFIED)
         for key in keys:
@@ -1221,8 +1417,9 @@ class FakeTelegram:
     def _m_answercallbackquery(self, params: dict[str, Any]) -> bool:
         query_id = str(params.get("callback_query_id") or "")
         if query_id not in self._callback_queries or query_id in self.callback_answers:
-            raise bad_request("query is too old and response timeout expired or query ID is "
-                              "invalid")
+            raise bad_request(
+                "query is too old and response timeout expired or query ID is invalid"
+            )
         if len(str(params.get("text") or "")) > 200:
             raise bad_request("MESSAGE_TOO_LONG")
         self.callback_answers[query_id] = dict(params)
@@ -1239,17 +1436,28 @@ class FakeTelegram:
         if data is None:
             raise bad_request("invalid file_id")
         kind = data["kind"]
-        data.setdefault("file_path", f"{_FILE_PATH_DIRS.get(kind, 'files')}/"
-                                     f"file_{len(self._files)}.{_extension(kind)}")
-        return {k: data[k] for k in ("file_id", "file_unique_id", "file_size", "file_path")
-                if k in data}
+        data.setdefault(
+            "file_path",
+            f"{_FILE_PATH_DIRS.get(kind, 'files')}/file_{len(self._files)}.{_extension(kind)}",
+        )
+        return {
+            k: data[k] for k in ("file_id", "file_unique_id", "file_size", "file_path") if k in data
+        }
 
     def _m_getchat(self, params: dict[str, Any]) -> JSON:
         chat = self._chat(params, sending=False)
-        return {**chat, "accent_color_id": 0, "max_reaction_count": 11,
-                "accepted_gift_types": {"unlimited_gifts": False, "limited_gifts": False,
-                                        "unique_gifts": False, "premium_subscription": False,
-                                        "gifts_from_channels": False}}
+        return {
+            **chat,
+            "accent_color_id": 0,
+            "max_reaction_count": 11,
+            "accepted_gift_types": {
+                "unlimited_gifts": False,
+                "limited_gifts": False,
+                "unique_gifts": False,
+                "premium_subscription": False,
+                "gifts_from_channels": False,
+            },
+        }
 
     # ---- observation helpers ------------------------------------------------------------
 
@@ -1271,8 +1479,11 @@ class FakeTelegram:
 
     def texts(self, chat_id: int | str) -> list[str]:
         """Texts (or captions) of what the bot sent/edited in a chat, in order."""
-        return [m.get("text") or m.get("caption") or "" for m in self.sent_messages(chat_id)
-                if "text" in m or "caption" in m]
+        return [
+            m.get("text") or m.get("caption") or ""
+            for m in self.sent_messages(chat_id)
+            if "text" in m or "caption" in m
+        ]
 
     def last_text(self, chat_id: int | str) -> str | None:
         texts = self.texts(chat_id)
@@ -1290,19 +1501,16 @@ class FakeTelegram:
 
     def buttons(self, message: Mapping[str, Any]) -> list[list[str]]:
         """Button texts of the inline (or reply) keyboard attached to a sent message."""
-        markup = message.get("reply_markup") or self._extra_markups.get(
-            (int(message["chat"]["id"]), int(message["message_id"]))) or {}
+        markup = (
+            message.get("reply_markup")
+            or self._extra_markups.get((int(message["chat"]["id"]), int(message["message_id"])))
+            or {}
+        )
         return _button_texts(markup.get("inline_keyboard") or markup.get("keyboard") or [])
 
     def callback_data_for(self, message: Mapping[str, Any], button_text: str) -> str:
         """The callback_data of the inline button labelled ``button_text``."""
-        rows = (message.get("reply_markup") or {}).get("inline_keyboard", [])
-        for row in rows:
-            for button in row:
-                if button.get("text") == button_text and "callback_data" in button:
-                    return str(button["callback_data"])
-        raise LookupError(f"no callback button {button_text!r}; buttons: "
-                          f"{_button_texts(rows)}")
+        return inline_callback_data(message, button_text)
 
     def commands_for(self, chat_id: int, language_code: str | None = None) -> list[JSON]:
         """The command menu a chat sees, resolving scope (chat > all_*_chats > default)
@@ -1316,9 +1524,13 @@ class FakeTelegram:
         return []
 
     def _send_times(self, chat_id: int | str | None = None) -> list[float]:
-        return [c.at for c in self.calls
-                if c.ok and c.method in SEND_METHODS
-                and (chat_id is None or str(c.params.get("chat_id")) == str(chat_id))]
+        return [
+            c.at
+            for c in self.calls
+            if c.ok
+            and c.method in SEND_METHODS
+            and (chat_id is None or str(c.params.get("chat_id")) == str(chat_id))
+        ]
 
     def max_rate(self, window_s: float = 1.0, chat_id: int | str | None = None) -> int:
         """The most successful send* calls seen in any sliding window of ``window_s``."""
@@ -1350,8 +1562,9 @@ def _content_keys(msg: Mapping[str, Any]) -> tuple[str, str]:
 
 
 def _extension(kind: str) -> str:
-    return {"photo": "jpg", "video": "mp4", "audio": "mp3", "voice": "oga",
-            "sticker": "webp"}.get(kind, "pdf")
+    return {"photo": "jpg", "video": "mp4", "audio": "mp3", "voice": "oga", "sticker": "webp"}.get(
+        kind, "pdf"
+    )
 
 
 def _button_texts(rows: Iterable[Iterable[Any]]) -> list[list[str]]:
@@ -1410,8 +1623,9 @@ class FakeRequest(BaseRequest):
     ) -> tuple[int, bytes]:
         api_method = url.rstrip("/").rsplit("/", 1)[-1]
         if self.fake.take_disconnect(api_method):
-            raise NetworkError("httpx.RemoteProtocolError: Server disconnected without "
-                               "sending a response.")
+            raise NetworkError(
+                "httpx.RemoteProtocolError: Server disconnected without sending a response."
+            )
         timeout = self._read_timeout if isinstance(read_timeout, DefaultValue) else read_timeout
         try:
             status, body = await asyncio.wait_for(
@@ -1450,7 +1664,11 @@ class FakeTelegramServer:
     """Serves a :class:`FakeTelegram` over HTTP: ``/bot{token}/{method}`` plus ``/_control``."""
 
     def __init__(
-        self, fake: FakeTelegram | None = None, *, host: str = "127.0.0.1", port: int = 0,
+        self,
+        fake: FakeTelegram | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
     ) -> None:
         self.fake = fake or FakeTelegram()
         self.host = host
@@ -1505,7 +1723,8 @@ class FakeTelegramServer:
     async def _api(self, request: web.Request) -> web.StreamResponse:
         if request.match_info["token"] != self.fake.token:
             return web.json_response(
-                {"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401)
+                {"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401
+            )
         method = request.match_info["method"]
         params = await _http_params(request)
         if self.fake.take_disconnect(method):
@@ -1555,8 +1774,18 @@ class FakeTelegramServer:
         return self._ok(self.fake.pending_updates())
 
     async def _calls(self, request: web.Request) -> web.Response:
-        return self._ok([{"method": c.method, "params": c.params, "status": c.status,
-                          "response": c.response, "at": c.at} for c in self.fake.calls])
+        return self._ok(
+            [
+                {
+                    "method": c.method,
+                    "params": c.params,
+                    "status": c.status,
+                    "response": c.response,
+                    "at": c.at,
+                }
+                for c in self.fake.calls
+            ]
+        )
 
 
 async def serve(host: str, port: int, fake: FakeTelegram) -> None:

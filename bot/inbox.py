@@ -113,7 +113,7 @@ class Poller:
                 backoff = min(backoff * 2, 30.0)
 
     async def poll_once(self) -> int:
-        """One ``getUpdates`` round; returns how many new updates were stored."""
+        """One ``getUpdates`` round; returns how many updates Telegram handed over."""
         timeout = self.runtime.settings.poll_timeout_seconds
         received = await self.application.bot.get_updates(
             offset=self.offset,
@@ -125,13 +125,13 @@ class Poller:
         if not updates:
             return 0
         async with self.runtime.sessionmaker() as session:
-            stored = await store_updates(session, updates)
+            await store_updates(session, updates)
             await session.commit()
         metrics.UPDATES_RECEIVED.inc(len(updates))
         # Only now, with the batch committed, may the next request confirm it.
         self.offset = max(int(u["update_id"]) for u in updates) + 1
         self.wake.set()
-        return stored
+        return len(updates)
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

@@ -39,6 +39,16 @@ async def set_default_menus(bot: Bot, catalogs: Catalogs, features: list[list[Co
         )
 
 
+def chat_menu_params(
+    chat_id: int, role: Role, translator: Translator, features: list[list[Command]]
+) -> dict[str, object]:
+    """``setMyCommands`` parameters for one chat, JSON-ready (for the outbox)."""
+    return {
+        "commands": [c.to_dict() for c in bot_commands(commands_for(role, features), translator)],
+        "scope": BotCommandScopeChat(chat_id).to_dict(),
+    }
+
+
 async def set_chat_menu(
     bot: Bot, chat_id: int, role: Role, translator: Translator, features: list[list[Command]]
 ) -> None:

@@ -48,14 +48,15 @@ async def anything_else(update: Update, context: HCContext) -> None:
     message = update.effective_message
     if message is not None and message.text is not None and not _readable(message.text):
         text = _(
-            "Sorry, I could not read that message. Please write it again with words, or send /help."
+            "Sorry, I could not read that message: it contains hidden characters. Please "
+            "write it again as a plain text message, or send /help."
         )
     elif message is not None and message.text is not None:
-        text = _("I did not understand. Please use the buttons or send /help to see what I can do.")
+        text = _("I did not understand. Send /help to see what I can do.")
     else:
         text = _(
-            "Sorry, I cannot use this kind of message here. Please write with words or "
-            "use the buttons. Send /help to see what I can do."
+            "Sorry, I cannot use this kind of message here. Please write a text message, "
+            "or send /help to see what I can do."
         )
     await reply(update, context, text)
 

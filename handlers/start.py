@@ -50,11 +50,11 @@ def help_text(context: HCContext) -> str:
     from bot.app import features_commands
     from bot.menus import commands_for
 
-    lines = [
-        _("You are registered as: {role}.").format(role=role_name(context.account.role, _)),
-        "",
-        _("What you can do:"),
-    ]
+    lines = []
+    if context.account.role is not Role.PUBLIC:  # the public are not labelled
+        role = role_name(context.account.role, _)
+        lines += [_("You are registered as: {role}.").format(role=role), ""]
+    lines.append(_("What you can do:"))
     for command in commands_for(context.account.role, features_commands()):
         lines.append(f"/{command.name} — {_(command.description)}")
     return "\n".join(lines)
@@ -68,7 +68,7 @@ async def start(update: Update, context: HCContext) -> None:
         return
     welcome = _(
         "Hello! This is the Help Center at the railway station. I can tell you where "
-        "to sleep, eat, wash and get help nearby, and I put you in touch with our team."
+        "to sleep, eat, wash and get help nearby, and I can put you in touch with our team."
     )
     await reply(update, context, welcome + "\n\n" + help_text(context))
 
@@ -93,10 +93,7 @@ async def _redeem(update: Update, context: HCContext, code: str) -> None:
         return
     context.scope.concerns("invite", outcome.id)
     await refresh_menu(context)
-    text = _("Welcome to the team! You are now registered as: {role}.").format(
-        role=role_name(outcome.role, _)
-    )
-    await reply(update, context, text + "\n\n" + help_text(context))
+    await reply(update, context, _("Welcome to the team!") + "\n\n" + help_text(context))
 
 
 async def refresh_menu(context: HCContext) -> None:
@@ -156,7 +153,9 @@ async def invite(update: Update, context: HCContext) -> None:
     try:
         created = await create_invite(context.session, inviter, role)
     except PermissionError:
-        await reply(update, context, _("You cannot give the role {role}.").format(role=role.value))
+        await reply(
+            update, context, _("You cannot give the role {role}.").format(role=role_name(role, _))
+        )
         return
     context.scope.concerns("invite", created.id)
     link = f"https://t.me/{context.bot.username}?start={created.code}"

@@ -1,0 +1,54 @@
+"""Bad input gets a polite answer in the person's language, and is logged all the same."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from bot.fakeapi import message_dict, user_dict
+from models.exchange import Direction, Exchange, InboxStatus
+from tests.conftest import BotHarness
+
+USER = 6001
+
+
+async def _inbound(bot: BotHarness) -> list[Exchange]:
+    async with bot.session() as session:
+        query = select(Exchange).where(Exchange.direction == Direction.IN).order_by(Exchange.id)
+        return list(await session.scalars(query))
+
+
+@pytest.mark.parametrize(
+    ("what", "kwargs"),
+    [
+        ("unknown command", {"text": "/frobnicate"}),
+        ("sticker", {"sticker": True}),
+        ("empty text", {"text": "   "}),
+        ("control characters", {"text": "ciao\x00\x07\x1b[31m"}),
+        ("the longest text Telegram allows", {"text": "a" * 4096}),
+        ("plain words", {"text": "ho bisogno di aiuto"}),
+    ],
+)
+async def test_bad_input_gets_a_polite_answer_and_is_logged(
+    bot: BotHarness, what: str, kwargs: dict[str, object]
+) -> None:
+    text = kwargs.pop("text", None)
+    replies = await bot.says(USER, text, **kwargs)  # type: ignore[arg-type]
+
+    assert len(replies) == 1, what
+    assert "/help" in replies[0]["text"]
+    [row] = await _inbound(bot)
+    assert row.status is InboxStatus.DONE and row.flow == "fallback"
+    if text is not None:
+        assert row.text == text
+
+
+async def test_an_edited_message_is_logged_and_acknowledged_once(bot: BotHarness) -> None:
+    sent = await bot.says(USER, "ciao")
+    original = message_dict(user_dict(USER), "ciao", message_id=1)
+    bot.fake.user_edits(USER, original, "ciao!")
+    await bot.deliver()
+
+    rows = await _inbound(bot)
+    assert [r.kind for r in rows] == ["text", "edited_message"]
+    assert len(bot.fake.sent_messages(USER)) == len(sent) + 1
