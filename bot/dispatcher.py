@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import warnings
 from datetime import timedelta
 from typing import Any
 
@@ -46,6 +47,7 @@ from telegram.error import (
     TimedOut,
 )
 from telegram.ext import Application
+from telegram.warnings import PTBUserWarning
 
 from bot import metrics
 from bot.exchange_log import add_outbound_rows
@@ -63,6 +65,8 @@ from models.outbox import (
 )
 
 log = logging.getLogger(__name__)
+# The outbox stores any Bot API method by name; PTB would rather we called bot.send_message.
+warnings.filterwarnings("ignore", message="Please use 'Bot.", category=PTBUserWarning)
 
 # A send reserved further away than this is put back in the table instead of waited for.
 MAX_RESERVATION_WAIT = 2.0

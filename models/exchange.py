@@ -30,6 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, aliased, mapped_column
+from sqlalchemy.orm.attributes import set_committed_value
 
 from models.base import Base, BigId, clock
 from models.db import insert_ignore
@@ -219,10 +220,28 @@ async def claim_updates(
         if row.chat_id is not None and row.chat_id in seen_chats:
             continue
         seen_chats.add(row.chat_id)
-        row.status = InboxStatus.PROCESSING
-        row.locked_by = worker
-        row.locked_until = now + lease
-        row.claims = (row.claims or 0) + 1
+        values: dict[str, Any] = {
+            "status": InboxStatus.PROCESSING,
+            "locked_by": worker,
+            "locked_until": now + lease,
+            "claims": (row.claims or 0) + 1,
+        }
+        # Guarded by the claim counter: on SQLite the SELECT ran outside a write transaction,
+        # so only an unchanged row may be taken (PostgreSQL's row locks make this a no-op).
+        result = await session.execute(
+            update(Exchange)
+            .where(
+                Exchange.id == row.id,
+                Exchange.status == row.status,
+                Exchange.claims == row.claims,
+            )
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        if int(getattr(result, "rowcount", 0) or 0) != 1:
+            continue
+        for key, value in values.items():
+            set_committed_value(row, key, value)
         chosen.append(row)
     return chosen
 

@@ -26,9 +26,11 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, aliased, mapped_column
+from sqlalchemy.orm.attributes import set_committed_value
 
 from models.base import Base, BigId, clock
 
@@ -159,18 +161,46 @@ async def claim_due(
         query = query.with_for_update(skip_locked=True)
     chosen: list[OutboxMessage] = []
     seen: set[int] = set()
-    for row in await session.scalars(query):
+    for row in list(await session.scalars(query)):
         if row.chat_id in seen:
             continue
         seen.add(row.chat_id)
+        values: dict[str, Any] = {
+            "status": OutboxStatus.SENDING,
+            "attempts": row.attempts + 1,
+            "locked_by": worker,
+            "locked_until": now + lease,
+        }
         if row.status == OutboxStatus.SENDING:
-            row.error = "resent: a worker stopped while sending (delivery unknown)"
-        row.status = OutboxStatus.SENDING
-        row.attempts += 1
-        row.locked_by = worker
-        row.locked_until = now + lease
-        chosen.append(row)
+            values["error"] = "resent: a worker stopped while sending (delivery unknown)"
+        if await _compare_and_set(session, row, values):
+            chosen.append(row)
     return chosen
+
+
+async def _compare_and_set(
+    session: AsyncSession, row: OutboxMessage, values: dict[str, Any]
+) -> bool:
+    """Take the row only if nobody changed it since we read it (``attempts`` is its version).
+
+    PostgreSQL's row locks already guarantee this; SQLite reads outside a write transaction,
+    so two claimers in one process could both see the row: the guarded UPDATE settles it.
+    """
+    result = await session.execute(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.id == row.id,
+            OutboxMessage.status == row.status,
+            OutboxMessage.attempts == row.attempts,
+        )
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if int(getattr(result, "rowcount", 0) or 0) != 1:
+        return False
+    for key, value in values.items():
+        set_committed_value(row, key, value)
+    return True
 
 
 def mark_sent(row: OutboxMessage, message_id: int | None) -> None:
