@@ -105,6 +105,7 @@ class HelpCenterBot:
             skip_locked=skip_locked,
             apology_for=self.apology_for,
             after_commit=self.dispatcher.wake.set,
+            send_now=self.dispatcher.send_now,
         )
         self.poller = Poller(application, self.runtime, self.wake)
         self._tasks: list[asyncio.Task[None]] = []

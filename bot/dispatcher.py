@@ -130,7 +130,14 @@ class Dispatcher:
                     await asyncio.wait_for(self.wake.wait(), timeout=idle_seconds)
         await self.limiter.close()
 
-    async def dispatch_due(self, limit: int) -> int:
+    async def send_now(self, row_id: int) -> None:
+        """Send one committed row at once (a reply that must also survive a crash)."""
+        try:
+            await self.dispatch_due(1, only_id=row_id)
+        except SQLAlchemyError:
+            self.wake.set()  # the loop will get to it
+
+    async def dispatch_due(self, limit: int, *, only_id: int | None = None) -> int:
         """Claim up to ``limit`` due messages and try each once; returns how many."""
         settings = self.runtime.settings
         async with self.runtime.sessionmaker() as session:
@@ -140,6 +147,7 @@ class Dispatcher:
                 limit=limit,
                 lease=timedelta(seconds=settings.outbox_lease_seconds),
                 skip_locked=self.skip_locked,
+                only_id=only_id,
             )
             claimed = [(row.id, row.chat_id) for row in rows]
             await session.commit()  # "sending" is durable before any HTTP call

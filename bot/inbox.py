@@ -29,14 +29,14 @@ import contextlib
 import logging
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError, DisconnectionError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from telegram import Update
-from telegram.error import NetworkError, RetryAfter, TelegramError
+from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 from telegram.ext import Application
 
 from bot import metrics
@@ -62,6 +62,8 @@ ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_membe
 ApologyFor = Callable[[dict[str, Any], str, str | None], tuple[int, str] | None]
 # Called after an update's changes are committed (wakes the outbox dispatcher).
 AfterCommit = Callable[[], None]
+# Sends one committed outbox row now (the apology for a parked update).
+SendNow = Callable[[int], Awaitable[None]]
 TRANSIENT_RETRY = timedelta(seconds=3)
 
 
@@ -72,6 +74,8 @@ def is_transient(error: BaseException) -> bool:
             "OperationalError",
             "InterfaceError",
         )
+    if isinstance(error, BadRequest):  # PTB makes BadRequest a NetworkError; it is not one
+        return False
     return isinstance(error, DisconnectionError | PoolTimeout | OSError | NetworkError | RetryAfter)
 
 
@@ -150,8 +154,10 @@ class InboxWorker:
         skip_locked: bool = False,
         apology_for: ApologyFor | None = None,
         after_commit: AfterCommit | None = None,
+        send_now: SendNow | None = None,
         idle_poll_seconds: float = 0.5,
     ) -> None:
+        self.send_now = send_now
         self.application = application
         self.runtime = runtime
         self.wake = wake
@@ -318,8 +324,9 @@ class InboxWorker:
                     session, update_id, summary, max_attempts=max_attempts
                 )
                 add_outbound_rows(session, outbound, in_reply_to=update_id)
+                apology_id = None
                 if parked:
-                    await self._enqueue_apology(session, update_id, incident or "-")
+                    apology_id = await self._enqueue_apology(session, update_id, incident or "-")
                 await session.commit()
         except SQLAlchemyError:
             log.warning("could not record failure of update %s; its lease will expire", update_id)
@@ -332,8 +339,8 @@ class InboxWorker:
                 max_attempts,
                 incident or "-",
             )
-            if self.after_commit is not None:
-                self.after_commit()
+            if apology_id is not None and self.send_now is not None:
+                await self.send_now(apology_id)  # durable first, then at once
 
     async def _retry_later(
         self, update_id: int, error: BaseException, outbound: list[dict[str, Any]]
@@ -358,23 +365,25 @@ class InboxWorker:
         except SQLAlchemyError:
             await asyncio.sleep(1.0)
 
-    async def _enqueue_apology(self, session: Any, update_id: int, incident: str) -> None:
+    async def _enqueue_apology(self, session: Any, update_id: int, incident: str) -> int | None:
         """The person is told, in their language, in the same transaction as the parking."""
         payload = await _payload(session, update_id)
         if self.apology_for is None or payload is None:
-            return
+            return None
         language = await _sender_language(session, payload)
         apology = self.apology_for(payload, incident, language)
         if apology is None:
-            return
+            return None
         chat_id, text = apology
-        enqueue(
+        row = enqueue(
             session,
             chat_id=chat_id,
             kind="apology",
             params={"text": text},
             dedupe_key=f"apology:{update_id}",
         )
+        await session.flush()
+        return row.id
 
 
 async def _sender_language(session: Any, payload: dict[str, Any]) -> str | None:

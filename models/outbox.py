@@ -130,7 +130,13 @@ class RateSlot(Base):
 
 
 async def claim_due(
-    session: AsyncSession, worker: str, *, limit: int, lease: timedelta, skip_locked: bool
+    session: AsyncSession,
+    worker: str,
+    *,
+    limit: int,
+    lease: timedelta,
+    skip_locked: bool,
+    only_id: int | None = None,
 ) -> list[OutboxMessage]:
     """Take up to ``limit`` due messages, at most one per chat, each the oldest of its chat.
 
@@ -157,6 +163,8 @@ async def claim_due(
         .order_by(OutboxMessage.id)
         .limit(limit)
     )
+    if only_id is not None:
+        query = query.where(OutboxMessage.id == only_id)
     if skip_locked:
         query = query.with_for_update(skip_locked=True)
     chosen: list[OutboxMessage] = []
