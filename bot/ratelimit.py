@@ -36,6 +36,7 @@ GLOBAL_KEY = "global"
 class Reservation:
     granted: bool
     delay: float  # seconds until the reserved moment (granted) or until one could be (refused)
+    at: float = 0.0  # the reserved moment, Unix time (granted only)
 
 
 class RateLimiter(Protocol):
@@ -104,7 +105,7 @@ class MemoryRateLimiter:
             if start - now > max_wait:
                 return Reservation(False, start - now)
             self._next[key] = start + interval
-            return Reservation(True, start - now)
+            return Reservation(True, start - now, start)
 
     async def close(self) -> None:
         return None
@@ -140,7 +141,8 @@ class PostgresRateLimiter:
                 await session.commit()
                 return Reservation(False, max(float(current or now) - now, 0.0))
             await session.commit()
-        return Reservation(True, max(float(next_at) - interval - now, 0.0))
+        start = float(next_at) - interval
+        return Reservation(True, max(start - now, 0.0), start)
 
     async def close(self) -> None:
         return None
@@ -157,7 +159,7 @@ if start - now > max_wait then
 end
 local ttl = math.ceil((start + interval - now) * 1000) + 1000
 redis.call('SET', KEYS[1], tostring(start + interval), 'PX', ttl)
-return {1, tostring(start - now)}
+return {1, tostring(start - now), tostring(start)}
 """
 
 
@@ -172,10 +174,11 @@ class RedisRateLimiter:
         self._script = self.redis.register_script(_REDIS_RESERVE)
 
     async def reserve(self, key: str, interval: float, max_wait: float) -> Reservation:
-        granted, delay = await self._script(
+        answer = await self._script(
             keys=[self.prefix + key], args=[repr(time.time()), repr(interval), repr(max_wait)]
         )
-        return Reservation(bool(int(granted)), max(float(delay), 0.0))
+        granted, delay = bool(int(answer[0])), max(float(answer[1]), 0.0)
+        return Reservation(granted, delay, float(answer[2]) if granted else 0.0)
 
     async def close(self) -> None:
         await self.redis.aclose()

@@ -22,8 +22,14 @@ OPERATOR = 501
 
 async def test_an_alert_reaches_the_operator_once_and_is_logged(courier: BotHarness) -> None:
     await courier.grant(OPERATOR, Role.OPERATOR)
-    row_id = await alert(courier, OPERATOR, "Urgent request at platform 3", kind="urgent_alert",
-                         subject_type="case", subject_id=7)
+    row_id = await alert(
+        courier,
+        OPERATOR,
+        "Urgent request at platform 3",
+        kind="urgent_alert",
+        subject_type="case",
+        subject_id=7,
+    )
 
     assert await send_due(courier) == 1
     assert await send_due(courier) == 0
@@ -33,9 +39,9 @@ async def test_an_alert_reaches_the_operator_once_and_is_logged(courier: BotHarn
     assert row.status == OutboxStatus.SENT
     assert row.message_id == courier.fake.last_message(OPERATOR)["message_id"]  # type: ignore[index]
     async with courier.session() as session:
-        logged = (await session.scalars(
-            select(Exchange).where(Exchange.direction == Direction.OUT)
-        )).all()
+        logged = (
+            await session.scalars(select(Exchange).where(Exchange.direction == Direction.OUT))
+        ).all()
     assert [(r.chat_id, r.flow, r.subject_id, r.text) for r in logged] == [
         (OPERATOR, "outbox:urgent_alert", 7, "Urgent request at platform 3")
     ]
@@ -43,8 +49,9 @@ async def test_an_alert_reaches_the_operator_once_and_is_logged(courier: BotHarn
 
 async def test_flood_control_waits_as_telegram_asks(courier: BotHarness) -> None:
     await courier.grant(OPERATOR, Role.OPERATOR)
-    courier.fake.fail_next("sendMessage", status=429,
-                           description="Too Many Requests: retry after 5", retry_after=5)
+    courier.fake.fail_next(
+        "sendMessage", status=429, description="Too Many Requests: retry after 5", retry_after=5
+    )
     row_id = await alert(courier, OPERATOR, "Escalation: nobody took case 4")
 
     await send_due(courier)
