@@ -120,7 +120,7 @@ class Dispatcher:
         while not self._stopping.is_set():
             try:
                 handled = await self.dispatch_due(batch)
-            except SQLAlchemyError as exc:
+            except Exception as exc:  # the database away, or a bug: keep the loop alive
                 log.warning("outbox round failed: %s", type(exc).__name__)
                 handled = 0
                 await asyncio.sleep(1.0)
@@ -134,7 +134,7 @@ class Dispatcher:
         """Send one committed row at once (a reply that must also survive a crash)."""
         try:
             await self.dispatch_due(1, only_id=row_id)
-        except SQLAlchemyError:
+        except (SQLAlchemyError, OSError):
             self.wake.set()  # the loop will get to it
 
     async def dispatch_due(self, limit: int, *, only_id: int | None = None) -> int:
@@ -211,7 +211,7 @@ class Dispatcher:
             try:
                 await self._write_outcome(row_id, sink, result)
                 return
-            except SQLAlchemyError as exc:
+            except (SQLAlchemyError, OSError) as exc:
                 log.warning("outbox row %s: cannot record outcome (%s)", row_id, type(exc).__name__)
         log.error("outbox row %s: outcome not recorded; its lease will expire", row_id)
 

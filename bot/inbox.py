@@ -191,21 +191,28 @@ class InboxWorker:
     async def run(self) -> None:
         concurrency = self.runtime.settings.inbox_concurrency
         while not self._stopping.is_set():
-            if self._to_release:
-                await self._release_after_outage()
-            free = concurrency - len(self._in_flight)
-            claimed = await self._claim(free) if free > 0 else []
-            for row in claimed:
-                if row.id in self._handling:  # our own lease ran out while still handling
-                    continue
-                task = asyncio.create_task(self._handle(row.id, row.update_id or 0))
-                self._in_flight.add(task)
-                task.add_done_callback(self._finished)
-            if not claimed:
-                await self._wait_for_work()
+            try:
+                await self._one_round(concurrency)
+            except Exception as exc:  # a loop that dies silently would stop all handling
+                log.warning("inbox loop: %s; going on", type(exc).__name__)
+                await asyncio.sleep(1.0)
         # Graceful shutdown: updates already being handled finish.
         if self._in_flight:
             await asyncio.gather(*self._in_flight, return_exceptions=True)
+
+    async def _one_round(self, concurrency: int) -> None:
+        if self._to_release:
+            await self._release_after_outage()
+        free = concurrency - len(self._in_flight)
+        claimed = await self._claim(free) if free > 0 else []
+        for row in claimed:
+            if row.id in self._handling:  # our own lease ran out while still handling
+                continue
+            task = asyncio.create_task(self._handle(row.id, row.update_id or 0))
+            self._in_flight.add(task)
+            task.add_done_callback(self._finished)
+        if not claimed:
+            await self._wait_for_work()
 
     async def drain(self, within_seconds: float = 10.0) -> None:
         """Handle everything due now, then return (tests and the console use this)."""
@@ -245,7 +252,7 @@ class InboxWorker:
                 )
                 await session.commit()
                 return rows
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, OSError) as exc:
             log.warning("inbox claim failed: %s", type(exc).__name__)
             await asyncio.sleep(1.0)
             return []
@@ -256,7 +263,10 @@ class InboxWorker:
         try:
             await self._handle_in_scope(row_id, update_id)
         except Exception as exc:  # database gone mid-update, or a bug outside handlers
-            await self._failed(update_id, exc, incident=None, outbound=[])
+            try:
+                await self._failed(update_id, exc, incident=None, outbound=[])
+            except Exception:
+                self._to_release.add(update_id)
         finally:
             self._handling.discard(row_id)
         metrics.HANDLING_SECONDS.observe(time.perf_counter() - started)
@@ -328,7 +338,7 @@ class InboxWorker:
                 if parked:
                     apology_id = await self._enqueue_apology(session, update_id, incident or "-")
                 await session.commit()
-        except SQLAlchemyError:
+        except (SQLAlchemyError, OSError):
             log.warning("could not record failure of update %s; its lease will expire", update_id)
             return
         metrics.UPDATES_HANDLED.labels(outcome="parked" if parked else "retry").inc()
@@ -351,7 +361,7 @@ class InboxWorker:
                 await retry_later(session, update_id, TRANSIENT_RETRY)
                 add_outbound_rows(session, outbound, in_reply_to=update_id)
                 await session.commit()
-        except SQLAlchemyError:
+        except (SQLAlchemyError, OSError):
             self._to_release.add(update_id)  # put back as soon as the database answers
         metrics.UPDATES_HANDLED.labels(outcome="transient").inc()
 
@@ -362,7 +372,7 @@ class InboxWorker:
                     await retry_later(session, update_id, timedelta(0))
                 await session.commit()
             self._to_release.clear()
-        except SQLAlchemyError:
+        except (SQLAlchemyError, OSError):
             await asyncio.sleep(1.0)
 
     async def _enqueue_apology(self, session: Any, update_id: int, incident: str) -> int | None:
