@@ -247,9 +247,9 @@ async def claim_updates(
 
 
 def mark_done(row: Exchange) -> None:
+    """Done; ``locked_by`` stays, naming the worker that handled it (for audits)."""
     row.status = InboxStatus.DONE
     row.handled_at = clock.now()
-    row.locked_by = None
     row.locked_until = None
 
 
