@@ -10,6 +10,7 @@ from sqlalchemy import select
 from bot import metrics
 from models.base import clock
 from models.outbox import OutboxMessage, OutboxStatus
+from models.roles import Role
 from tests.conftest import BotHarness
 from tests.delivery_helpers import account, alert, courier, send_due
 
@@ -41,7 +42,7 @@ async def test_injected_errors_deliver_each_alert_once_and_record_each_failure(
         return None
 
     for operator in OPERATORS:
-        courier.fake.add_user(operator)
+        await courier.grant(operator, Role.OPERATOR)
     for operator in BLOCKED:
         courier.fake.block(operator)
     courier.fake.fail_where(chaos)
