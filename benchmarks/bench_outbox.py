@@ -19,12 +19,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import TOKEN, postgres_url, settings, sqlite_url  # noqa: E402
-from bot.app import HelpCenterBot, build_application  # noqa: E402
-from bot.dispatcher import dispatch_all  # noqa: E402
-from bot.fakeapi import FakeRequest, FakeTelegram  # noqa: E402
-from models.db import make_engine, make_sessionmaker  # noqa: E402
-from models.outbox import enqueue  # noqa: E402
+from benchmarks._common import TOKEN, postgres_url, settings, sqlite_url
+from bot.app import HelpCenterBot, build_application
+from bot.dispatcher import dispatch_all
+from bot.fakeapi import FakeRequest, FakeTelegram
+from models.db import make_engine, make_sessionmaker
+from models.outbox import enqueue
 
 
 async def run(name: str, url: str, alerts: int, redis_url: str | None = None) -> dict[str, Any]:

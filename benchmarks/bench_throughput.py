@@ -25,20 +25,20 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from telegram import Update  # noqa: E402
-from telegram.ext import Application, MessageHandler, filters  # noqa: E402
+from telegram import Update
+from telegram.ext import Application, MessageHandler, filters
 
-from benchmarks._common import (  # noqa: E402
+from benchmarks._common import (
     TOKEN,
     describe,
     postgres_url,
     settings,
     sqlite_url,
 )
-from bot import metrics  # noqa: E402
-from bot.app import HelpCenterBot, build_application  # noqa: E402
-from bot.fakeapi import FakeRequest, FakeTelegram  # noqa: E402
-from models.db import make_engine, make_sessionmaker  # noqa: E402
+from bot import metrics
+from bot.app import HelpCenterBot, build_application
+from bot.fakeapi import FakeRequest, FakeTelegram
+from models.db import make_engine, make_sessionmaker
 
 CONCURRENCY = int(__import__("os").environ.get("BENCH_CONCURRENCY", "8"))
 
