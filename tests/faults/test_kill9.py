@@ -28,7 +28,7 @@ pytestmark = pytest.mark.slow
 
 UPDATES = int(os.environ.get("FAULT_UPDATES", "1000"))
 CHATS = int(os.environ.get("FAULT_CHATS", "100"))
-KILL_PHASE_SECONDS = float(os.environ.get("FAULT_KILL_SECONDS", "45"))
+KILL_PHASE_SECONDS = float(os.environ.get("FAULT_KILL_SECONDS", "20"))
 
 
 async def test_kill_minus_nine_loses_nothing(database_url: str, tmp_path: Path) -> None:
