@@ -19,8 +19,10 @@ from telegram import Update
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 from telegram.request import BaseRequest, HTTPXRequest
 
+from bot.dispatcher import Dispatcher
 from bot.errors import on_error
 from bot.exchange_log import LoggingRequest
+from bot.health import refresh_gauges
 from bot.i18n import Catalogs
 from bot.inbox import InboxWorker, Poller
 from bot.menus import set_default_menus
@@ -29,7 +31,6 @@ from bot.runtime import HCContext, Runtime
 from config.settings import Settings
 from handlers import cases, contacts, directory, fallback, start
 from handlers.common import Command
-from models.accounts import account_by_telegram_id
 from models.base import Clock
 from models.base import clock as default_clock
 from models.db import make_engine, make_sessionmaker
@@ -83,18 +84,29 @@ def build_application(
 
 
 class HelpCenterBot:
-    """A running bot: the application, its inbox worker, and (in polling mode) the fetch loop."""
+    """A running bot: the application (with its job queue), the inbox worker, the outbox
+    dispatcher, a health refresher, and (in polling mode) the fetch loop.
 
-    def __init__(self, application: HelpCenterApp, *, skip_locked: bool = False) -> None:
+    ``skip_locked`` (default: on for PostgreSQL) makes the worker and the dispatcher claim rows
+    with ``FOR UPDATE SKIP LOCKED``, which is what lets several processes share one database.
+    """
+
+    def __init__(self, application: HelpCenterApp, *, skip_locked: bool | None = None) -> None:
         self.application = application
         self.runtime: Runtime = application.bot_data["runtime"]
+        if skip_locked is None:
+            skip_locked = not self.runtime.settings.is_sqlite
         self.wake = asyncio.Event()
+        self.dispatcher = Dispatcher(application, skip_locked=skip_locked)
+        self.runtime.extras["dispatcher"] = self.dispatcher
         self.worker = InboxWorker(
             application,
             self.runtime,
             self.wake,
             skip_locked=skip_locked,
-            on_parked=self.apologise_for_parked,
+            apology_for=self.apology_for,
+            after_commit=self.dispatcher.wake.set,
+            send_now=self.dispatcher.send_now,
         )
         self.poller = Poller(application, self.runtime, self.wake)
         self._tasks: list[asyncio.Task[None]] = []
@@ -107,9 +119,16 @@ class HelpCenterBot:
         await self.stop()
 
     async def start(self) -> None:
+        """Start handling: job queue (with ``application.start``), inbox worker, dispatcher."""
         await self.application.initialize()
+        if self.runtime.settings.is_sqlite:
+            # SQLite means one process: whatever is "processing" was cut short by a crash of
+            # this very bot, so it is handled again now rather than after its lease.
+            await self.worker.release_all_claims()
         await self.application.start()
         self._tasks.append(asyncio.create_task(self.worker.run(), name="inbox-worker"))
+        self._tasks.append(asyncio.create_task(self.dispatcher.run(), name="outbox-dispatcher"))
+        self._tasks.append(asyncio.create_task(refresh_gauges(self.runtime), name="gauges"))
         for hook in self.runtime.extras.get("on_start", []):
             await hook(self)
 
@@ -122,36 +141,33 @@ class HelpCenterBot:
         self._tasks.append(asyncio.create_task(self.poller.run(), name="fetch-loop"))
 
     async def stop(self) -> None:
+        """Graceful: stop fetching, let in-flight updates finish, then stop sending."""
         self.poller.stop()
         self.worker.stop()
+        self.dispatcher.stop()
+        for task in self._tasks:
+            if task.get_name() == "gauges":
+                task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         if self.application.running:
             await self.application.stop()
         await self.application.shutdown()
 
-    async def _chosen_language(self, telegram_id: int) -> str | None:
-        async with self.runtime.sessionmaker() as session:
-            account = await account_by_telegram_id(session, telegram_id)
-            return account.language if account else None
-
-    async def apologise_for_parked(
-        self, update_id: int, incident: str, payload: dict[str, Any]
-    ) -> None:
-        """The last try failed: tell the person, in their language, with the incident code."""
+    def apology_for(
+        self, payload: dict[str, Any], incident: str, language: str | None
+    ) -> tuple[int, str] | None:
+        """The last try failed: what to tell the person, in their language (enqueued in the
+        outbox by the worker in the same transaction that parks the update)."""
         update = Update.de_json(payload, self.application.bot)
         chat = update.effective_chat
         if chat is None:
-            return
+            return None
         catalogs = self.runtime.catalogs
         user = update.effective_user
-        chosen = await self._chosen_language(user.id) if user else None
-        _ = catalogs.translator(catalogs.pick(chosen, user.language_code if user else None))
+        _ = catalogs.translator(catalogs.pick(language, user.language_code if user else None))
         text = _(
             "Sorry, something went wrong on our side and I could not handle your message. "
             "Our team has been notified. Incident code: {code}"
         ).format(code=incident)
-        try:
-            await self.application.bot.send_message(chat.id, text)
-        except Exception as exc:  # the apology is best effort; the update stays parked
-            log.warning("could not apologise for update %s: %s", update_id, type(exc).__name__)
+        return chat.id, text

@@ -230,8 +230,24 @@ async def run_polling(settings: Settings) -> None:
     async with HelpCenterBot(application) as running:
         await running.publish_default_menus()
         await running.start_polling()
+        health = _serve_health(settings, running) if settings.health_port else None
         logging.getLogger("helpcenter").info("bot running (long polling); Ctrl+C stops")
         await stop.wait()
+        if health is not None:
+            health.cancel()
+
+
+def _serve_health(settings: Settings, running: Any) -> asyncio.Task[None]:
+    """Polling mode: ``/healthz`` and ``/metrics`` on ``health_port`` (same host setting)."""
+    import uvicorn
+
+    from bot.webhook import QuietServer, make_asgi_app, webhook_secret
+
+    app = make_asgi_app(running.runtime, webhook_secret(settings))
+    config = uvicorn.Config(
+        app, host=settings.listen_host, port=settings.health_port or 0, log_level="warning"
+    )
+    return asyncio.create_task(QuietServer(config).serve())
 
 
 def cmd_console(args: argparse.Namespace) -> int:

@@ -9,6 +9,17 @@ advanced and Telegram redelivers.
 :class:`InboxWorker` claims stored updates (one at a time per chat, in ``update_id`` order,
 different chats in parallel), runs them through ``Application.process_update`` inside one
 database session, and commits the handler's changes with the "done" mark.
+
+Failures are of two kinds. The update's own (a handler raised): counted, retried with
+backoff, parked as failed after ``inbox_max_attempts`` with an apology to the person queued in
+the outbox in the same transaction. The infrastructure's (the database or Telegram could not
+be reached): not counted, the update is simply retried a few seconds later, so an outage
+never parks a person's message.
+
+Replies sent directly by a handler leave before the commit; if the process dies between the
+two, the update is handled again at restart and that reply may repeat (at-least-once for
+direct replies, exactly-once for the log and every state change). ``Exchange.claims`` counts
+how often an update was taken, so such repeats can be traced to interrupted handlings.
 """
 
 from __future__ import annotations
@@ -22,9 +33,10 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from telegram import Update
-from telegram.error import NetworkError, RetryAfter, TelegramError
+from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 from telegram.ext import Application
 
 from bot import metrics
@@ -33,17 +45,38 @@ from bot.runtime import Runtime, UpdateScope, current_scope
 from models.exchange import (
     Exchange,
     claim_updates,
+    lock_for_handling,
     mark_done,
     record_failure,
     release_claims,
+    retry_later,
     store_updates,
 )
+from models.outbox import enqueue
 
 log = logging.getLogger(__name__)
 
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
-# Called with (update_id, incident code, payload) when an update is parked after its last try.
-ParkedCallback = Callable[[int, str, dict[str, Any]], Awaitable[None]]
+# (payload, incident code, sender's chosen language) of a parked update -> (chat id,
+# apology text) to enqueue, or None.
+ApologyFor = Callable[[dict[str, Any], str, str | None], tuple[int, str] | None]
+# Called after an update's changes are committed (wakes the outbox dispatcher).
+AfterCommit = Callable[[], None]
+# Sends one committed outbox row now (the apology for a parked update).
+SendNow = Callable[[int], Awaitable[None]]
+TRANSIENT_RETRY = timedelta(seconds=3)
+
+
+def is_transient(error: BaseException) -> bool:
+    """An outage of the database or of Telegram, not a fault of the update itself."""
+    if isinstance(error, DBAPIError):
+        return bool(error.connection_invalidated) or type(error).__name__ in (
+            "OperationalError",
+            "InterfaceError",
+        )
+    if isinstance(error, BadRequest):  # PTB makes BadRequest a NetworkError; it is not one
+        return False
+    return isinstance(error, DisconnectionError | PoolTimeout | OSError | NetworkError | RetryAfter)
 
 
 class Poller:
@@ -119,22 +152,36 @@ class InboxWorker:
         wake: asyncio.Event,
         *,
         skip_locked: bool = False,
-        on_parked: ParkedCallback | None = None,
+        apology_for: ApologyFor | None = None,
+        after_commit: AfterCommit | None = None,
+        send_now: SendNow | None = None,
         idle_poll_seconds: float = 0.5,
     ) -> None:
+        self.send_now = send_now
         self.application = application
         self.runtime = runtime
         self.wake = wake
         self.skip_locked = skip_locked
-        self.on_parked = on_parked
+        self.apology_for = apology_for
+        self.after_commit = after_commit
         self.idle_poll_seconds = idle_poll_seconds
         self._stopping = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._handling: set[int] = set()  # row ids this process is handling right now
+        self._to_release: set[int] = set()  # updates to put back once the database answers
         self._slot_freed = asyncio.Event()
 
     def stop(self) -> None:
         self._stopping.set()
         self.wake.set()
+
+    async def release_all_claims(self) -> None:
+        """Single process only (SQLite): every claim left over is from a crashed run."""
+        async with self.runtime.sessionmaker() as session:
+            released = await release_claims(session, None)
+            await session.commit()
+        if released:
+            log.info("%d interrupted update(s) will be handled again", released)
 
     async def release_own_claims(self) -> None:
         async with self.runtime.sessionmaker() as session:
@@ -144,17 +191,28 @@ class InboxWorker:
     async def run(self) -> None:
         concurrency = self.runtime.settings.inbox_concurrency
         while not self._stopping.is_set():
-            free = concurrency - len(self._in_flight)
-            claimed = await self._claim(free) if free > 0 else []
-            for row in claimed:
-                task = asyncio.create_task(self._handle(row.id, row.update_id or 0))
-                self._in_flight.add(task)
-                task.add_done_callback(self._finished)
-            if not claimed:
-                await self._wait_for_work()
+            try:
+                await self._one_round(concurrency)
+            except Exception as exc:  # a loop that dies silently would stop all handling
+                log.warning("inbox loop: %s; going on", type(exc).__name__)
+                await asyncio.sleep(1.0)
         # Graceful shutdown: updates already being handled finish.
         if self._in_flight:
             await asyncio.gather(*self._in_flight, return_exceptions=True)
+
+    async def _one_round(self, concurrency: int) -> None:
+        if self._to_release:
+            await self._release_after_outage()
+        free = concurrency - len(self._in_flight)
+        claimed = await self._claim(free) if free > 0 else []
+        for row in claimed:
+            if row.id in self._handling:  # our own lease ran out while still handling
+                continue
+            task = asyncio.create_task(self._handle(row.id, row.update_id or 0))
+            self._in_flight.add(task)
+            task.add_done_callback(self._finished)
+        if not claimed:
+            await self._wait_for_work()
 
     async def drain(self, within_seconds: float = 10.0) -> None:
         """Handle everything due now, then return (tests and the console use this)."""
@@ -194,22 +252,30 @@ class InboxWorker:
                 )
                 await session.commit()
                 return rows
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, OSError) as exc:
             log.warning("inbox claim failed: %s", type(exc).__name__)
             await asyncio.sleep(1.0)
             return []
 
     async def _handle(self, row_id: int, update_id: int) -> None:
         started = time.perf_counter()
+        self._handling.add(row_id)
         try:
             await self._handle_in_scope(row_id, update_id)
         except Exception as exc:  # database gone mid-update, or a bug outside handlers
-            await self._failed(update_id, exc, incident=None, outbound=[])
+            try:
+                await self._failed(update_id, exc, incident=None, outbound=[])
+            except Exception:
+                self._to_release.add(update_id)
+        finally:
+            self._handling.discard(row_id)
         metrics.HANDLING_SECONDS.observe(time.perf_counter() - started)
 
     async def _handle_in_scope(self, row_id: int, update_id: int) -> None:
         async with self.runtime.sessionmaker() as session:
-            row = await session.get(Exchange, row_id)
+            row = await lock_for_handling(
+                session, row_id, self.runtime.worker_id, skip_locked=self.skip_locked
+            )
             if row is None or row.payload is None:
                 return
             scope = UpdateScope(session=session, update_id=update_id)
@@ -226,6 +292,8 @@ class InboxWorker:
             self._complete(session, row, scope)
             await session.commit()
         metrics.UPDATES_HANDLED.labels(outcome="done").inc()
+        if self.after_commit is not None:
+            self.after_commit()
 
     @staticmethod
     def _complete(session: Any, row: Exchange, scope: UpdateScope) -> None:
@@ -253,6 +321,9 @@ class InboxWorker:
         incident: str | None,
         outbound: list[dict[str, Any]],
     ) -> None:
+        if is_transient(error):
+            await self._retry_later(update_id, error, outbound)
+            return
         summary = f"{incident or '-'} {type(error).__name__}\n" + "".join(
             traceback.format_tb(error.__traceback__)
         )
@@ -263,14 +334,81 @@ class InboxWorker:
                     session, update_id, summary, max_attempts=max_attempts
                 )
                 add_outbound_rows(session, outbound, in_reply_to=update_id)
-                row_payload = await _payload(session, update_id)
+                apology_id = None
+                if parked:
+                    apology_id = await self._enqueue_apology(session, update_id, incident or "-")
                 await session.commit()
-        except SQLAlchemyError:
+        except (SQLAlchemyError, OSError):
             log.warning("could not record failure of update %s; its lease will expire", update_id)
             return
         metrics.UPDATES_HANDLED.labels(outcome="parked" if parked else "retry").inc()
-        if parked and self.on_parked is not None and row_payload is not None:
-            await self.on_parked(update_id, incident or "-", row_payload)
+        if parked:
+            log.error(
+                "update %s parked after %s attempts (incident %s)",
+                update_id,
+                max_attempts,
+                incident or "-",
+            )
+            if apology_id is not None and self.send_now is not None:
+                await self.send_now(apology_id)  # durable first, then at once
+
+    async def _retry_later(
+        self, update_id: int, error: BaseException, outbound: list[dict[str, Any]]
+    ) -> None:
+        log.warning("update %s: %s; retrying without counting it", update_id, type(error).__name__)
+        try:
+            async with self.runtime.sessionmaker() as session:
+                await retry_later(session, update_id, TRANSIENT_RETRY)
+                add_outbound_rows(session, outbound, in_reply_to=update_id)
+                await session.commit()
+        except (SQLAlchemyError, OSError):
+            self._to_release.add(update_id)  # put back as soon as the database answers
+        metrics.UPDATES_HANDLED.labels(outcome="transient").inc()
+
+    async def _release_after_outage(self) -> None:
+        try:
+            async with self.runtime.sessionmaker() as session:
+                for update_id in list(self._to_release):
+                    await retry_later(session, update_id, timedelta(0))
+                await session.commit()
+            self._to_release.clear()
+        except (SQLAlchemyError, OSError):
+            await asyncio.sleep(1.0)
+
+    async def _enqueue_apology(self, session: Any, update_id: int, incident: str) -> int | None:
+        """The person is told, in their language, in the same transaction as the parking."""
+        payload = await _payload(session, update_id)
+        if self.apology_for is None or payload is None:
+            return None
+        language = await _sender_language(session, payload)
+        apology = self.apology_for(payload, incident, language)
+        if apology is None:
+            return None
+        chat_id, text = apology
+        row = enqueue(
+            session,
+            chat_id=chat_id,
+            kind="apology",
+            params={"text": text},
+            dedupe_key=f"apology:{update_id}",
+        )
+        await session.flush()
+        return row.id
+
+
+async def _sender_language(session: Any, payload: dict[str, Any]) -> str | None:
+    from sqlalchemy import select
+
+    from models.accounts import Account
+    from models.exchange import describe_update
+
+    user_id = describe_update(payload).user_id
+    if user_id is None:
+        return None
+    language: str | None = await session.scalar(
+        select(Account.language).where(Account.telegram_id == user_id)
+    )
+    return language
 
 
 async def _payload(session: Any, update_id: int) -> dict[str, Any] | None:

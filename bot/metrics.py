@@ -19,3 +19,7 @@ URGENT_FIRST_ALERT_SECONDS = Histogram(
     "From an urgent request to its first alert sent",
     buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 120),
 )
+INBOX_PARKED = Gauge("helpcenter_inbox_parked", "Updates parked as failed after their last try")
+WEBHOOK_REFUSED = Counter(
+    "helpcenter_webhook_refused_total", "Webhook requests refused, by reason", ["reason"]
+)

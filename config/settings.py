@@ -71,6 +71,12 @@ class Settings(BaseSettings):
     rate_global_per_second: int = Field(default=30, ge=1)
     rate_private_chat_per_second: int = Field(default=1, ge=1)
     rate_group_per_minute: int = Field(default=20, ge=1)
+    outbox_max_attempts: int = Field(default=10, ge=1, le=100)
+    outbox_lease_seconds: int = Field(default=30, ge=5)
+    outbox_batch: int = Field(default=50, ge=1, le=1000)
+    outbox_concurrency: int = Field(default=16, ge=1, le=256)
+    outbox_send_timeout_seconds: float = Field(default=20.0, gt=0)
+    health_port: int | None = Field(default=None, ge=1, le=65535)
 
     # Directory.
     bed_count_stale_hours: float = Field(default=6.0, gt=0)

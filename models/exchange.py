@@ -30,6 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, aliased, mapped_column
+from sqlalchemy.orm.attributes import set_committed_value
 
 from models.base import Base, BigId, clock
 from models.db import insert_ignore
@@ -79,6 +80,9 @@ class Exchange(Base):
     # Inbox state, inbound rows only.
     status: Mapped[InboxStatus | None] = mapped_column(_enum(InboxStatus))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # How many times a worker took the update: more than one means a handling was cut short
+    # (crash, kill, lease expiry, database gone), which is when a direct reply may repeat.
+    claims: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     available_at: Mapped[datetime | None]
     locked_by: Mapped[str | None] = mapped_column(String(64))
     locked_until: Mapped[datetime | None]
@@ -172,6 +176,7 @@ async def store_updates(session: AsyncSession, updates: list[dict[str, Any]]) ->
                 "payload": raw,
                 "status": InboxStatus.PENDING,
                 "attempts": 0,
+                "claims": 0,
                 "available_at": now,
             }
         )
@@ -215,17 +220,36 @@ async def claim_updates(
         if row.chat_id is not None and row.chat_id in seen_chats:
             continue
         seen_chats.add(row.chat_id)
-        row.status = InboxStatus.PROCESSING
-        row.locked_by = worker
-        row.locked_until = now + lease
+        values: dict[str, Any] = {
+            "status": InboxStatus.PROCESSING,
+            "locked_by": worker,
+            "locked_until": now + lease,
+            "claims": (row.claims or 0) + 1,
+        }
+        # Guarded by the claim counter: on SQLite the SELECT ran outside a write transaction,
+        # so only an unchanged row may be taken (PostgreSQL's row locks make this a no-op).
+        result = await session.execute(
+            update(Exchange)
+            .where(
+                Exchange.id == row.id,
+                Exchange.status == row.status,
+                Exchange.claims == row.claims,
+            )
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        if int(getattr(result, "rowcount", 0) or 0) != 1:
+            continue
+        for key, value in values.items():
+            set_committed_value(row, key, value)
         chosen.append(row)
     return chosen
 
 
 def mark_done(row: Exchange) -> None:
+    """Done; ``locked_by`` stays, naming the worker that handled it (for audits)."""
     row.status = InboxStatus.DONE
     row.handled_at = clock.now()
-    row.locked_by = None
     row.locked_until = None
 
 
@@ -247,6 +271,44 @@ async def record_failure(
     row.status = InboxStatus.PENDING
     row.available_at = clock.now() + timedelta(seconds=2**row.attempts)
     return False
+
+
+async def retry_later(session: AsyncSession, update_id: int, delay: timedelta) -> None:
+    """Put an update back without counting an attempt: the failure was not the update's.
+
+    Used when the database or Telegram was unreachable while handling: those outages end by
+    themselves, and parking a person's message because the network blinked would be wrong.
+    """
+    await session.execute(
+        update(Exchange)
+        .where(Exchange.update_id == update_id, Exchange.status == InboxStatus.PROCESSING)
+        .values(
+            status=InboxStatus.PENDING,
+            locked_by=None,
+            locked_until=None,
+            available_at=clock.now() + delay,
+        )
+    )
+
+
+async def lock_for_handling(
+    session: AsyncSession, row_id: int, worker: str, *, skip_locked: bool
+) -> Exchange | None:
+    """The claimed row, locked for the whole handling, or None if it is no longer ours.
+
+    On PostgreSQL the row lock (``FOR UPDATE SKIP LOCKED``) is held until the handler's
+    commit: a worker whose lease ran out while it was still handling keeps the row, and a
+    second worker cannot take it (it skips locked rows), so an update is never handled twice
+    at once. A crashed worker's lock dies with its connection. SQLite has one process and one
+    writer, so the ``locked_by`` check is enough there.
+    """
+    query = select(Exchange).where(Exchange.id == row_id)
+    if skip_locked:
+        query = query.with_for_update(skip_locked=True)
+    row = await session.scalar(query)
+    if row is None or row.status != InboxStatus.PROCESSING or row.locked_by != worker:
+        return None
+    return row
 
 
 async def release_claims(session: AsyncSession, worker: str | None = None) -> int:

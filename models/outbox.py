@@ -8,12 +8,29 @@ limits. ``dedupe_key`` makes "enqueue this step once" a database fact.
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, Enum, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    and_,
+    exists,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, aliased, mapped_column
+from sqlalchemy.orm.attributes import set_committed_value
 
 from models.base import Base, BigId, clock
 
@@ -27,7 +44,10 @@ class OutboxStatus(enum.StrEnum):
 
 class OutboxMessage(Base):
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_due", "status", "available_at"),)
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "available_at"),
+        Index("ix_outbox_chat_order", "chat_id", "id"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
@@ -91,3 +111,176 @@ def enqueue(
     )
     session.add(message)
     return message
+
+
+class RateSlot(Base):
+    """Telegram's send limits shared by every worker: the next free moment per key.
+
+    ``key`` is ``global``, ``chat:<id>`` or ``group:<id>``; ``next_at`` is a Unix time in
+    seconds. See ``bot/ratelimit.py`` for why spacing, not fixed-window counters.
+    """
+
+    __tablename__ = "rate_slot"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    next_at: Mapped[float] = mapped_column(Float)
+
+
+# --- the dispatcher's side ------------------------------------------------------------------
+
+
+async def claim_due(
+    session: AsyncSession,
+    worker: str,
+    *,
+    limit: int,
+    lease: timedelta,
+    skip_locked: bool,
+    only_id: int | None = None,
+) -> list[OutboxMessage]:
+    """Take up to ``limit`` due messages, at most one per chat, each the oldest of its chat.
+
+    A message is due when it is pending and its time has come, or when it was left
+    "sending" by a worker whose lease expired (a crash mid-send: see ``bot/dispatcher.py``).
+    Messages to one chat keep their order: a later one waits while an earlier one is still
+    pending or sending. The claimed rows are marked "sending" and the caller commits BEFORE
+    any HTTP call, so a message is never sent twice knowingly.
+    """
+    now = clock.now()
+    earlier = aliased(OutboxMessage)
+    due = or_(
+        and_(OutboxMessage.status == OutboxStatus.PENDING, OutboxMessage.available_at <= now),
+        and_(OutboxMessage.status == OutboxStatus.SENDING, OutboxMessage.locked_until < now),
+    )
+    blocked_by_earlier = exists().where(
+        earlier.chat_id == OutboxMessage.chat_id,
+        earlier.id < OutboxMessage.id,
+        earlier.status.in_([OutboxStatus.PENDING, OutboxStatus.SENDING]),
+    )
+    query = (
+        select(OutboxMessage)
+        .where(due, ~blocked_by_earlier)
+        .order_by(OutboxMessage.id)
+        .limit(limit)
+    )
+    if only_id is not None:
+        query = query.where(OutboxMessage.id == only_id)
+    if skip_locked:
+        query = query.with_for_update(skip_locked=True)
+    chosen: list[OutboxMessage] = []
+    seen: set[int] = set()
+    for row in list(await session.scalars(query)):
+        if row.chat_id in seen:
+            continue
+        seen.add(row.chat_id)
+        values: dict[str, Any] = {
+            "status": OutboxStatus.SENDING,
+            "attempts": row.attempts + 1,
+            "locked_by": worker,
+            "locked_until": now + lease,
+        }
+        if row.status == OutboxStatus.SENDING:
+            values["error"] = "resent: a worker stopped while sending (delivery unknown)"
+        if await _compare_and_set(session, row, values):
+            chosen.append(row)
+    return chosen
+
+
+async def _compare_and_set(
+    session: AsyncSession, row: OutboxMessage, values: dict[str, Any]
+) -> bool:
+    """Take the row only if nobody changed it since we read it (``attempts`` is its version).
+
+    PostgreSQL's row locks already guarantee this; SQLite reads outside a write transaction,
+    so two claimers in one process could both see the row: the guarded UPDATE settles it.
+    """
+    result = await session.execute(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.id == row.id,
+            OutboxMessage.status == row.status,
+            OutboxMessage.attempts == row.attempts,
+        )
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if int(getattr(result, "rowcount", 0) or 0) != 1:
+        return False
+    for key, value in values.items():
+        set_committed_value(row, key, value)
+    return True
+
+
+def mark_sent(row: OutboxMessage, message_id: int | None) -> None:
+    row.status = OutboxStatus.SENT
+    row.sent_at = clock.now()
+    row.message_id = message_id
+    row.locked_by = None
+    row.locked_until = None
+
+
+def reschedule(row: OutboxMessage, delay: timedelta, error: str | None, *, count: bool) -> None:
+    """Back to pending, due again after ``delay``; ``count=False`` gives the attempt back."""
+    row.status = OutboxStatus.PENDING
+    row.available_at = clock.now() + delay
+    row.locked_by = None
+    row.locked_until = None
+    if not count:
+        row.attempts = max(row.attempts - 1, 0)
+    if error is not None:
+        row.error = error[:2000]
+
+
+def mark_failed(row: OutboxMessage, error: str) -> None:
+    row.status = OutboxStatus.FAILED
+    row.error = error[:2000]
+    row.locked_by = None
+    row.locked_until = None
+
+
+async def failed_messages(session: AsyncSession) -> list[OutboxMessage]:
+    query = (
+        select(OutboxMessage)
+        .where(OutboxMessage.status == OutboxStatus.FAILED)
+        .order_by(OutboxMessage.id)
+    )
+    return list(await session.scalars(query))
+
+
+@dataclass(frozen=True)
+class OutboxHealth:
+    pending: int
+    sending: int
+    failed: int
+    oldest_due_age_seconds: float
+
+
+async def outbox_health(session: AsyncSession) -> OutboxHealth:
+    counts = dict(
+        (
+            await session.execute(
+                select(OutboxMessage.status, func.count())
+                .where(OutboxMessage.status != OutboxStatus.SENT)
+                .group_by(OutboxMessage.status)
+            )
+        )
+        .tuples()
+        .all()
+    )
+    now = clock.now()
+    oldest = await session.scalar(
+        select(func.min(OutboxMessage.available_at)).where(
+            OutboxMessage.status == OutboxStatus.PENDING, OutboxMessage.available_at <= now
+        )
+    )
+    if oldest is not None and oldest.tzinfo is None:
+        from datetime import UTC
+
+        oldest = oldest.replace(tzinfo=UTC)
+    age = (now - oldest).total_seconds() if oldest else 0.0
+    return OutboxHealth(
+        counts.get(OutboxStatus.PENDING, 0),
+        counts.get(OutboxStatus.SENDING, 0),
+        counts.get(OutboxStatus.FAILED, 0),
+        max(age, 0.0),
+    )

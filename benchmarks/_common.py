@@ -1,0 +1,88 @@
+"""Shared set-up for the delivery benchmarks: databases, the fake Telegram, percentiles."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+
+from config.settings import Settings
+from models.base import Base
+from models.db import make_engine
+from models.migrate import upgrade
+
+TOKEN = "123456:BENCH-TOKEN"
+POSTGRES_URL = os.environ.get(
+    "BENCH_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/helpcenter_bench_delivery"
+)
+
+
+def sqlite_url() -> str:
+    path = Path(tempfile.mkdtemp(prefix="hc-bench-")) / "bench.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    upgrade(url)
+    return url
+
+
+def postgres_url() -> str | None:
+    """A migrated, empty benchmark database, or None if PostgreSQL is not reachable."""
+    try:
+        asyncio.run(_reset(POSTGRES_URL))
+    except OSError:
+        return None
+    upgrade(POSTGRES_URL)
+    asyncio.run(_truncate(POSTGRES_URL))
+    return POSTGRES_URL
+
+
+async def _reset(url: str) -> None:
+    base, _, name = url.rpartition("/")
+    admin = make_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
+    async with admin.connect() as connection:
+        if not await connection.scalar(
+            text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}
+        ):
+            await connection.execute(text(f'CREATE DATABASE "{name}"'))
+    await admin.dispose()
+
+
+async def _truncate(url: str) -> None:
+    engine = make_engine(url)
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    async with engine.begin() as connection:
+        await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    await engine.dispose()
+
+
+def settings(url: str, **extra: Any) -> Settings:
+    values: dict[str, Any] = {
+        "token": TOKEN,
+        "database_url": url,
+        "default_language": "it",
+        "poll_timeout_seconds": 0,
+        "inbox_concurrency": 8,
+    }
+    values.update(extra)
+    return Settings(**values)
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def describe(name: str, count: int, elapsed: float, latencies: list[float]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "updates_per_s": count / elapsed,
+        "p50_ms": percentile(latencies, 0.50) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
+        "mean_ms": statistics.fmean(latencies) * 1000 if latencies else 0.0,
+    }

@@ -1,0 +1,351 @@
+"""The outbox dispatcher: sends what state changes enqueued, within Telegram's limits.
+
+One round (:func:`dispatch_due`): claim due messages (``FOR UPDATE SKIP LOCKED`` on
+PostgreSQL, so several workers never take the same row; at most one per chat, oldest first,
+so a chat's messages keep their order), mark them ``sending`` and COMMIT, and only then call
+Telegram. When Telegram accepts, the row becomes ``sent`` with Telegram's message id in a new
+short transaction, together with its exchange-log row. So a message is never sent twice
+knowingly: once the commit of ``sent`` is done nobody sends it again, and before the HTTP call
+the row is visibly taken.
+
+What each failure does:
+
+* 429 ``RetryAfter``: back to pending, due after ``retry_after``; the attempt is not counted.
+* network errors, timeouts, 5xx: back to pending with exponential backoff (2, 4, 8 … 300 s),
+  counted; after ``outbox_max_attempts`` the row is ``failed`` with the last error.
+* 403 "bot was blocked by the user" / "user is deactivated" / "bot was kicked", 400 "chat not
+  found": permanent. The row is ``failed`` with the reason and the account is marked
+  unreachable (``models.accounts.mark_unreachable``), so features can alert someone else.
+* another 400 (the message itself is wrong): ``failed`` at once; retrying cannot fix it.
+
+A worker that dies mid-send leaves its row ``sending``. When the lease expires the row is due
+again and is RESENT, with a note in ``error``. Telegram has no idempotency key, so after such a
+crash nobody can know whether the message arrived; for an alert about a person in danger a
+rare duplicate is acceptable, a lost alert is not. The same reasoning covers a read timeout
+(Telegram may have executed the request): it is retried. Both windows are the length of one
+HTTP call; everything else is exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import warnings
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
+from telegram.ext import Application
+from telegram.warnings import PTBUserWarning
+
+from bot import metrics
+from bot.exchange_log import add_outbound_rows
+from bot.ratelimit import Limits, RateLimiter, make_limiter, reserve_all
+from bot.runtime import Runtime, outbound_sink, runtime_of
+from models.accounts import mark_unreachable
+from models.base import clock
+from models.outbox import (
+    OutboxMessage,
+    OutboxStatus,
+    claim_due,
+    mark_failed,
+    mark_sent,
+    reschedule,
+)
+
+log = logging.getLogger(__name__)
+# The outbox stores any Bot API method by name; PTB would rather we called bot.send_message.
+warnings.filterwarnings("ignore", message="Please use 'Bot.", category=PTBUserWarning)
+
+# A send reserved further away than this is put back in the table instead of waited for.
+MAX_RESERVATION_WAIT = 2.0
+MAX_BACKOFF_SECONDS = 300.0
+PERMANENT_403 = ("blocked", "deactivated", "kicked", "not a member", "bot can't initiate")
+URGENT_PREFIX = "urgent"
+
+
+class Outcome:
+    """What a send attempt came to, as a label for metrics and logs."""
+
+    SENT = "sent"
+    RETRY_AFTER = "retry_after"
+    DEFERRED = "deferred"  # the shared rate limit said "not yet": not a failure
+    NETWORK = "network"
+    TIMEOUT = "timeout"
+    BLOCKED = "blocked"
+    DEACTIVATED = "deactivated"
+    CHAT_NOT_FOUND = "chat_not_found"
+    BAD_REQUEST = "bad_request"
+    OTHER = "other"
+
+
+class Dispatcher:
+    """Sends due outbox rows; one per process, shared by its loop and by tests."""
+
+    def __init__(
+        self,
+        application: Application[Any, Any, Any, Any, Any, Any],
+        *,
+        skip_locked: bool | None = None,
+        limiter: RateLimiter | None = None,
+    ) -> None:
+        self.application = application
+        self.runtime: Runtime = runtime_of(application)
+        settings = self.runtime.settings
+        self.skip_locked = (not settings.is_sqlite) if skip_locked is None else skip_locked
+        self.limiter = limiter or make_limiter(settings, self.runtime.sessionmaker)
+        self.limits = Limits.from_settings(settings)
+        self.wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._semaphore = asyncio.Semaphore(settings.outbox_concurrency)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.wake.set()
+
+    async def run(self, idle_seconds: float = 0.5) -> None:
+        """Send until stopped; a round that sent nothing waits for a wake-up or a timeout."""
+        batch = self.runtime.settings.outbox_batch
+        while not self._stopping.is_set():
+            try:
+                handled = await self.dispatch_due(batch)
+            except Exception as exc:  # the database away, or a bug: keep the loop alive
+                log.warning("outbox round failed: %s", type(exc).__name__)
+                handled = 0
+                await asyncio.sleep(1.0)
+            if handled == 0:
+                self.wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), timeout=idle_seconds)
+        await self.limiter.close()
+
+    async def send_now(self, row_id: int) -> None:
+        """Send one committed row at once (a reply that must also survive a crash)."""
+        try:
+            await self.dispatch_due(1, only_id=row_id)
+        except (SQLAlchemyError, OSError):
+            self.wake.set()  # the loop will get to it
+
+    async def dispatch_due(self, limit: int, *, only_id: int | None = None) -> int:
+        """Claim up to ``limit`` due messages and try each once; returns how many."""
+        settings = self.runtime.settings
+        async with self.runtime.sessionmaker() as session:
+            rows = await claim_due(
+                session,
+                self.runtime.worker_id,
+                limit=limit,
+                lease=timedelta(seconds=settings.outbox_lease_seconds),
+                skip_locked=self.skip_locked,
+                only_id=only_id,
+            )
+            claimed = [(row.id, row.chat_id) for row in rows]
+            await session.commit()  # "sending" is durable before any HTTP call
+        await asyncio.gather(*(self._send_one(row_id, chat_id) for row_id, chat_id in claimed))
+        return len(claimed)
+
+    async def _send_one(self, row_id: int, chat_id: int) -> None:
+        async with self._semaphore:
+            reservation = await reserve_all(
+                self.limiter, self.limits.keys_for(chat_id), MAX_RESERVATION_WAIT
+            )
+            if not reservation.granted:
+                await self._settle(row_id, [], _later(reservation.delay))
+                return
+            if reservation.delay > 0:
+                await asyncio.sleep(reservation.delay)
+            sink: list[dict[str, Any]] = []
+            outcome = await self._call_telegram(row_id, sink)
+            await self._settle(row_id, sink, outcome)
+
+    async def _call_telegram(self, row_id: int, sink: list[dict[str, Any]]) -> _Result:
+        async with self.runtime.sessionmaker() as session:
+            row = await session.get(OutboxMessage, row_id)
+            if row is None:
+                return _Result(Outcome.OTHER, error="row vanished")
+            method, params = row.method, {**row.params, "chat_id": row.chat_id}
+        token = outbound_sink.set(sink)
+        timeout = self.runtime.settings.outbox_send_timeout_seconds
+        try:
+            result = await self.application.bot.do_api_request(
+                method, api_kwargs=params, read_timeout=timeout
+            )
+        except RetryAfter as exc:
+            return _Result(Outcome.RETRY_AFTER, error=str(exc), delay=_seconds(exc.retry_after))
+        except ChatMigrated as exc:
+            return _Result(Outcome.OTHER, error=str(exc), new_chat_id=int(exc.new_chat_id))
+        except TimedOut as exc:
+            return _Result(Outcome.TIMEOUT, error=f"timed out: {exc}")
+        except Forbidden as exc:
+            text = str(exc).lower()
+            kind = Outcome.DEACTIVATED if "deactivated" in text else Outcome.BLOCKED
+            return _Result(kind, error=str(exc), permanent=True, unreachable=True)
+        except BadRequest as exc:
+            not_found = "chat not found" in str(exc).lower()
+            kind = Outcome.CHAT_NOT_FOUND if not_found else Outcome.BAD_REQUEST
+            return _Result(kind, error=str(exc), permanent=True, unreachable=not_found)
+        except NetworkError as exc:  # includes 5xx answers
+            return _Result(Outcome.NETWORK, error=f"network: {exc}")
+        except TelegramError as exc:
+            return _Result(Outcome.OTHER, error=f"{type(exc).__name__}: {exc}")
+        finally:
+            outbound_sink.reset(token)
+        message_id = result.get("message_id") if isinstance(result, dict) else None
+        return _Result(Outcome.SENT, message_id=message_id)
+
+    async def _settle(self, row_id: int, sink: list[dict[str, Any]], result: _Result) -> None:
+        """Write the outcome; a database hiccup right after a send is retried for a while,
+        because giving up here would mean resending a message Telegram already has."""
+        for pause in (0.0, 0.5, 1, 2, 4, 8):
+            await asyncio.sleep(pause)
+            try:
+                await self._write_outcome(row_id, sink, result)
+                return
+            except (SQLAlchemyError, OSError) as exc:
+                log.warning("outbox row %s: cannot record outcome (%s)", row_id, type(exc).__name__)
+        log.error("outbox row %s: outcome not recorded; its lease will expire", row_id)
+
+    async def _write_outcome(
+        self, row_id: int, sink: list[dict[str, Any]], result: _Result
+    ) -> None:
+        settings = self.runtime.settings
+        async with self.runtime.sessionmaker() as session:
+            row = await session.get(OutboxMessage, row_id)
+            if row is None or row.status != OutboxStatus.SENDING:
+                return
+            add_outbound_rows(
+                session,
+                sink,
+                account_id=row.account_id,
+                flow=f"outbox:{row.kind}",
+                subject_type=row.subject_type,
+                subject_id=row.subject_id,
+            )
+            if result.outcome == Outcome.SENT:
+                mark_sent(row, result.message_id)
+                await self._observe_urgent(session, row)
+            else:
+                if result.outcome != Outcome.DEFERRED:
+                    metrics.SEND_FAILURES.labels(kind=result.outcome).inc()
+                await self._after_failure(session, row, result, settings.outbox_max_attempts)
+            await session.commit()
+
+    async def _after_failure(
+        self, session: Any, row: OutboxMessage, result: _Result, max_attempts: int
+    ) -> None:
+        error = result.error
+        if result.permanent:
+            mark_failed(row, error or result.outcome)
+            if result.unreachable and row.chat_id > 0:
+                await mark_unreachable(session, row.chat_id, error or result.outcome)
+            log.info("outbox row %s failed for good: %s", row.id, result.outcome)
+        elif result.new_chat_id is not None:
+            row.chat_id = result.new_chat_id
+            reschedule(row, timedelta(0), error, count=False)
+        elif result.delay is not None:  # 429 retry_after, or deferred by the rate limiter
+            reschedule(row, timedelta(seconds=result.delay or 1.0), error, count=False)
+        elif row.attempts >= max_attempts:
+            mark_failed(row, f"gave up after {row.attempts} attempts: {error}")
+            log.warning("outbox row %s: gave up after %s attempts", row.id, row.attempts)
+        else:
+            backoff = min(2.0**row.attempts, MAX_BACKOFF_SECONDS)
+            reschedule(row, timedelta(seconds=backoff), error, count=True)
+
+    async def _observe_urgent(self, session: Any, row: OutboxMessage) -> None:
+        """Time from an urgent request (its alert enqueued with the case) to the first alert
+        that reached someone."""
+        if not row.kind.startswith(URGENT_PREFIX) or row.subject_id is None:
+            return
+        earlier = await session.scalar(
+            select(OutboxMessage.id).where(
+                OutboxMessage.subject_type == row.subject_type,
+                OutboxMessage.subject_id == row.subject_id,
+                OutboxMessage.kind.startswith(URGENT_PREFIX),
+                OutboxMessage.status == OutboxStatus.SENT,
+                OutboxMessage.id != row.id,
+            )
+        )
+        if earlier is None:
+            elapsed = (clock.now() - row.created_at).total_seconds()
+            metrics.URGENT_FIRST_ALERT_SECONDS.observe(max(elapsed, 0.0))
+
+
+class _Result:
+    __slots__ = (
+        "delay",
+        "error",
+        "message_id",
+        "new_chat_id",
+        "outcome",
+        "permanent",
+        "unreachable",
+    )
+
+    def __init__(
+        self,
+        outcome: str,
+        *,
+        message_id: int | None = None,
+        error: str | None = None,
+        delay: float | None = None,
+        permanent: bool = False,
+        unreachable: bool = False,
+        new_chat_id: int | None = None,
+    ) -> None:
+        self.outcome = outcome
+        self.message_id = message_id
+        self.error = error
+        self.delay = delay
+        self.permanent = permanent
+        self.unreachable = unreachable
+        self.new_chat_id = new_chat_id
+
+
+def _later(delay: float) -> _Result:
+    """Refused by the rate limiter: not a failure, just not yet."""
+    return _Result(Outcome.DEFERRED, delay=max(delay, 0.05), error=None)
+
+
+def _seconds(value: int | timedelta) -> float:
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def dispatcher_of(application: Application[Any, Any, Any, Any, Any, Any]) -> Dispatcher:
+    """The application's dispatcher, made on first use."""
+    runtime = runtime_of(application)
+    dispatcher = runtime.extras.get("dispatcher")
+    if dispatcher is None:
+        dispatcher = Dispatcher(application)
+        runtime.extras["dispatcher"] = dispatcher
+    assert isinstance(dispatcher, Dispatcher)
+    return dispatcher
+
+
+async def dispatch_due(
+    application: Application[Any, Any, Any, Any, Any, Any], limit: int = 100
+) -> int:
+    """Send what is due now, once each (tests call this directly); returns rows tried."""
+    return await dispatcher_of(application).dispatch_due(limit)
+
+
+async def dispatch_all(
+    application: Application[Any, Any, Any, Any, Any, Any], *, rounds: int = 50
+) -> int:
+    """Keep dispatching until a round finds nothing due (tests: "everything sent now")."""
+    total = 0
+    for _ in range(rounds):
+        tried = await dispatch_due(application)
+        if tried == 0:
+            break
+        total += tried
+    return total

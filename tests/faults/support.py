@@ -1,0 +1,155 @@
+"""Running the real bot as a separate process against the fake Bot API server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from models.exchange import Direction, Exchange, InboxStatus
+from tests.conftest import TOKEN
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def bot_env(base_url: str, database_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HELPCENTER_")}
+    env.update(
+        PYTHONPATH=str(ROOT),
+        HELPCENTER_TOKEN=TOKEN,
+        HELPCENTER_API_BASE_URL=base_url,
+        HELPCENTER_DATABASE_URL=database_url,
+        HELPCENTER_DEFAULT_LANGUAGE="it",
+        HELPCENTER_POLL_TIMEOUT_SECONDS="1",
+        HELPCENTER_INBOX_LEASE_SECONDS="5",
+        HELPCENTER_INBOX_CONCURRENCY="16",
+    )
+    env.update(extra)
+    return env
+
+
+def start_bot(env: dict[str, str], cwd: Path, *args: str) -> subprocess.Popen[bytes]:
+    log = (cwd / "bot.log").open("ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "run", *args],
+        env=env,
+        cwd=cwd,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+@contextmanager
+def cleanup(processes: list[subprocess.Popen[bytes]]) -> Iterator[None]:
+    """Whatever happens in the test, no bot process outlives it."""
+    try:
+        yield
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+
+
+async def stop_gracefully(process: subprocess.Popen[bytes], within: float = 20.0) -> int:
+    process.send_signal(signal.SIGTERM)
+    for _ in range(int(within * 10)):
+        if process.poll() is not None:
+            return process.returncode
+        await asyncio.sleep(0.1)
+    os.killpg(process.pid, signal.SIGKILL)
+    raise AssertionError("the bot did not stop within the time allowed")
+
+
+async def done_count(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
+    async with sessionmaker() as session:
+        count = await session.scalar(
+            select(func.count()).where(
+                Exchange.direction == Direction.IN, Exchange.status == InboxStatus.DONE
+            )
+        )
+    return int(count or 0)
+
+
+async def wait_until_done(
+    sessionmaker: async_sessionmaker[AsyncSession], expected: int, within: float
+) -> int:
+    done = 0
+    for _ in range(int(within * 5)):
+        done = await done_count(sessionmaker)
+        if done >= expected:
+            return done
+        await asyncio.sleep(0.2)
+    return done
+
+
+@dataclass
+class Audit:
+    """What the exchange log and the fake Telegram say after a run."""
+
+    handled: int
+    lost: list[int]
+    not_done: list[int]
+    out_of_order_chats: list[int]
+    replies_logged_per_update: dict[int, int]
+    sends_per_chat: dict[int, int]
+    updates_per_chat: dict[int, int]
+    reclaims_per_chat: dict[int, int]
+
+    @property
+    def duplicates(self) -> int:
+        return sum(self.sends_per_chat.values()) - sum(self.updates_per_chat.values())
+
+
+async def audit(
+    sessionmaker: async_sessionmaker[AsyncSession], pushed: list[int], fake: Any
+) -> Audit:
+    async with sessionmaker() as session:
+        rows = list(
+            await session.scalars(
+                select(Exchange)
+                .where(Exchange.direction == Direction.IN)
+                .order_by(Exchange.update_id)
+            )
+        )
+        outbound = list(
+            await session.scalars(select(Exchange).where(Exchange.direction == Direction.OUT))
+        )
+    by_id = {r.update_id: r for r in rows}
+    chats: dict[int, list[Exchange]] = {}
+    for row in rows:
+        chats.setdefault(int(row.chat_id or 0), []).append(row)
+    out_of_order = []
+    for chat, mine in chats.items():
+        by_time = sorted(mine, key=lambda r: (r.handled_at is None, r.handled_at, r.id))
+        if [r.update_id for r in by_time] != [r.update_id for r in mine]:
+            out_of_order.append(chat)
+    replies: dict[int, int] = {}
+    for row in outbound:
+        if row.in_reply_to is not None:
+            replies[row.in_reply_to] = replies.get(row.in_reply_to, 0) + 1
+    sends: dict[int, int] = {}
+    for message in fake.sent_messages():
+        chat_id = int(message["chat"]["id"])
+        sends[chat_id] = sends.get(chat_id, 0) + 1
+    return Audit(
+        handled=sum(1 for r in rows if r.status is InboxStatus.DONE),
+        lost=[u for u in pushed if u not in by_id],
+        not_done=[r.update_id or 0 for r in rows if r.status is not InboxStatus.DONE],
+        out_of_order_chats=out_of_order,
+        replies_logged_per_update=replies,
+        sends_per_chat=sends,
+        updates_per_chat={chat: len(mine) for chat, mine in chats.items()},
+        reclaims_per_chat={chat: sum(r.claims - 1 for r in mine) for chat, mine in chats.items()},
+    )
