@@ -1,4 +1,4 @@
-"""Group -1: before any feature handler, know who is writing and in which language."""
+"""Group -10: before any feature handler, know who is writing and in which language."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from models.accounts import get_or_create_account
 from models.prompts import open_prompt
 from models.roles import Role
 
-ACCOUNT_GROUP = -1
+ACCOUNT_GROUP = -10  # first of all; features may add groups between this and 0
 
 
 async def load_account(update: Update, context: HCContext) -> None:

@@ -41,7 +41,6 @@ from models.base import clock
 from models.contact_export import ExportOptions, export_xlsx
 from models.contacts import Action, Channel, ContactFacts, Gender, Housing, Need, Outcome
 from models.exchange import Exchange
-from models.outbox import enqueue
 from models.privacy import accept_privacy, audit_entries, forget_account, held_data
 from models.roles import Permission, Role
 from models.stats import Period, compute_stats
@@ -59,7 +58,7 @@ COMMANDS = [
     Command("forget", N_("Erase your data")),
 ]
 
-PRIVACY_GROUP = 1
+PRIVACY_GROUP = -1  # after the account is loaded (-10), before any answer (0)
 PERIODS = {
     "week": N_("This week"),
     "month": N_("This month"),
@@ -668,10 +667,10 @@ async def audit_command(update: Update, context: HCContext) -> None:
 
 
 async def first_contact_notice(update: Update, context: HCContext) -> None:
-    """Group 1: on the update that created the account, queue the notice once.
+    """Group -1: on the update that created the account, the notice comes first.
 
-    It goes through the outbox, so it arrives after whatever the person asked for (answered
-    in group 0) and never blocks them; it is committed with the new account.
+    It is a direct reply to the person who just wrote, sent before the answer to what they
+    asked, so that answer stays the last message on their screen; it does not block them.
     """
     scope = context.scope
     account = scope.account
@@ -680,20 +679,7 @@ async def first_contact_notice(update: Update, context: HCContext) -> None:
         return
     if chat is None or chat.type != "private":
         return
-    _ = context._
-    enqueue(
-        context.session,
-        chat_id=chat.id,
-        kind="privacy_notice",
-        params={
-            "text": privacy_notice(_, context.settings.retention_months),
-            "reply_markup": {
-                "inline_keyboard": [[{"text": _("I accept"), "callback_data": "pv:accept"}]]
-            },
-        },
-        account_id=account.id,
-        dedupe_key=f"privacy_notice:{account.id}",
-    )
+    await _send_notice(update, context)
 
 
 async def _send_notice(update: Update, context: HCContext) -> None:

@@ -8,17 +8,14 @@ in one place when that lands.
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 from sqlalchemy import select
-from telegram.error import TelegramError
 
+from bot.dispatcher import dispatch_all
 from handlers.case_notify import escalate_due_cases
 from models.accounts import account_by_telegram_id
-from models.base import clock
 from models.cases import Case, CaseEvent
-from models.outbox import OutboxMessage, OutboxStatus
 from models.roles import Role
 from tests.conftest import BotHarness
 
@@ -31,38 +28,9 @@ CARLA = 401  # coordinator
 PUBLIC = 501
 
 
-async def deliver_outbox(bot: BotHarness) -> list[OutboxMessage]:
-    """Send every due outbox row (in order), as the dispatcher will."""
-    async with bot.session() as session:
-        rows = list(
-            await session.scalars(
-                select(OutboxMessage)
-                .where(
-                    OutboxMessage.status == OutboxStatus.PENDING,
-                    OutboxMessage.available_at <= clock.now(),
-                )
-                .order_by(OutboxMessage.id)
-            )
-        )
-        for row in rows:
-            try:
-                with warnings.catch_warnings():  # PTB suggests the typed method; rows are raw
-                    warnings.simplefilter("ignore")
-                    result: Any = await bot.application.bot.do_api_request(
-                        row.method, api_kwargs={"chat_id": row.chat_id, **row.params}
-                    )
-            except TelegramError as exc:
-                row.status = OutboxStatus.FAILED
-                row.error = f"{type(exc).__name__}: {exc}"
-                row.attempts += 1
-                continue
-            row.status = OutboxStatus.SENT
-            row.sent_at = clock.now()
-            row.attempts += 1
-            if isinstance(result, dict):
-                row.message_id = result.get("message_id")
-        await session.commit()
-    return rows
+async def deliver_outbox(bot: BotHarness) -> int:
+    """Send every due outbox row with the real dispatcher, as the running bot does."""
+    return await dispatch_all(bot.application)
 
 
 async def sweep(bot: BotHarness) -> int:

@@ -20,6 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.app import HelpCenterBot, build_application
+from bot.dispatcher import dispatch_all
 from bot.fakeapi import FakeRequest, FakeTelegram
 from config.settings import Settings
 from models.base import Base, clock
@@ -139,6 +140,7 @@ class BotHarness:
         while await self.running.poller.poll_once():
             await self.running.worker.drain()
         await self.running.worker.drain()
+        await dispatch_all(self.application)
 
     async def says(
         self, user_id: int, text: str | None = None, **kwargs: Any
@@ -167,6 +169,16 @@ class BotHarness:
         async with self.sessionmaker() as session:
             account, _ = await get_or_create_account(session, telegram_id)
             await set_role(session, account, role, by=None)
+            await session.commit()
+
+    async def known(self, telegram_id: int, **user: Any) -> None:
+        """A person who has written before and accepted the privacy notice (no notice now)."""
+        from models.accounts import get_or_create_account
+
+        self.fake.add_user(telegram_id, **user)
+        async with self.sessionmaker() as session:
+            account, _ = await get_or_create_account(session, telegram_id)
+            account.privacy_accepted_at = clock.now()
             await session.commit()
 
     @asynccontextmanager

@@ -21,28 +21,23 @@ COORDINATOR = 201
 DAY = 24 * 3600
 
 
-async def test_first_contact_queues_the_notice_once_and_records_acceptance(
+async def test_first_contact_shows_the_notice_once_first_and_records_acceptance(
     bot: BotHarness,
 ) -> None:
     answer = await bot.says(PERSON, "/start")
-    assert len(answer) == 1  # the welcome: nobody waits for the notice
-    await bot.says(PERSON, "/help")
-    async with bot.session() as session:
-        queued = list(await session.scalars(select(OutboxMessage)))
-    assert len(queued) == 1  # once, on the update that created the account
-    notice = queued[0]
-    assert (notice.chat_id, notice.kind) == (PERSON, "privacy_notice")
-    assert notice.params["text"].startswith("Informativa privacy.")
-    assert notice.params["reply_markup"]["inline_keyboard"][0][0]["text"] == IT("I accept")
+    assert len(answer) == 2  # the notice, then the welcome: nobody waits for the notice
+    notice, welcome = answer
+    assert notice["text"].startswith("Informativa privacy.")
+    assert "Help Center" in welcome["text"]
+    assert len(await bot.says(PERSON, "/help")) == 1  # once, on the first contact only
 
-    shown = (await bot.says(PERSON, "/privacy"))[-1]
-    assert shown["text"].startswith("Informativa privacy.")
-    accepted = await bot.presses(PERSON, shown, IT("I accept"))
+    accepted = await bot.presses(PERSON, notice, IT("I accept"))
     assert IT("Thank you: your acceptance is recorded.") in accepted[-1]["text"]
     async with bot.session() as session:
         account = await account_by_telegram_id(session, PERSON)
         assert account is not None and account.privacy_accepted_at is not None
     again = (await bot.says(PERSON, "/privacy"))[-1]
+    assert again["text"].startswith("Informativa privacy.")
     assert bot.fake.buttons(again) == []  # accepted: nothing more to ask
 
 

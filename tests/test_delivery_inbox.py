@@ -33,7 +33,7 @@ async def inbound(bot: BotHarness) -> list[Exchange]:
 
 
 async def test_a_database_outage_is_not_held_against_the_update(bot: BotHarness) -> None:
-    bot.application.add_handler(CommandHandler("blink", _database_blinks), group=-2)
+    bot.application.add_handler(CommandHandler("blink", _database_blinks), group=-3)
     bot.fake.add_user(PERSON, language_code="fr")
     for _ in range(5):
         bot.fake.user_writes(PERSON, "/blink")
@@ -48,7 +48,7 @@ async def test_a_database_outage_is_not_held_against_the_update(bot: BotHarness)
 async def test_a_parked_update_is_counted_and_the_person_gets_an_apology(
     bot: BotHarness,
 ) -> None:
-    bot.application.add_handler(CommandHandler("bug", _bug), group=-2)
+    bot.application.add_handler(CommandHandler("bug", _bug), group=-3)
     bot.fake.add_user(PERSON, language_code="fr")
     bot.fake.user_writes(PERSON, "/bug")
     for _ in range(bot.settings.inbox_max_attempts):
@@ -64,6 +64,7 @@ async def test_a_parked_update_is_counted_and_the_person_gets_an_apology(
 
 
 async def test_an_interrupted_update_is_handled_again_after_its_lease(bot: BotHarness) -> None:
+    await bot.known(PERSON)
     bot.fake.user_writes(PERSON, "/help")
     await bot.running.poller.poll_once()
     async with bot.session() as session:  # a worker that took it and then died
@@ -84,6 +85,7 @@ async def test_an_interrupted_update_is_handled_again_after_its_lease(bot: BotHa
 
 
 async def test_a_row_taken_over_by_another_worker_is_not_handled_twice(bot: BotHarness) -> None:
+    await bot.known(PERSON)
     bot.fake.user_writes(PERSON, "/help")
     await bot.running.poller.poll_once()
     async with bot.session() as session:
@@ -99,6 +101,8 @@ async def test_a_row_taken_over_by_another_worker_is_not_handled_twice(bot: BotH
 
 
 async def test_many_chats_in_parallel_each_in_order(bot: BotHarness) -> None:
+    for chat in range(4000, 4008):
+        await bot.known(chat)
     for n in range(40):
         bot.fake.user_writes(4000 + n % 8, "/help" if n % 2 else "hello")
     await bot.deliver()

@@ -61,7 +61,7 @@ async def test_a_stored_update_is_answered_200_and_handled_once(bot: BotHarness)
         first = await client.post("/telegram", json=an_update(10), headers=headers)
         again = await client.post("/telegram", json=an_update(10), headers=headers)  # redelivery
     assert (first.status_code, again.status_code) == (200, 200)
-    bot.fake.add_user(PERSON)
+    await bot.known(PERSON)
     await bot.running.worker.drain()
 
     async with bot.session() as session:

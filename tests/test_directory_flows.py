@@ -123,6 +123,7 @@ async def test_without_a_location_the_list_by_area(bot):
 
 async def test_a_bed_tonight_shows_free_beds_first_with_their_age(bot):
     await load_example(bot)
+    await bot.known(PERSON)
     set_local_time(2026, 12, 2, 17, 0)
     async with bot.session() as session:
         corsica = await service_by_key(session, "asilo-corsica")

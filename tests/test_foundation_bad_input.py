@@ -32,6 +32,7 @@ async def _inbound(bot: BotHarness) -> list[Exchange]:
 async def test_bad_input_gets_a_polite_answer_and_is_logged(
     bot: BotHarness, what: str, kwargs: dict[str, object]
 ) -> None:
+    await bot.known(USER)
     text = kwargs.pop("text", None)
     replies = await bot.says(USER, text, **kwargs)  # type: ignore[arg-type]
 
@@ -44,6 +45,7 @@ async def test_bad_input_gets_a_polite_answer_and_is_logged(
 
 
 async def test_an_edited_message_is_logged_and_acknowledged_once(bot: BotHarness) -> None:
+    await bot.known(USER)
     sent = await bot.says(USER, "ciao")
     original = message_dict(user_dict(USER), "ciao", message_id=1)
     bot.fake.user_edits(USER, original, "ciao!")
@@ -55,5 +57,6 @@ async def test_an_edited_message_is_logged_and_acknowledged_once(bot: BotHarness
 
 
 async def test_cancel_with_nothing_open_says_so(bot: BotHarness) -> None:
+    await bot.known(USER)
     replies = await bot.says(USER, "/cancel")
     assert "niente da annullare" in replies[-1]["text"]

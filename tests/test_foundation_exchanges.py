@@ -32,6 +32,7 @@ async def test_first_contact_creates_a_public_account_and_greets_in_italian(
 
 
 async def test_both_directions_are_logged_with_ids_role_and_flow(bot: BotHarness) -> None:
+    await bot.known(VOLUNTEER)
     replies = await bot.says(VOLUNTEER, "/help")
 
     inbound, outbound = await _exchanges(bot)
@@ -50,6 +51,7 @@ async def test_both_directions_are_logged_with_ids_role_and_flow(bot: BotHarness
 async def test_an_update_redelivered_after_a_restart_is_logged_and_handled_once(
     bot: BotHarness,
 ) -> None:
+    await bot.known(VOLUNTEER)
     bot.fake.push_update(message_update(user_dict(VOLUNTEER), "/help"))
     await bot.running.poller.poll_once()  # stored, not yet confirmed to Telegram
     await bot.running.worker.drain()
@@ -67,6 +69,7 @@ async def test_an_update_redelivered_after_a_restart_is_logged_and_handled_once(
 
 
 async def test_button_presses_locations_photos_and_edits_are_logged(bot: BotHarness) -> None:
+    await bot.known(VOLUNTEER)
     menu = (await bot.says(VOLUNTEER, "/language"))[-1]
     await bot.presses(VOLUNTEER, menu, "English")
     await bot.says(VOLUNTEER, location=(45.5324, 10.2127))
@@ -79,6 +82,7 @@ async def test_button_presses_locations_photos_and_edits_are_logged(bot: BotHarn
 
 
 async def test_a_failed_send_is_logged_with_telegrams_error(bot: BotHarness) -> None:
+    await bot.known(VOLUNTEER)
     bot.fake.fail_next("sendMessage", status=502, description="Bad Gateway")
 
     await bot.says(VOLUNTEER, "/help")
@@ -88,6 +92,7 @@ async def test_a_failed_send_is_logged_with_telegrams_error(bot: BotHarness) -> 
 
 
 async def test_a_handler_failure_is_retried_then_parked_with_an_apology(bot: BotHarness) -> None:
+    await bot.known(VOLUNTEER)
     attempts = bot.settings.inbox_max_attempts
     bot.fake.fail_next("sendMessage", status=400, description="Bad Request: boom", times=attempts)
     bot.fake.user_writes(VOLUNTEER, "/help")
@@ -107,6 +112,7 @@ async def test_a_handler_failure_is_retried_then_parked_with_an_apology(bot: Bot
 
 
 async def test_updates_of_one_chat_are_handled_in_order(bot: BotHarness) -> None:
+    await bot.known(VOLUNTEER)
     for text in ["/help", "/start", "/language", "/help"]:
         bot.fake.user_writes(VOLUNTEER, text)
     bot.fake.user_writes(2002, "/help")
@@ -127,6 +133,7 @@ async def test_updates_of_one_chat_are_handled_in_order(bot: BotHarness) -> None
 
 
 async def test_the_apology_for_a_parked_update_is_in_the_chosen_language(bot: BotHarness) -> None:
+    await bot.known(VOLUNTEER)
     menu = (await bot.says(VOLUNTEER, "/language"))[-1]
     await bot.presses(VOLUNTEER, menu, "English")
     attempts = bot.settings.inbox_max_attempts
@@ -138,3 +145,14 @@ async def test_the_apology_for_a_parked_update_is_in_the_chosen_language(bot: Bo
         clock.advance(60)
 
     assert "Incident code" in bot.fake.sent_messages(VOLUNTEER)[-1]["text"]
+
+
+async def test_on_first_contact_the_privacy_notice_comes_before_the_answer(
+    bot: BotHarness,
+) -> None:
+    first = await bot.says(VOLUNTEER, "/help")
+    again = await bot.says(VOLUNTEER, "/help")
+
+    assert len(first) == 2 and "privacy" in first[0]["text"].lower()
+    assert first[1]["text"] == again[0]["text"]
+    assert len(again) == 1
