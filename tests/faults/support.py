@@ -153,3 +153,16 @@ async def audit(
         updates_per_chat={chat: len(mine) for chat, mine in chats.items()},
         reclaims_per_chat={chat: sum(r.claims - 1 for r in mine) for chat, mine in chats.items()},
     )
+
+
+async def known_people(sessionmaker: async_sessionmaker[AsyncSession], telegram_ids: range) -> None:
+    """People who wrote before and accepted the privacy notice: one reply per message, no
+    first-contact notice, so replies can be counted per update."""
+    from models.accounts import get_or_create_account
+    from models.base import clock
+
+    async with sessionmaker() as session:
+        for telegram_id in telegram_ids:
+            account, _ = await get_or_create_account(session, telegram_id)
+            account.privacy_accepted_at = clock.now()
+        await session.commit()

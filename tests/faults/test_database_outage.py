@@ -21,7 +21,14 @@ from models.db import make_engine, make_sessionmaker
 from models.exchange import Exchange
 from tests.conftest import TOKEN
 from tests.faults.proxy import CuttableProxy
-from tests.faults.support import audit, bot_env, cleanup, start_bot, wait_until_done
+from tests.faults.support import (
+    audit,
+    bot_env,
+    cleanup,
+    known_people,
+    start_bot,
+    wait_until_done,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 OUTAGE_SECONDS = float(os.environ.get("FAULT_OUTAGE_SECONDS", "30"))
@@ -38,6 +45,7 @@ async def test_a_database_outage_confirms_nothing_unstored_and_heals(
     via_proxy = database_url.replace(f":{target.port or 5432}/", f":{port}/")
     engine = make_engine(database_url)  # the test looks at the database directly
     sessionmaker = make_sessionmaker(engine)
+    await known_people(sessionmaker, range(20_000, 20_050))
     fake = FakeTelegram(token=TOKEN)
     processes: list[subprocess.Popen[bytes]] = []
     confirmed_beyond_stored = []

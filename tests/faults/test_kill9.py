@@ -22,7 +22,14 @@ import pytest
 from bot.fakeapi import FakeTelegram, FakeTelegramServer
 from models.db import make_engine, make_sessionmaker
 from tests.conftest import TOKEN
-from tests.faults.support import audit, bot_env, cleanup, start_bot, wait_until_done
+from tests.faults.support import (
+    audit,
+    bot_env,
+    cleanup,
+    known_people,
+    start_bot,
+    wait_until_done,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -37,6 +44,7 @@ async def test_kill_minus_nine_loses_nothing(database_url: str, tmp_path: Path) 
     processes: list[subprocess.Popen[bytes]] = []
     engine = make_engine(database_url)
     sessionmaker = make_sessionmaker(engine)
+    await known_people(sessionmaker, range(10_000, 10_000 + CHATS))
     kills = 0
     async with FakeTelegramServer(fake) as server:
         env = bot_env(server.base_url, database_url)

@@ -20,6 +20,7 @@ from tests.faults.support import (
     audit,
     bot_env,
     cleanup,
+    known_people,
     start_bot,
     stop_gracefully,
     wait_until_done,
@@ -57,6 +58,7 @@ async def test_three_workers_handle_each_update_once_in_order(
     port = free_port()
     engine = make_engine(database_url)
     sessionmaker = make_sessionmaker(engine)
+    await known_people(sessionmaker, range(30_000, 30_000 + CHATS))
     processes: list[subprocess.Popen[bytes]] = []
     async with FakeTelegramServer(fake) as server:
         for n in range(UPDATES):
