@@ -16,6 +16,9 @@ from sqlalchemy.ext.asyncio import (
 
 
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    # Database errors quote the statement's parameters: messages, names, places. They reach
+    # the application log through tracebacks, so they are never shown.
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         # Every connection is its own file handle; WAL lets readers run beside the writer.
         kwargs.setdefault("connect_args", {"timeout": 30})
