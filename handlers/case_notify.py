@@ -27,6 +27,8 @@ from models.cases import (
     Category,
     Outcome,
     Urgency,
+    REPORT_ALERT,
+    URGENT_ALERT,
     alert_recipients,
     claim_due_escalations,
     sent_alerts,
@@ -133,18 +135,26 @@ def alert_buttons(case: Case, _: Translator) -> dict[str, Any]:
     }
 
 
+def alert_kind(case: Case) -> str:
+    """The outbox kind of a case's alerts: ``urgent_alert`` for urgent requests, so the
+    dispatcher's ``helpcenter_urgent_first_alert_seconds`` histogram (kinds starting with
+    ``urgent``) measures them; ``alert`` for reports."""
+    return URGENT_ALERT if case.kind is CaseKind.URGENT else REPORT_ALERT
+
+
 def enqueue_alert_round(
     session: AsyncSession, round_: AlertRound, settings: Settings, catalogs: Catalogs
 ) -> int:
     """One alert per recipient (and the team chat), each in its own language."""
     case, step = round_.case, round_.step
+    kind = alert_kind(case)
     count = 0
     for account in round_.recipients:
         _ = translator_of(catalogs, account)
         enqueue(
             session,
             chat_id=account.telegram_id,
-            kind="alert",
+            kind=kind,
             params={"text": alert_text(case, step, _), "reply_markup": alert_buttons(case, _)},
             account_id=account.id,
             subject_type="case",
@@ -157,7 +167,7 @@ def enqueue_alert_round(
         enqueue(
             session,
             chat_id=settings.team_chat_id,
-            kind="alert",
+            kind=kind,
             params={"text": alert_text(case, step, _), "reply_markup": alert_buttons(case, _)},
             subject_type="case",
             subject_id=case.id,

@@ -105,6 +105,11 @@ TRANSITIONS: dict[tuple[CaseStatus, Action], CaseStatus] = {
     (CaseStatus.CLOSED, Action.REOPEN): CaseStatus.TAKEN,  # whoever reopens it owns it
 }
 
+# Outbox kinds of alerts: urgent ones start with "urgent" (the dispatcher times those).
+REPORT_ALERT = "alert"
+URGENT_ALERT = "urgent_alert"
+ALERT_KINDS = (REPORT_ALERT, URGENT_ALERT)
+
 OPEN_STATUSES = (CaseStatus.NEW, CaseStatus.TAKEN, CaseStatus.ON_SITE)
 # Besides the owner, who may move a case someone else owns.
 SUPERVISORS = frozenset({Role.COORDINATOR, Role.ADMIN})
@@ -595,7 +600,7 @@ async def sent_alerts(session: AsyncSession, case_id: int) -> list[OutboxMessage
     query = select(OutboxMessage).where(
         OutboxMessage.subject_type == "case",
         OutboxMessage.subject_id == case_id,
-        OutboxMessage.kind == "alert",
+        OutboxMessage.kind.in_(ALERT_KINDS),
         OutboxMessage.status == OutboxStatus.SENT,
         OutboxMessage.message_id.is_not(None),
     )
