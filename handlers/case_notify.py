@@ -20,6 +20,8 @@ from bot.i18n import N_, Catalogs, Translator
 from config.settings import Settings
 from models.accounts import Account
 from models.cases import (
+    REPORT_ALERT,
+    URGENT_ALERT,
     AlertRound,
     Case,
     CaseKind,
@@ -27,8 +29,6 @@ from models.cases import (
     Category,
     Outcome,
     Urgency,
-    REPORT_ALERT,
-    URGENT_ALERT,
     alert_recipients,
     claim_due_escalations,
     sent_alerts,
