@@ -163,6 +163,10 @@ class Case(Base):
     person: Mapped[str | None] = mapped_column(Text)  # a rough description, no names
     photo_file_id: Mapped[str | None] = mapped_column(String(200))  # Telegram's id, never a copy
     outcome: Mapped[Outcome | None] = mapped_column(_enum(Outcome))
+    # Closed as a duplicate: the case it duplicates, if the operator named it.
+    duplicate_of_id: Mapped[int | None] = mapped_column(
+        ForeignKey("help_case.id", ondelete="SET NULL")
+    )
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
     taken_at: Mapped[datetime | None]
     on_site_at: Mapped[datetime | None]
