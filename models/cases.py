@@ -427,8 +427,14 @@ async def move_case(
     *,
     outcome: Outcome | None = None,
     detail: str | None = None,
+    duplicate_of: int | None = None,
 ) -> Case:
-    """Any transition except the first take (see :func:`take_case`), with its history line."""
+    """Any transition except the first take (see :func:`take_case`), with its history line.
+
+    Closing records the outcome (and, for a duplicate, the case it repeats) and, when
+    someone met the person, the contact it leaves (:mod:`models.case_links`), all in the
+    caller's transaction.
+    """
     if not may_act(actor, case, action):
         raise TransitionRefused(f"{action.value} not allowed to {actor.role.value}")
     previous = case.status
@@ -453,9 +459,11 @@ async def move_case(
         case.next_escalation_at = None
         if case.owner_id is None:
             case.owner_id = actor.id
+        case.duplicate_of_id = duplicate_of if outcome is Outcome.DUPLICATE else None
     elif action is Action.REOPEN:
         case.owner_id = actor.id
         case.outcome = None
+        case.duplicate_of_id = None
         case.closed_at = None
         case.taken_at = now
     elif action is Action.RELEASE:
@@ -473,6 +481,8 @@ async def move_case(
         detail=outcome.value if outcome else detail,
     )
     await session.flush()
+    if action is Action.CLOSE:
+        await case_links.contact_for_case(session, case)
     return case
 
 
@@ -716,3 +726,7 @@ async def closed_case_facts(session: AsyncSession, case_id: int) -> ClosedCaseFa
 
 def age(case: Case) -> timedelta:
     return clock.now() - case.created_at
+
+
+# Registered with the models package: the links to contacts, statistics, exports, privacy.
+from models import case_links  # noqa: E402
