@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from telegram.ext import CommandHandler
 from bot.app import features_commands
 from bot.contacts_jobs import retention_sweep
 from bot.contacts_text import render_stats
+from handlers.case_notify import escalate_due_cases
 from models.accounts import Account, AuditEntry, account_by_telegram_id
 from models.base import clock
 from models.cases import Case, CaseEvent, CaseKind, NewCase, open_case, take_case
@@ -28,16 +30,20 @@ from models.contact_export import (
 )
 from models.contacts import Channel, Contact, ContactSource
 from models.contacts import Outcome as ContactOutcome
+from models.db import make_engine, make_sessionmaker
 from models.directory import Service, set_beds
+from models.outbox import OutboxMessage
 from models.privacy import RetentionResult
 from models.roles import Permission
 from models.stats import Period, compute_stats
 from tests.cases_helpers import (
     ANNA,
+    BRUNO,
     POLICE,
     PUBLIC,
     VOLUNTEER,
     alerts_in,
+    deliver_outbox,
     only_case,
     team,
     texts,
@@ -348,3 +354,50 @@ async def test_retention_drops_case_photos_then_old_case_texts(bot: BotHarness) 
             )
         )
     assert any("case_texts=1" in (d or "") for d in details)
+
+
+# ---- 7. one escalation across three workers ----------------------------------------------------
+
+
+@pytest.mark.postgres
+async def test_a_due_escalation_fires_once_across_three_workers(bot: BotHarness) -> None:
+    if bot.settings.is_sqlite:
+        pytest.skip("three workers on one database: PostgreSQL only")
+    await team(bot)
+    await police_ask_for_help(bot)
+    case = await only_case(bot)
+    clock.advance(bot.settings.escalation_minutes * 60 + 1)
+    engines = [make_engine(bot.settings.database_url) for _ in range(3)]
+    catalogs = bot.application.bot_data["runtime"].catalogs
+    try:
+        escalated = await asyncio.gather(
+            *(
+                escalate_due_cases(make_sessionmaker(engine), bot.settings, catalogs)
+                for engine in engines
+            )
+        )
+    finally:
+        for engine in engines:
+            await engine.dispose()
+
+    assert sorted(escalated) == [0, 0, 1]
+    async with bot.session() as session:
+        steps = list(
+            await session.scalars(
+                select(CaseEvent.detail).where(
+                    CaseEvent.case_id == case.id, CaseEvent.action == "escalated"
+                )
+            )
+        )
+        reminders = list(
+            await session.scalars(
+                select(OutboxMessage.chat_id).where(
+                    OutboxMessage.subject_id == case.id,
+                    OutboxMessage.dedupe_key.like(f"case:{case.id}:escalation:1:%"),
+                )
+            )
+        )
+    assert steps == ["step 1: 2 alerted"]
+    assert sorted(reminders) == sorted([ANNA, BRUNO])
+    await deliver_outbox(bot)
+    assert len(alerts_in(bot, ANNA)) == 2  # the first alert and one reminder, not three
