@@ -264,8 +264,10 @@ async def enqueue_reporter_feedback(
     actor: Account,
     settings: Settings,
     catalogs: Catalogs,
+    reopened: bool = False,
 ) -> bool:
-    """Tell the reporter what changed (taken, closed), in their language. Not to oneself."""
+    """Tell the reporter what changed (taken, reopened, closed), in their language. Not to
+    oneself."""
     if case.reporter_id is None or case.reporter_id == actor.id:
         return False
     reporter = await session.get(Account, case.reporter_id)
@@ -274,7 +276,11 @@ async def enqueue_reporter_feedback(
     _ = translator_of(catalogs, reporter)
     owner = await session.get(Account, case.owner_id) if case.owner_id else None
     name = operator_name(settings, owner, _)
-    if case.status is CaseStatus.TAKEN and case.kind is CaseKind.URGENT:
+    if reopened:
+        text = _("Your report {ref} has been reopened: {name} is following it again.").format(
+            ref=case.reference, name=name
+        )
+    elif case.status is CaseStatus.TAKEN and case.kind is CaseKind.URGENT:
         text = _("🚶 {name} from the Help Center is coming for your request {ref}.").format(
             name=name, ref=case.reference
         )

@@ -653,6 +653,31 @@ async def case_by_id(session: AsyncSession, case_id: int) -> Case | None:
     return await session.get(Case, case_id)
 
 
+async def duplicate_candidates(session: AsyncSession, case: Case, *, limit: int = 6) -> list[Case]:
+    """The cases a duplicate most likely repeats: the latest others opened before it."""
+    query = (
+        select(Case)
+        .where(Case.id != case.id, Case.created_at <= case.created_at)
+        .order_by(Case.created_at.desc(), Case.id.desc())
+        .limit(limit)
+    )
+    return list(await session.scalars(query))
+
+
+async def mark_duplicate_of(
+    session: AsyncSession, case: Case, original: Case, actor: Account
+) -> bool:
+    """Record which case a case closed as a duplicate repeats (a history line says so)."""
+    if case.outcome is not Outcome.DUPLICATE or original.id == case.id:
+        return False
+    if not may_act(actor, case, Action.CLOSE):  # the one who closed it, or a coordinator
+        return False
+    case.duplicate_of_id = original.id
+    record(session, case, "duplicate_of", actor, from_status=case.status, detail=original.reference)
+    await session.flush()
+    return True
+
+
 async def case_by_reference(session: AsyncSession, reference: str) -> Case | None:
     return await session.scalar(select(Case).where(Case.reference == reference.strip().upper()))
 

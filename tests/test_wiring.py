@@ -42,9 +42,11 @@ from tests.cases_helpers import (
     POLICE,
     PUBLIC,
     VOLUNTEER,
+    VOLUNTEER_FR,
     alerts_in,
     deliver_outbox,
     only_case,
+    set_language,
     team,
     texts,
 )
@@ -401,3 +403,42 @@ async def test_a_due_escalation_fires_once_across_three_workers(bot: BotHarness)
     assert sorted(reminders) == sorted([ANNA, BRUNO])
     await deliver_outbox(bot)
     assert len(alerts_in(bot, ANNA)) == 2  # the first alert and one reminder, not three
+
+
+# ---- 8. reopening tells the reporter; a duplicate names its case -------------------------------
+
+
+async def test_the_reporter_hears_of_a_reopening_and_a_duplicate_names_its_case(
+    bot: BotHarness,
+) -> None:
+    await team(bot)
+    await set_language(bot, VOLUNTEER_FR, "fr")
+    await quick_report(bot, VOLUNTEER)
+    first = await only_case(bot)
+    clock.advance(120)
+    await quick_report(bot, VOLUNTEER_FR)
+    async with bot.session() as session:
+        second = await session.scalar(select(Case).where(Case.id != first.id))
+    assert second is not None
+    [_first_alert, alert] = alerts_in(bot, ANNA)
+    await bot.presses(ANNA, alert, "✋ Lo prendo io")
+    await close_from_card(bot, ANNA, "Doppione di un altro caso")
+    question = bot.fake.sent_messages(ANNA)[-1]
+    assert f"Di quale caso {second.reference} è un doppione?" in question["text"]
+    [button] = [b for row in bot.fake.buttons(question) for b in row if first.reference in b]
+    out = await bot.presses(ANNA, question, button)
+    assert f"Annotato: {second.reference} è un doppione di {first.reference}." in texts(out)
+    async with bot.session() as session:
+        closed = await session.get(Case, second.id)
+        assert closed is not None and closed.duplicate_of_id == first.id
+        assert await session.scalar(select(func.count()).select_from(Contact)) == 0
+
+    card = next(m for m in reversed(bot.fake.sent_messages(ANNA)) if "Riapri" in str(m))
+    await bot.presses(BRUNO, card, "Riapri")
+    await deliver_outbox(bot)
+    assert f"Votre signalement {second.reference} a été rouvert : Bruno le suit de nouveau." == (
+        bot.fake.last_text(VOLUNTEER_FR)
+    )
+    async with bot.session() as session:
+        reopened = await session.get(Case, second.id)
+        assert reopened is not None and reopened.duplicate_of_id is None
