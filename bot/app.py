@@ -134,7 +134,9 @@ class HelpCenterBot:
 
     async def publish_default_menus(self) -> None:
         """The public command menu in every language (once per start, by one process)."""
-        await set_default_menus(self.application.bot, self.runtime.catalogs, features_commands())
+        await set_default_menus(
+            self.application.bot, self.runtime.catalogs, features_commands(), self.runtime.settings
+        )
 
     async def start_polling(self) -> None:
         await self.application.bot.delete_webhook()

@@ -165,7 +165,9 @@ def enqueue_menu_update(session: Any, settings: Settings, account: Any) -> None:
 
     catalogs = Catalogs(settings.default_language)
     translator = catalogs.translator(catalogs.pick(account.language, None))
-    params = chat_menu_params(account.telegram_id, account.role, translator, features_commands())
+    params = chat_menu_params(
+        account.telegram_id, account.role, translator, features_commands(), settings
+    )
     params.pop("chat_id", None)
     enqueue(
         session,

@@ -201,6 +201,8 @@ def render_stats(report: StatsReport, _: Gettext) -> str:
         )
     if report.beds is None:
         lines.append(_("Bed occupancy: not available yet"))
+    elif report.beds.capacity == 0:
+        lines.append(_("Bed occupancy: no bed counts in this period"))
     else:
         lines.append(
             _("Bed occupancy: {occupied} of {capacity} ({rate}%)").format(

@@ -35,7 +35,6 @@ import warnings
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from telegram.error import (
     BadRequest,
@@ -55,6 +54,7 @@ from bot.ratelimit import Limits, RateLimiter, make_limiter, reserve_all
 from bot.runtime import Runtime, outbound_sink, runtime_of
 from models.accounts import mark_unreachable
 from models.base import clock
+from models.jobs import claim_job_run
 from models.outbox import (
     OutboxMessage,
     OutboxStatus,
@@ -263,19 +263,16 @@ class Dispatcher:
 
     async def _observe_urgent(self, session: Any, row: OutboxMessage) -> None:
         """Time from an urgent request (its alert enqueued with the case) to the first alert
-        that reached someone."""
+        that reached someone.
+
+        "First" is claimed once per case with a unique key (``models.jobs.claim_job_run``):
+        alerts to several operators are sent concurrently, by one or many workers, and a
+        "was another one sent already?" query would let two of them both count as first.
+        """
         if not row.kind.startswith(URGENT_PREFIX) or row.subject_id is None:
             return
-        earlier = await session.scalar(
-            select(OutboxMessage.id).where(
-                OutboxMessage.subject_type == row.subject_type,
-                OutboxMessage.subject_id == row.subject_id,
-                OutboxMessage.kind.startswith(URGENT_PREFIX),
-                OutboxMessage.status == OutboxStatus.SENT,
-                OutboxMessage.id != row.id,
-            )
-        )
-        if earlier is None:
+        key = f"{row.subject_type}:{row.subject_id}"
+        if await claim_job_run(session, "urgent_first_alert", key):
             elapsed = (clock.now() - row.created_at).total_seconds()
             metrics.URGENT_FIRST_ALERT_SECONDS.observe(max(elapsed, 0.0))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from telegram import Bot, BotCommand, BotCommandScopeChat, BotCommandScopeDefault
 
@@ -11,12 +12,16 @@ from handlers.common import Command
 from models.roles import Role, can
 
 
-def commands_for(role: Role, features: Iterable[Iterable[Command]]) -> list[Command]:
+def commands_for(
+    role: Role, features: Iterable[Iterable[Command]], settings: Any = None
+) -> list[Command]:
+    """The commands ``role`` may use, in feature order; ``settings`` switches on the grants
+    that depend on configuration (e.g. public reports, see ``models.roles.SETTING_GRANTS``)."""
     seen: set[str] = set()
     chosen = []
     for commands in features:
         for command in commands:
-            allowed = command.permission is None or can(role, command.permission)
+            allowed = command.permission is None or can(role, command.permission, settings)
             if allowed and command.name not in seen:
                 seen.add(command.name)
                 chosen.append(command)
@@ -27,9 +32,11 @@ def bot_commands(commands: list[Command], translator: Translator) -> list[BotCom
     return [BotCommand(c.name, translator(c.description)[:256]) for c in commands]
 
 
-async def set_default_menus(bot: Bot, catalogs: Catalogs, features: list[list[Command]]) -> None:
+async def set_default_menus(
+    bot: Bot, catalogs: Catalogs, features: list[list[Command]], settings: Any = None
+) -> None:
     """The public menu, once per language (Telegram picks it by the app's language)."""
-    public = commands_for(Role.PUBLIC, features)
+    public = commands_for(Role.PUBLIC, features, settings)
     default = catalogs.translator(catalogs.default_language)
     await bot.set_my_commands(bot_commands(public, default), scope=BotCommandScopeDefault())
     for language in catalogs.languages:
@@ -40,18 +47,28 @@ async def set_default_menus(bot: Bot, catalogs: Catalogs, features: list[list[Co
 
 
 def chat_menu_params(
-    chat_id: int, role: Role, translator: Translator, features: list[list[Command]]
+    chat_id: int,
+    role: Role,
+    translator: Translator,
+    features: list[list[Command]],
+    settings: Any = None,
 ) -> dict[str, object]:
     """``setMyCommands`` parameters for one chat, JSON-ready (for the outbox)."""
+    commands = bot_commands(commands_for(role, features, settings), translator)
     return {
-        "commands": [c.to_dict() for c in bot_commands(commands_for(role, features), translator)],
+        "commands": [c.to_dict() for c in commands],
         "scope": BotCommandScopeChat(chat_id).to_dict(),
     }
 
 
 async def set_chat_menu(
-    bot: Bot, chat_id: int, role: Role, translator: Translator, features: list[list[Command]]
+    bot: Bot,
+    chat_id: int,
+    role: Role,
+    translator: Translator,
+    features: list[list[Command]],
+    settings: Any = None,
 ) -> None:
     """This person's menu: their role's commands in their chosen language."""
-    commands = bot_commands(commands_for(role, features), translator)
+    commands = bot_commands(commands_for(role, features, settings), translator)
     await bot.set_my_commands(commands, scope=BotCommandScopeChat(chat_id))

@@ -39,7 +39,9 @@ from models.cases import (
     case_by_id,
     count_unassigned,
     decline_case,
+    duplicate_candidates,
     history,
+    mark_duplicate_of,
     may_act,
     move_case,
     open_cases,
@@ -63,6 +65,7 @@ EVENT_LABELS = {
     "closed": N_("closed"),
     "reopen": N_("reopened"),
     "release": N_("handed back"),
+    "duplicate_of": N_("duplicate of"),
 }
 
 
@@ -181,6 +184,8 @@ async def card_text(context: HCContext, case: Case) -> str:
     for event, actor in await history(context.session, case.id):
         who = operator_name(context.settings, actor, _) if actor and actor.is_staff else ""
         label = _(EVENT_LABELS[event.action]) if event.action in EVENT_LABELS else event.action
+        if event.action == "duplicate_of":
+            label += f" {event.detail}"
         lines.append(f"{event.at.astimezone(tz):%d/%m %H:%M} {label} {who}".rstrip())
     return "\n".join(lines)[:4000]
 
@@ -249,6 +254,8 @@ async def case_button(update: Update, context: HCContext) -> None:
         await _ask_outcome(update, context, case)
     elif action == "out" and len(parts) > 3:
         await _close(update, context, case, parts[3])
+    elif action == "dup" and len(parts) > 3:
+        await _duplicate_of(update, context, case, parts[3])
     else:
         await _move(update, context, case, action)
 
@@ -361,7 +368,7 @@ async def _move(
     await query.answer()
     await query.edit_message_reply_markup(reply_markup=None)
     event_id = await _last_event_id(context, case)
-    if action is Action.CLOSE:
+    if action in (Action.CLOSE, Action.REOPEN):
         await enqueue_reporter_feedback(
             context.session,
             case,
@@ -369,8 +376,48 @@ async def _move(
             actor=context.account,
             settings=context.settings,
             catalogs=context.runtime.catalogs,
+            reopened=action is Action.REOPEN,
         )
     await send_card(update, context, case)
+    if outcome is Outcome.DUPLICATE:
+        await _ask_duplicate_of(update, context, case)
+
+
+async def _ask_duplicate_of(update: Update, context: HCContext, case: Case) -> None:
+    """Optional: which case this one repeats, picked among the latest (one tap, or none)."""
+    _ = context._
+    candidates = await duplicate_candidates(context.session, case)
+    if not candidates:
+        return
+    rows = [
+        [InlineKeyboardButton(case_line(other, _), callback_data=f"case:dup:{case.id}:{other.id}")]
+        for other in candidates
+    ]
+    text = _("Which case does {ref} repeat? Pick it if you know (optional).").format(
+        ref=case.reference
+    )
+    await send(update, context, text, reply_markup=InlineKeyboardMarkup(rows))
+
+
+async def _duplicate_of(update: Update, context: HCContext, case: Case, value: str) -> None:
+    query = update.callback_query
+    assert query is not None
+    await query.answer()
+    original = await case_by_id(context.session, int(value)) if value.isdigit() else None
+    _ = context._
+    if original is None or not await mark_duplicate_of(
+        context.session, case, original, context.account
+    ):
+        await send(update, context, refused_text(context, case))
+        return
+    await query.edit_message_reply_markup(reply_markup=None)
+    await send(
+        update,
+        context,
+        _("Noted: {ref} repeats {original}.").format(
+            ref=case.reference, original=original.reference
+        ),
+    )
 
 
 def refused_text(context: HCContext, case: Case) -> str:

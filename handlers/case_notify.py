@@ -20,6 +20,8 @@ from bot.i18n import N_, Catalogs, Translator
 from config.settings import Settings
 from models.accounts import Account
 from models.cases import (
+    REPORT_ALERT,
+    URGENT_ALERT,
     AlertRound,
     Case,
     CaseKind,
@@ -133,18 +135,26 @@ def alert_buttons(case: Case, _: Translator) -> dict[str, Any]:
     }
 
 
+def alert_kind(case: Case) -> str:
+    """The outbox kind of a case's alerts: ``urgent_alert`` for urgent requests, so the
+    dispatcher's ``helpcenter_urgent_first_alert_seconds`` histogram (kinds starting with
+    ``urgent``) measures them; ``alert`` for reports."""
+    return URGENT_ALERT if case.kind is CaseKind.URGENT else REPORT_ALERT
+
+
 def enqueue_alert_round(
     session: AsyncSession, round_: AlertRound, settings: Settings, catalogs: Catalogs
 ) -> int:
     """One alert per recipient (and the team chat), each in its own language."""
     case, step = round_.case, round_.step
+    kind = alert_kind(case)
     count = 0
     for account in round_.recipients:
         _ = translator_of(catalogs, account)
         enqueue(
             session,
             chat_id=account.telegram_id,
-            kind="alert",
+            kind=kind,
             params={"text": alert_text(case, step, _), "reply_markup": alert_buttons(case, _)},
             account_id=account.id,
             subject_type="case",
@@ -157,7 +167,7 @@ def enqueue_alert_round(
         enqueue(
             session,
             chat_id=settings.team_chat_id,
-            kind="alert",
+            kind=kind,
             params={"text": alert_text(case, step, _), "reply_markup": alert_buttons(case, _)},
             subject_type="case",
             subject_id=case.id,
@@ -254,8 +264,10 @@ async def enqueue_reporter_feedback(
     actor: Account,
     settings: Settings,
     catalogs: Catalogs,
+    reopened: bool = False,
 ) -> bool:
-    """Tell the reporter what changed (taken, closed), in their language. Not to oneself."""
+    """Tell the reporter what changed (taken, reopened, closed), in their language. Not to
+    oneself."""
     if case.reporter_id is None or case.reporter_id == actor.id:
         return False
     reporter = await session.get(Account, case.reporter_id)
@@ -264,7 +276,11 @@ async def enqueue_reporter_feedback(
     _ = translator_of(catalogs, reporter)
     owner = await session.get(Account, case.owner_id) if case.owner_id else None
     name = operator_name(settings, owner, _)
-    if case.status is CaseStatus.TAKEN and case.kind is CaseKind.URGENT:
+    if reopened:
+        text = _("Your report {ref} has been reopened: {name} is following it again.").format(
+            ref=case.reference, name=name
+        )
+    elif case.status is CaseStatus.TAKEN and case.kind is CaseKind.URGENT:
         text = _("🚶 {name} from the Help Center is coming for your request {ref}.").format(
             name=name, ref=case.reference
         )

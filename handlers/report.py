@@ -41,7 +41,7 @@ from models.cases import (
     save_draft,
     start_draft,
 )
-from models.roles import Permission, Role, can
+from models.roles import Permission, can
 
 FLOW = "report"
 LOCATION, CATEGORY, URGENCY, SEEN, PERSON, CONFIRM = (
@@ -56,10 +56,9 @@ EMERGENCY_NUMBER = "112"
 
 
 def may_report(context: HCContext) -> bool:
-    role = context.account.role
-    if can(role, Permission.REPORT_SIGHTING):
-        return True
-    return role is Role.PUBLIC and context.settings.public_reports_enabled
+    """Volunteers and staff; the public too when ``public_reports_enabled`` (decided in
+    ``models.roles``, like the menu, so the menu shows /report exactly when it works)."""
+    return can(context.account.role, Permission.REPORT_SIGHTING, context.settings)
 
 
 @handles(FLOW)

@@ -55,7 +55,7 @@ def help_text(context: HCContext) -> str:
         role = role_name(context.account.role, _)
         lines += [_("You are registered as: {role}.").format(role=role), ""]
     lines.append(_("What you can do:"))
-    for command in commands_for(context.account.role, features_commands()):
+    for command in commands_for(context.account.role, features_commands(), context.settings):
         lines.append(f"/{command.name} — {_(command.description)}")
     return "\n".join(lines)
 
@@ -101,7 +101,12 @@ async def refresh_menu(context: HCContext) -> None:
 
     account = context.account
     await set_chat_menu(
-        context.bot, account.telegram_id, account.role, context._, features_commands()
+        context.bot,
+        account.telegram_id,
+        account.role,
+        context._,
+        features_commands(),
+        context.settings,
     )
 
 

@@ -105,6 +105,11 @@ TRANSITIONS: dict[tuple[CaseStatus, Action], CaseStatus] = {
     (CaseStatus.CLOSED, Action.REOPEN): CaseStatus.TAKEN,  # whoever reopens it owns it
 }
 
+# Outbox kinds of alerts: urgent ones start with "urgent" (the dispatcher times those).
+REPORT_ALERT = "alert"
+URGENT_ALERT = "urgent_alert"
+ALERT_KINDS = (REPORT_ALERT, URGENT_ALERT)
+
 OPEN_STATUSES = (CaseStatus.NEW, CaseStatus.TAKEN, CaseStatus.ON_SITE)
 # Besides the owner, who may move a case someone else owns.
 SUPERVISORS = frozenset({Role.COORDINATOR, Role.ADMIN})
@@ -158,6 +163,10 @@ class Case(Base):
     person: Mapped[str | None] = mapped_column(Text)  # a rough description, no names
     photo_file_id: Mapped[str | None] = mapped_column(String(200))  # Telegram's id, never a copy
     outcome: Mapped[Outcome | None] = mapped_column(_enum(Outcome))
+    # Closed as a duplicate: the case it duplicates, if the operator named it.
+    duplicate_of_id: Mapped[int | None] = mapped_column(
+        ForeignKey("help_case.id", ondelete="SET NULL")
+    )
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
     taken_at: Mapped[datetime | None]
     on_site_at: Mapped[datetime | None]
@@ -418,8 +427,14 @@ async def move_case(
     *,
     outcome: Outcome | None = None,
     detail: str | None = None,
+    duplicate_of: int | None = None,
 ) -> Case:
-    """Any transition except the first take (see :func:`take_case`), with its history line."""
+    """Any transition except the first take (see :func:`take_case`), with its history line.
+
+    Closing records the outcome (and, for a duplicate, the case it repeats) and, when
+    someone met the person, the contact it leaves (:mod:`models.case_links`), all in the
+    caller's transaction.
+    """
     if not may_act(actor, case, action):
         raise TransitionRefused(f"{action.value} not allowed to {actor.role.value}")
     previous = case.status
@@ -444,9 +459,11 @@ async def move_case(
         case.next_escalation_at = None
         if case.owner_id is None:
             case.owner_id = actor.id
+        case.duplicate_of_id = duplicate_of if outcome is Outcome.DUPLICATE else None
     elif action is Action.REOPEN:
         case.owner_id = actor.id
         case.outcome = None
+        case.duplicate_of_id = None
         case.closed_at = None
         case.taken_at = now
     elif action is Action.RELEASE:
@@ -464,6 +481,8 @@ async def move_case(
         detail=outcome.value if outcome else detail,
     )
     await session.flush()
+    if action is Action.CLOSE:
+        await case_links.contact_for_case(session, case)
     return case
 
 
@@ -595,7 +614,7 @@ async def sent_alerts(session: AsyncSession, case_id: int) -> list[OutboxMessage
     query = select(OutboxMessage).where(
         OutboxMessage.subject_type == "case",
         OutboxMessage.subject_id == case_id,
-        OutboxMessage.kind == "alert",
+        OutboxMessage.kind.in_(ALERT_KINDS),
         OutboxMessage.status == OutboxStatus.SENT,
         OutboxMessage.message_id.is_not(None),
     )
@@ -632,6 +651,31 @@ async def count_unassigned(session: AsyncSession) -> int:
 
 async def case_by_id(session: AsyncSession, case_id: int) -> Case | None:
     return await session.get(Case, case_id)
+
+
+async def duplicate_candidates(session: AsyncSession, case: Case, *, limit: int = 6) -> list[Case]:
+    """The cases a duplicate most likely repeats: the latest others opened before it."""
+    query = (
+        select(Case)
+        .where(Case.id != case.id, Case.created_at <= case.created_at)
+        .order_by(Case.created_at.desc(), Case.id.desc())
+        .limit(limit)
+    )
+    return list(await session.scalars(query))
+
+
+async def mark_duplicate_of(
+    session: AsyncSession, case: Case, original: Case, actor: Account
+) -> bool:
+    """Record which case a case closed as a duplicate repeats (a history line says so)."""
+    if case.outcome is not Outcome.DUPLICATE or original.id == case.id:
+        return False
+    if not may_act(actor, case, Action.CLOSE):  # the one who closed it, or a coordinator
+        return False
+    case.duplicate_of_id = original.id
+    record(session, case, "duplicate_of", actor, from_status=case.status, detail=original.reference)
+    await session.flush()
+    return True
 
 
 async def case_by_reference(session: AsyncSession, reference: str) -> Case | None:
@@ -707,3 +751,7 @@ async def closed_case_facts(session: AsyncSession, case_id: int) -> ClosedCaseFa
 
 def age(case: Case) -> timedelta:
     return clock.now() - case.created_at
+
+
+# Registered with the models package: the links to contacts, statistics, exports, privacy.
+from models import case_links  # noqa: E402

@@ -3,8 +3,8 @@
 People are never identified by name: the operator writes a short pseudonymous code (see
 :func:`make_code`); a name and a phone number are kept only once consent is recorded, and then
 only encrypted with Fernet under ``settings.encryption_key``. Contacts link to a case or a
-service by plain nullable integers (``case_id``/``service_id``): foreign keys can be added once
-the cases and directory tables have landed.
+service by nullable foreign keys (``case_id``/``service_id``, revision 0007); the contact a
+closed case leaves behind is written by :mod:`models.case_links`.
 
 Statistics live in :mod:`models.stats`, privacy work (retention, ``/forget``, ``/mydata``) in
 :mod:`models.privacy`, exports in :mod:`models.contact_export`; they are imported at the end of
@@ -152,9 +152,13 @@ class Contact(Base):
     channel: Mapped[Channel] = mapped_column(_enum(Channel))
     outcome: Mapped[Outcome] = mapped_column(_enum(Outcome), default=Outcome.NONE)
     notes: Mapped[str | None] = mapped_column(Text)
-    # Plain integers for now: foreign keys to case/service once those tables land.
-    case_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
-    service_id: Mapped[int | None] = mapped_column(BigInteger)
+    # The case this contact came from, the service it was about (kept if those go away).
+    case_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("help_case.id", ondelete="SET NULL"), index=True
+    )
+    service_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("service.id", ondelete="SET NULL")
+    )
     source: Mapped[ContactSource] = mapped_column(_enum(ContactSource, 12))
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
 

@@ -8,7 +8,8 @@ was (texts, payloads, Telegram ids, names, codes, free notes) goes.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, delete, func, null, or_, select, update
@@ -20,6 +21,30 @@ from models.contacts import Contact, ContactDraft, Person
 from models.exchange import Direction, Exchange, InboxStatus
 
 log = logging.getLogger(__name__)
+
+# Other features' share of forgetting and retention (the cases feature registers its own,
+# see models.case_links): each returns what it did as counts, e.g. {"cases": 2}.
+ForgetStep = Callable[[AsyncSession, Account], Awaitable[dict[str, int]]]
+RetentionStep = Callable[[AsyncSession, datetime, datetime], Awaitable[dict[str, int]]]
+_forget_steps: list[ForgetStep] = []
+_retention_steps: list[RetentionStep] = []
+
+
+def register_forget_step(step: ForgetStep) -> None:
+    """Run ``step(session, account)`` whenever someone is forgotten, in the same transaction."""
+    if step not in _forget_steps:
+        _forget_steps.append(step)
+
+
+def register_retention_step(step: RetentionStep) -> None:
+    """Run ``step(session, text_cutoff, photo_cutoff)`` in every retention run."""
+    if step not in _retention_steps:
+        _retention_steps.append(step)
+
+
+def _counts_text(counts: dict[str, int]) -> str:
+    return "".join(f" {name}={n}" for name, n in counts.items())
+
 
 # Inbound updates still waiting to be handled are never touched by retention.
 _FINISHED = or_(
@@ -101,6 +126,7 @@ class ForgetResult:
     exchanges: int
     contacts: int
     person: bool
+    more: dict[str, int] = field(default_factory=dict)  # from the registered steps
 
 
 async def forget_account(session: AsyncSession, account: Account) -> ForgetResult:
@@ -129,6 +155,9 @@ async def forget_account(session: AsyncSession, account: Account) -> ForgetResul
         contacts = await _erase_notes(session, person.id)
         anonymise_person(person)
     await session.execute(delete(ContactDraft).where(ContactDraft.account_id == account.id))
+    more: dict[str, int] = {}
+    for step in _forget_steps:
+        more.update(await step(session, account))
     account.telegram_id = -account.id
     account.display_name = None
     account.language = None
@@ -141,10 +170,13 @@ async def forget_account(session: AsyncSession, account: Account) -> ForgetResul
         "forgotten",
         subject_type="account",
         subject_id=account.id,
-        detail=f"exchanges={exchanges} contacts={contacts} person={person is not None}",
+        detail=f"exchanges={exchanges} contacts={contacts} person={person is not None}"
+        + _counts_text(more),
     )
-    log.info("account %s forgotten: %d exchanges anonymised", account.id, exchanges)
-    return ForgetResult(exchanges, contacts, person is not None)
+    log.info(
+        "account %s forgotten: %d exchanges anonymised%s", account.id, exchanges, _counts_text(more)
+    )
+    return ForgetResult(exchanges, contacts, person is not None, more)
 
 
 async def forget_person(session: AsyncSession, person: Person, actor: Account | None) -> int:
@@ -192,9 +224,11 @@ class RetentionResult:
     exchanges: int
     notes: int
     photos: int
+    more: dict[str, int] = field(default_factory=dict)  # from the registered steps
 
     def summary(self) -> str:
-        return f"exchanges={self.exchanges} notes={self.notes} photos={self.photos}"
+        own = f"exchanges={self.exchanges} notes={self.notes} photos={self.photos}"
+        return own + _counts_text(self.more)
 
 
 async def run_retention(
@@ -204,7 +238,8 @@ async def run_retention(
 
     Idempotent: rows already anonymised are not counted again. Photos here are the file
     references in exchange payloads (whoever holds the file id can fetch the picture); a
-    feature that keeps photos elsewhere adds its own sweep.
+    feature that keeps photos or texts elsewhere registers its own step
+    (:func:`register_retention_step`), run here in the same transaction.
     """
     now = clock.now()
     cutoff = months_before(now, retention_months)
@@ -238,10 +273,14 @@ async def run_retention(
         .values(notes=None)
         .execution_options(synchronize_session=False)
     )
+    more: dict[str, int] = {}
+    for step in _retention_steps:
+        more.update(await step(session, cutoff, photo_cutoff))
     result = RetentionResult(
         exchanges=int(getattr(old_exchanges, "rowcount", 0) or 0),
         notes=int(getattr(notes, "rowcount", 0) or 0),
         photos=int(getattr(photos, "rowcount", 0) or 0),
+        more=more,
     )
     audit(session, None, "retention_run", detail=result.summary())
     log.info("retention run: %s", result.summary())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from typing import Any
 
 
 class Role(enum.StrEnum):
@@ -51,6 +52,12 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.VIEW_AUDIT_LOG: frozenset({Role.ADMIN}),
 }
 
+# Grants a setting switches on, on top of GRANTS: (permission, role) -> the Settings field.
+# Off by default; the menu and the handlers both ask :func:`can` with the settings.
+SETTING_GRANTS: dict[tuple[Permission, Role], str] = {
+    (Permission.REPORT_SIGHTING, Role.PUBLIC): "public_reports_enabled",
+}
+
 # Who may hand out which role with an invite: coordinators run the team, admins run everything.
 INVITABLE: dict[Role, frozenset[Role]] = {
     Role.COORDINATOR: frozenset({Role.VOLUNTEER, Role.POLICE, Role.SHELTER_STAFF, Role.OPERATOR}),
@@ -58,8 +65,12 @@ INVITABLE: dict[Role, frozenset[Role]] = {
 }
 
 
-def can(role: Role, permission: Permission) -> bool:
-    return role in GRANTS[permission]
+def can(role: Role, permission: Permission, settings: Any = None) -> bool:
+    """Whether ``role`` has ``permission``; with ``settings``, grants a setting enables count."""
+    if role in GRANTS[permission]:
+        return True
+    flag = SETTING_GRANTS.get((permission, role))
+    return flag is not None and settings is not None and bool(getattr(settings, flag, False))
 
 
 def may_invite(inviter: Role, role: Role) -> bool:

@@ -195,7 +195,7 @@ async def test_coordinator_gets_stats_as_text_and_charts(bot: BotHarness) -> Non
         )
         in text
     )
-    assert IT("Urgent cases: not available yet") in text
+    assert IT("Bed occupancy: no bed counts in this period") in text
     photos = [m for m in answer if "photo" in m]
     assert len(photos) == 3
 

@@ -56,22 +56,24 @@ async def test_march_figures_match_the_known_answers(bot: BotHarness) -> None:
         "20/03": 1,
         "31/03": 1,
     }
-    # Not provided until the cases and directory features land.
-    assert report.urgent is None and report.beds is None
+    # No case and no bed count in this data set: zero, not "unknown".
+    assert report.urgent is not None and report.urgent.urgent_cases == 0
+    assert report.beds is not None and report.beds.capacity == 0
 
 
 async def test_urgent_figures_come_from_a_provider_when_one_is_registered(bot: BotHarness) -> None:
     async def provider(session, start, end):  # type: ignore[no-untyped-def]
         return response_time_figures([60, 120, 180, 240, 600])
 
+    from models import stats
+
+    registered = dict(stats._providers)
     register_provider("urgent", provider)
     try:
         async with bot.session() as session:
             report = await compute_stats(session, MARCH)
     finally:
-        from models import stats
-
-        stats._providers.clear()
+        stats._providers.update(registered)
     assert report.urgent is not None
     assert report.urgent.urgent_cases == 5
     assert report.urgent.median_response_seconds == 180
