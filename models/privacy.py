@@ -11,6 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_, delete, func, null, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,6 +20,7 @@ from models.accounts import Account, audit
 from models.base import clock
 from models.contacts import Contact, ContactDraft, Person
 from models.exchange import Direction, Exchange, InboxStatus
+from models.outbox import OutboxMessage, OutboxStatus
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +157,12 @@ async def forget_account(session: AsyncSession, account: Account) -> ForgetResul
         contacts = await _erase_notes(session, person.id)
         anonymise_person(person)
     await session.execute(delete(ContactDraft).where(ContactDraft.account_id == account.id))
-    more: dict[str, int] = {}
+    more: dict[str, int] = {
+        "outbox": await _delete_outbox_rows(
+            session,
+            or_(OutboxMessage.account_id == account.id, OutboxMessage.chat_id == telegram_id),
+        )
+    }
     for step in _forget_steps:
         more.update(await step(session, account))
     account.telegram_id = -account.id
@@ -177,6 +184,14 @@ async def forget_account(session: AsyncSession, account: Account) -> ForgetResul
         "account %s forgotten: %d exchanges anonymised%s", account.id, exchanges, _counts_text(more)
     )
     return ForgetResult(exchanges, contacts, person is not None, more)
+
+
+async def _delete_outbox_rows(session: AsyncSession, which: Any) -> int:
+    """Outbox rows hold a chat id and a text: gone with the person, or past the period."""
+    result = await session.execute(
+        delete(OutboxMessage).where(which).execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 async def forget_person(session: AsyncSession, person: Person, actor: Account | None) -> int:
@@ -273,7 +288,13 @@ async def run_retention(
         .values(notes=None)
         .execution_options(synchronize_session=False)
     )
-    more: dict[str, int] = {}
+    # Delivered (or given up) messages past the period: the exchange log keeps the record.
+    finished = OutboxMessage.status.in_([OutboxStatus.SENT, OutboxStatus.FAILED])
+    more: dict[str, int] = {
+        "outbox": await _delete_outbox_rows(
+            session, and_(finished, OutboxMessage.created_at < cutoff)
+        )
+    }
     for step in _retention_steps:
         more.update(await step(session, cutoff, photo_cutoff))
     result = RetentionResult(

@@ -11,7 +11,7 @@ from models.accounts import Account, AuditEntry, account_by_telegram_id
 from models.base import clock
 from models.contacts import Contact, Person, create_person
 from models.exchange import Exchange
-from models.outbox import OutboxMessage
+from models.outbox import OutboxMessage, enqueue
 from models.roles import Role
 from tests.conftest import BotHarness
 from tests.contacts_helpers import IT, ROME, local, seed_march
@@ -167,3 +167,45 @@ async def test_monthly_report_goes_to_coordinators_once(bot: BotHarness) -> None
         IT("Contacts: {contacts} (anonymous: {anonymous})").format(contacts=6, anonymous=1)
         in message.params["text"]
     )
+
+
+async def _message_to(bot: BotHarness, telegram_id: int, text: str) -> None:
+    """A message that follows from a state change (feedback on a report, say), sent."""
+    async with bot.session() as session:
+        account = await account_by_telegram_id(session, telegram_id)
+        assert account is not None
+        enqueue(
+            session,
+            chat_id=telegram_id,
+            kind="case_feedback",
+            params={"text": text},
+            account_id=account.id,
+        )
+        await session.commit()
+    await bot.deliver()
+
+
+async def test_forget_also_removes_messages_kept_for_delivery(bot: BotHarness) -> None:
+    await bot.says(PERSON, "/start")
+    await _message_to(bot, PERSON, "Mario, la tua segnalazione è stata presa in carico")
+
+    question = (await bot.says(PERSON, "/forget"))[-1]
+    await bot.presses(PERSON, question, IT("Yes, erase my data"))
+
+    async with bot.session() as session:
+        kept = await session.scalar(select(func.count()).where(OutboxMessage.chat_id == PERSON))
+    assert kept == 0
+
+
+async def test_retention_removes_delivered_messages_past_the_period(bot: BotHarness) -> None:
+    await bot.known(PERSON)
+    await _message_to(bot, PERSON, "Mario, la tua segnalazione è stata chiusa")
+    clock.advance(25 * 31 * DAY)
+    await _message_to(bot, PERSON, "un messaggio recente")
+
+    async with bot.session() as session:
+        result = await retention_sweep(session, bot.settings, _at_hour(clock.now(), 4))
+        await session.commit()
+        left = list(await session.scalars(select(OutboxMessage.params)))
+    assert result is not None and result.more["outbox"] == 1
+    assert left == [{"text": "un messaggio recente"}]
