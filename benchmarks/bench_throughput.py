@@ -48,7 +48,7 @@ from benchmarks._common import (
 from bot import metrics
 from bot.app import HelpCenterBot, build_application
 from bot.fakeapi import FakeRequest, FakeTelegram
-from models.db import make_engine, make_sessionmaker
+from models.db import make_engine, make_sessionmaker, write_gate
 from models.exchange import (
     Direction,
     Exchange,
@@ -109,7 +109,7 @@ async def bench_floor(name: str, url: str, updates: int, chats: int) -> dict[str
             await store_updates(session, raw[n : n + 100])
             await session.commit()
     async with sessionmaker() as session:
-        ids = list((await session.execute(select(Exchange.id, Exchange.update_id))).tuples())
+        ids = list(await session.execute(select(Exchange.id, Exchange.update_id)))
         await session.execute(
             Exchange.__table__.update().values(status=InboxStatus.PROCESSING, locked_by="floor")
         )
@@ -118,7 +118,7 @@ async def bench_floor(name: str, url: str, updates: int, chats: int) -> dict[str
     async def one(row_id: int, update_id: int) -> None:
         async with gate:
             began = time.perf_counter()
-            async with sessionmaker() as session:
+            async with write_gate(sessionmaker), sessionmaker() as session:
                 await finish_update(
                     session,
                     row_id,
@@ -170,16 +170,20 @@ async def bench_inbox(name: str, url: str, updates: int, chats: int) -> dict[str
     return describe(name, updates, elapsed, latencies)
 
 
-def _worker_process(url: str, number: int, ready: Any, go: Any, stop: Any, out: Any) -> None:
+def _worker_process(
+    url: str, number: int, chats: tuple[int, int], ready: Any, go: Any, stop: Any, out: Any
+) -> None:
     """One worker process: claim and handle until told to stop; send back its latencies."""
     _record_latencies()
+    fake = FakeTelegram(token=TOKEN)
+    fill(fake, *chats)  # the same people and chats (its own updates are never fetched)
 
     async def run() -> None:
         engine = make_engine(url)
         application = build_application(
             settings(url, inbox_concurrency=CONCURRENCY),
             sessionmaker=make_sessionmaker(engine),
-            request=FakeRequest(FakeTelegram(token=TOKEN)),
+            request=FakeRequest(fake),
             worker_id=f"bench-process-{number}",
         )
         await application.initialize()
@@ -217,11 +221,14 @@ async def _wait_until_done(url: str, updates: int) -> None:
     query = select(func.count()).where(
         Exchange.direction == Direction.IN, Exchange.status == InboxStatus.DONE
     )
-    while True:
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
         async with engine.connect() as connection:
             if (await connection.scalar(query) or 0) >= updates:
                 break
         await asyncio.sleep(0.02)
+    else:
+        raise TimeoutError("the worker processes did not finish in 300 s")
     await engine.dispose()
 
 
@@ -232,7 +239,10 @@ def bench_processes(url: str, updates: int, chats: int, workers: int) -> dict[st
     ready, out = context.Queue(), context.Queue()
     go, stop = context.Event(), context.Event()
     processes = [
-        context.Process(target=_worker_process, args=(url, n, ready, go, stop, out))
+        context.Process(
+            target=_worker_process,
+            args=(url, n, (updates, chats), ready, go, stop, out),
+        )
         for n in range(workers)
     ]
     for process in processes:

@@ -330,9 +330,9 @@ async def retry_later(session: AsyncSession, update_id: int, delay: timedelta) -
 async def hold_claim(session: AsyncSession, row_id: int, worker: str, *, skip_locked: bool) -> bool:
     """True if the claimed row is still this worker's, now locked for the whole handling.
 
-    On PostgreSQL the row lock (``FOR UPDATE SKIP LOCKED``) is held until the handler's
-    commit: a worker whose lease ran out while it was still handling keeps the row, and a
-    second worker cannot take it (it skips locked rows), so an update is never handled twice
+    On PostgreSQL the row lock (``FOR UPDATE``) is held until the handler's commit: a worker
+    whose lease ran out while it was still handling keeps the row, and a second worker cannot
+    take it (claims skip locked rows), so an update is never handled twice
     at once. A crashed worker's lock dies with its connection. SQLite has one process and one
     writer, so the ``locked_by`` check is enough there. Only the id is read: the payload came
     with the claim.
@@ -344,7 +344,12 @@ async def hold_claim(session: AsyncSession, row_id: int, worker: str, *, skip_lo
         table.locked_by == worker,
     )
     if skip_locked:
-        query = query.with_for_update(skip_locked=True)
+        # Wait for the lock rather than skip it: another worker's claim (``FOR UPDATE SKIP
+        # LOCKED`` … re-checked) can hold this row for an instant; skipping would leave the
+        # update claimed and unhandled until its lease runs out. Claims never wait for locks,
+        # so this wait is short and cannot deadlock; if the row changed hands, the re-check
+        # of the WHERE clause on its new version returns nothing.
+        query = query.with_for_update()
     return (await session.scalar(query)) is not None
 
 
