@@ -1,23 +1,32 @@
-"""Throughput and handling latency: the durable inbox against a bare echo bot, same run.
+"""Throughput and handling latency: the full bot against a bare echo bot, same run, same fake.
 
-    python benchmarks/bench_throughput.py [--updates 2000] [--chats 100]
+    python benchmarks/bench_throughput.py [--updates 2000] [--chats 100] [--skip-processes]
 
-* echo: a bare PTB ``Application`` whose only handler echoes the text, updates fed straight
-  to ``process_update`` with the same concurrency (the foundation's baseline: no database).
-* inbox/SQLite and inbox/PostgreSQL: the real bot: fetch loop → inbox commit → worker claims
-  → handlers (account, fallback reply, exchange log) → commit with the done mark.
-* 1, 2 and 4 workers on PostgreSQL (each its own application, engine and worker id, claiming
-  with SKIP LOCKED). They share this one process and core, so the figure shows the cost of
-  coordination, not multi-core scaling (which several webhook processes give).
+All runs take the same 2,000 text messages from 100 chats from the same in-process fake
+Telegram, with the same concurrency (8 updates handled at once), on this machine:
 
-Latency is per update, from the start of its handling to its commit (echo: to its reply).
-Telegram is the in-process fake, so the figures are the bot's own cost.
+* echo: a bare PTB ``Application`` whose only handler echoes the text; updates fed straight
+  to ``process_update`` (no database at all). The baseline.
+* floor: no bot, only the inbox's durable bookkeeping through the same engine and driver:
+  the fetch loop's batch insert, then per update one transaction that marks it done and logs
+  one reply. What any bot that logs every exchange pays before it does anything useful.
+* full bot: the real application with its production loops running concurrently: the fetch
+  loop (``getUpdates`` → insert → commit → next ``getUpdates``) and the inbox worker (claim →
+  account, draft, prompt, privacy → fallback reply → done mark + outbound log in one commit).
+* PostgreSQL, 1/2/4 worker processes: the updates are stored first, then N separate Python
+  processes (each its own application, engine, worker id and fake Telegram transport) claim
+  with ``FOR UPDATE SKIP LOCKED`` until the inbox is empty. Real processes, so with 2 cores
+  they compete with each other and with the PostgreSQL server for the CPU.
+
+Latency is per update, from the start of its handling to its commit (echo: to its reply;
+floor: its transaction). Telegram is the in-process fake, so the figures are the bot's own cost.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import sys
 import time
 from pathlib import Path
@@ -25,6 +34,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from sqlalchemy import func, select
 from telegram import Update
 from telegram.ext import Application, MessageHandler, filters
 
@@ -38,7 +48,15 @@ from benchmarks._common import (
 from bot import metrics
 from bot.app import HelpCenterBot, build_application
 from bot.fakeapi import FakeRequest, FakeTelegram
-from models.db import make_engine, make_sessionmaker
+from models.db import make_engine, make_sessionmaker, write_gate
+from models.exchange import (
+    Direction,
+    Exchange,
+    InboxStatus,
+    finish_update,
+    log_outbound_rows,
+    store_updates,
+)
 
 CONCURRENCY = int(__import__("os").environ.get("BENCH_CONCURRENCY", "8"))
 
@@ -76,39 +94,175 @@ async def bench_echo(updates: int, chats: int) -> dict[str, Any]:
     return describe("echo (no database)", updates, elapsed, latencies)
 
 
-async def bench_inbox(name: str, url: str, updates: int, chats: int, workers: int = 1) -> Any:
+async def bench_floor(name: str, url: str, updates: int, chats: int) -> dict[str, Any]:
+    """The database floor: store in batches of 100, then one done+log transaction each."""
     fake = FakeTelegram(token=TOKEN)
     fill(fake, updates, chats)
-    bots = []
-    for n in range(workers):
+    raw = fake.pending_updates()
+    engine = make_engine(url)
+    sessionmaker = make_sessionmaker(engine)
+    latencies: list[float] = []
+    gate = asyncio.Semaphore(CONCURRENCY)
+    started = time.perf_counter()
+    for n in range(0, len(raw), 100):
+        async with sessionmaker() as session:
+            await store_updates(session, raw[n : n + 100])
+            await session.commit()
+    async with sessionmaker() as session:
+        ids = list(await session.execute(select(Exchange.id, Exchange.update_id)))
+        await session.execute(
+            Exchange.__table__.update().values(status=InboxStatus.PROCESSING, locked_by="floor")
+        )
+        await session.commit()
+
+    async def one(row_id: int, update_id: int) -> None:
+        async with gate:
+            began = time.perf_counter()
+            async with write_gate(sessionmaker), sessionmaker() as session:
+                await finish_update(
+                    session,
+                    row_id,
+                    "floor",
+                    account_id=None,
+                    role=None,
+                    flow="echo",
+                    subject_type=None,
+                    subject_id=None,
+                )
+                reply = {"method": "sendMessage", "chat_id": 1, "message_id": 1, "text": "x"}
+                await log_outbound_rows(session, [{**reply, "payload": {}}], in_reply_to=update_id)
+                await session.commit()
+            latencies.append(time.perf_counter() - began)
+
+    await asyncio.gather(*(one(row_id, update_id) for row_id, update_id in ids))
+    elapsed = time.perf_counter() - started
+    await engine.dispose()
+    return describe(name, updates, elapsed, latencies)
+
+
+async def bench_inbox(name: str, url: str, updates: int, chats: int) -> dict[str, Any]:
+    """The full bot with its production loops: fetch and handle run at the same time."""
+    fake = FakeTelegram(token=TOKEN)
+    fill(fake, updates, chats)
+    engine = make_engine(url)
+    application = build_application(
+        settings(url, inbox_concurrency=CONCURRENCY, poll_timeout_seconds=1),
+        sessionmaker=make_sessionmaker(engine),
+        request=FakeRequest(fake),
+        worker_id="bench-0",
+    )
+    await application.initialize()
+    bot = HelpCenterBot(application)
+    done = metrics.UPDATES_HANDLED.labels(outcome="done")
+    target = done._value.get() + updates
+    before = len(_samples)
+    started = time.perf_counter()
+    tasks = [asyncio.create_task(bot.poller.run()), asyncio.create_task(bot.worker.run())]
+    while done._value.get() < target:  # noqa: ASYNC110 (a counter, not an event)
+        await asyncio.sleep(0.005)
+    elapsed = time.perf_counter() - started
+    bot.poller.stop()
+    bot.worker.stop()
+    await asyncio.gather(*tasks)
+    latencies = _samples[before:]
+    await application.shutdown()
+    await engine.dispose()
+    return describe(name, updates, elapsed, latencies)
+
+
+def _worker_process(
+    url: str, number: int, chats: tuple[int, int], ready: Any, go: Any, stop: Any, out: Any
+) -> None:
+    """One worker process: claim and handle until told to stop; send back its latencies."""
+    _record_latencies()
+    fake = FakeTelegram(token=TOKEN)
+    fill(fake, *chats)  # the same people and chats (its own updates are never fetched)
+
+    async def run() -> None:
         engine = make_engine(url)
         application = build_application(
             settings(url, inbox_concurrency=CONCURRENCY),
             sessionmaker=make_sessionmaker(engine),
             request=FakeRequest(fake),
-            worker_id=f"bench-{n}",
+            worker_id=f"bench-process-{number}",
         )
         await application.initialize()
-        bots.append((HelpCenterBot(application, skip_locked=workers > 1), engine))
-    before = _observations()
-    started = time.perf_counter()
-    first = bots[0][0]
-    while await first.poller.poll_once():
-        pass
-    await asyncio.gather(*(bot.worker.drain(within_seconds=600) for bot, _ in bots))
-    elapsed = time.perf_counter() - started
-    latencies = _observations()[len(before) :]
-    for bot, engine in bots:
-        await bot.application.shutdown()
+        bot = HelpCenterBot(application, skip_locked=True)
+        ready.put(number)
+        while not go.is_set():  # noqa: ASYNC110 (a process-shared event)
+            await asyncio.sleep(0.001)
+        task = asyncio.create_task(bot.worker.run())
+        while not stop.is_set():  # noqa: ASYNC110 (a process-shared event)
+            await asyncio.sleep(0.01)
+        bot.worker.stop()
+        await task
+        await application.shutdown()
         await engine.dispose()
-    return describe(name, updates, elapsed, latencies)
+
+    asyncio.run(run())
+    out.put(_samples)
+
+
+async def _store_all(url: str, updates: int, chats: int) -> None:
+    fake = FakeTelegram(token=TOKEN)
+    fill(fake, updates, chats)
+    engine = make_engine(url)
+    sessionmaker = make_sessionmaker(engine)
+    raw = fake.pending_updates()
+    for n in range(0, len(raw), 100):
+        async with sessionmaker() as session:
+            await store_updates(session, raw[n : n + 100])
+            await session.commit()
+    await engine.dispose()
+
+
+async def _wait_until_done(url: str, updates: int) -> None:
+    engine = make_engine(url)
+    query = select(func.count()).where(
+        Exchange.direction == Direction.IN, Exchange.status == InboxStatus.DONE
+    )
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        async with engine.connect() as connection:
+            if (await connection.scalar(query) or 0) >= updates:
+                break
+        await asyncio.sleep(0.02)
+    else:
+        raise TimeoutError("the worker processes did not finish in 300 s")
+    await engine.dispose()
+
+
+def bench_processes(url: str, updates: int, chats: int, workers: int) -> dict[str, Any]:
+    """N worker processes on one PostgreSQL inbox filled beforehand."""
+    asyncio.run(_store_all(url, updates, chats))
+    context = multiprocessing.get_context("spawn")
+    ready, out = context.Queue(), context.Queue()
+    go, stop = context.Event(), context.Event()
+    processes = [
+        context.Process(
+            target=_worker_process,
+            args=(url, n, (updates, chats), ready, go, stop, out),
+        )
+        for n in range(workers)
+    ]
+    for process in processes:
+        process.start()
+    for _ in processes:
+        ready.get(timeout=120)
+    started = time.perf_counter()
+    go.set()
+    asyncio.run(_wait_until_done(url, updates))
+    elapsed = time.perf_counter() - started
+    stop.set()
+    latencies: list[float] = []
+    for _ in processes:
+        latencies.extend(out.get(timeout=120))
+    for process in processes:
+        process.join(timeout=60)
+    return describe(f"PostgreSQL, {workers} process(es)", updates, elapsed, latencies)
 
 
 _samples: list[float] = []
-
-
-def _observations() -> list[float]:
-    return list(_samples)
 
 
 def _record_latencies() -> None:
@@ -136,21 +290,24 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--updates", type=int, default=2000)
     parser.add_argument("--chats", type=int, default=100)
+    parser.add_argument("--skip-processes", action="store_true")
     args = parser.parse_args()
     _record_latencies()
-    echo = asyncio.run(bench_echo(args.updates, args.chats))
-    rows = [echo, asyncio.run(bench_inbox("inbox, SQLite", sqlite_url(), args.updates, args.chats))]
+    n, chats = args.updates, args.chats
+    echo = asyncio.run(bench_echo(n, chats))
+    rows = [echo]
+    rows.append(asyncio.run(bench_floor("floor, SQLite", sqlite_url(), n, chats)))
+    rows.append(asyncio.run(bench_inbox("full bot, SQLite", sqlite_url(), n, chats)))
     pg = postgres_url()
     if pg is None:
         print("PostgreSQL not reachable: PostgreSQL runs skipped")
     else:
-        rows.append(asyncio.run(bench_inbox("inbox, PostgreSQL", pg, args.updates, args.chats)))
-        for workers in (1, 2, 4):
-            postgres_url()  # empty again
-            label = f"PostgreSQL, {workers} worker(s)"
-            rows.append(
-                asyncio.run(bench_inbox(label, pg, args.updates, args.chats, workers=workers))
-            )
+        rows.append(asyncio.run(bench_floor("floor, PostgreSQL", pg, n, chats)))
+        rows.append(
+            asyncio.run(bench_inbox("full bot, PostgreSQL", postgres_url() or pg, n, chats))
+        )
+        for workers in () if args.skip_processes else (1, 2, 4):
+            rows.append(bench_processes(postgres_url() or pg, n, chats, workers))
     show(rows, echo)
 
 

@@ -29,12 +29,13 @@ import contextlib
 import logging
 import time
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError, DisconnectionError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Update
 from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 from telegram.ext import Application
@@ -42,11 +43,13 @@ from telegram.ext import Application
 from bot import metrics
 from bot.exchange_log import add_outbound_rows
 from bot.runtime import Runtime, UpdateScope, current_scope
+from models.db import write_gate
 from models.exchange import (
     Exchange,
     claim_updates,
-    lock_for_handling,
-    mark_done,
+    finish_update,
+    hold_claim,
+    log_outbound_rows,
     record_failure,
     release_claims,
     retry_later,
@@ -128,7 +131,7 @@ class Poller:
         updates = [update.to_dict() for update in received]
         if not updates:
             return 0
-        async with self.runtime.sessionmaker() as session:
+        async with write_gate(self.runtime.sessionmaker), self.runtime.sessionmaker() as session:
             await store_updates(session, updates)
             await session.commit()
         metrics.UPDATES_RECEIVED.inc(len(updates))
@@ -208,7 +211,7 @@ class InboxWorker:
         for row in claimed:
             if row.id in self._handling:  # our own lease ran out while still handling
                 continue
-            task = asyncio.create_task(self._handle(row.id, row.update_id or 0))
+            task = asyncio.create_task(self._handle(row.id, row.update_id or 0, row.payload))
             self._in_flight.add(task)
             task.add_done_callback(self._finished)
         if not claimed:
@@ -225,7 +228,10 @@ class InboxWorker:
                     return
                 await asyncio.gather(*list(self._in_flight), return_exceptions=True)
                 continue
-            tasks = [asyncio.create_task(self._handle(r.id, r.update_id or 0)) for r in claimed]
+            tasks = [
+                asyncio.create_task(self._handle(row.id, row.update_id or 0, row.payload))
+                for row in claimed
+            ]
             await asyncio.gather(*tasks)
         raise TimeoutError("inbox not drained in time")
 
@@ -239,10 +245,16 @@ class InboxWorker:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.wake.wait(), timeout=self.idle_poll_seconds)
 
+    @contextlib.asynccontextmanager
+    async def _writing(self) -> AsyncIterator[AsyncSession]:
+        """A session for a write transaction, behind the SQLite write gate."""
+        async with write_gate(self.runtime.sessionmaker), self.runtime.sessionmaker() as session:
+            yield session
+
     async def _claim(self, limit: int) -> list[Exchange]:
         lease = timedelta(seconds=self.runtime.settings.inbox_lease_seconds)
         try:
-            async with self.runtime.sessionmaker() as session:
+            async with self._writing() as session:
                 rows = await claim_updates(
                     session,
                     self.runtime.worker_id,
@@ -257,11 +269,16 @@ class InboxWorker:
             await asyncio.sleep(1.0)
             return []
 
-    async def _handle(self, row_id: int, update_id: int) -> None:
+    async def _handle(
+        self, row_id: int, update_id: int, payload: dict[str, Any] | None = None
+    ) -> None:
+        """Handle one claimed update; ``payload`` is the one the claim read (else read again)."""
         started = time.perf_counter()
         self._handling.add(row_id)
         try:
-            await self._handle_in_scope(row_id, update_id)
+            failure = await self._handle_in_scope(row_id, update_id, payload)
+            if failure is not None:
+                await self._failed(update_id, *failure)
         except Exception as exc:  # database gone mid-update, or a bug outside handlers
             try:
                 await self._failed(update_id, exc, incident=None, outbound=[])
@@ -271,48 +288,73 @@ class InboxWorker:
             self._handling.discard(row_id)
         metrics.HANDLING_SECONDS.observe(time.perf_counter() - started)
 
-    async def _handle_in_scope(self, row_id: int, update_id: int) -> None:
-        async with self.runtime.sessionmaker() as session:
-            row = await lock_for_handling(
-                session, row_id, self.runtime.worker_id, skip_locked=self.skip_locked
-            )
-            if row is None or row.payload is None:
-                return
+    async def _handle_in_scope(
+        self, row_id: int, update_id: int, payload: dict[str, Any] | None
+    ) -> tuple[BaseException, str | None, list[dict[str, Any]]] | None:
+        """Handle one claimed update in one transaction; the failure to record, if any.
+
+        The payload comes with the claim (no second read); the row is only checked (and on
+        PostgreSQL locked) as still ours, then marked done by one UPDATE with the handler's
+        changes and the outbound log rows, in the same commit. On SQLite the whole
+        transaction holds the process's write gate (see ``models.db.write_gate``).
+        """
+        worker = self.runtime.worker_id
+        async with self._writing() as session:
+            if not await hold_claim(session, row_id, worker, skip_locked=self.skip_locked):
+                return None
+            if payload is None:
+                payload = await _payload(session, update_id)
+                if payload is None:
+                    return None
             scope = UpdateScope(session=session, update_id=update_id)
             token = current_scope.set(scope)
             try:
-                update = Update.de_json(row.payload, self.application.bot)
+                update = Update.de_json(payload, self.application.bot)
                 await self.application.process_update(update)
             finally:
                 current_scope.reset(token)
             if scope.error is not None:
                 await session.rollback()
-                await self._failed(update_id, scope.error, scope.incident, scope.outbound)
-                return
-            self._complete(session, row, scope)
+                return scope.error, scope.incident, scope.outbound
+            if not await self._complete(session, row_id, update_id, scope):
+                await session.rollback()  # taken over meanwhile: its new holder will commit
+                return None
             await session.commit()
         metrics.UPDATES_HANDLED.labels(outcome="done").inc()
         if self.after_commit is not None:
             self.after_commit()
+        return None
 
-    @staticmethod
-    def _complete(session: Any, row: Exchange, scope: UpdateScope) -> None:
+    async def _complete(
+        self, session: Any, row_id: int, update_id: int, scope: UpdateScope
+    ) -> bool:
         account = scope.account
-        row.account_id = account.id if account else None
-        row.role = account.role.value if account else None
-        row.flow = scope.flow
-        row.subject_type, row.subject_id = scope.subject_type, scope.subject_id
-        mark_done(row)
-        add_outbound_rows(
+        account_id = account.id if account else None
+        role = account.role.value if account else None
+        await session.flush()  # the handler's own changes first (foreign keys, order)
+        done = await finish_update(
             session,
-            scope.outbound,
-            account_id=row.account_id,
-            role=row.role,
+            row_id,
+            self.runtime.worker_id,
+            account_id=account_id,
+            role=role,
             flow=scope.flow,
             subject_type=scope.subject_type,
             subject_id=scope.subject_id,
-            in_reply_to=row.update_id,
         )
+        if not done:
+            return False
+        await log_outbound_rows(
+            session,
+            scope.outbound,
+            account_id=account_id,
+            role=role,
+            flow=scope.flow,
+            subject_type=scope.subject_type,
+            subject_id=scope.subject_id,
+            in_reply_to=update_id,
+        )
+        return True
 
     async def _failed(
         self,
@@ -329,7 +371,7 @@ class InboxWorker:
         )
         max_attempts = self.runtime.settings.inbox_max_attempts
         try:
-            async with self.runtime.sessionmaker() as session:
+            async with self._writing() as session:
                 parked = await record_failure(
                     session, update_id, summary, max_attempts=max_attempts
                 )
@@ -357,7 +399,7 @@ class InboxWorker:
     ) -> None:
         log.warning("update %s: %s; retrying without counting it", update_id, type(error).__name__)
         try:
-            async with self.runtime.sessionmaker() as session:
+            async with self._writing() as session:
                 await retry_later(session, update_id, TRANSIENT_RETRY)
                 add_outbound_rows(session, outbound, in_reply_to=update_id)
                 await session.commit()
@@ -367,7 +409,7 @@ class InboxWorker:
 
     async def _release_after_outage(self) -> None:
         try:
-            async with self.runtime.sessionmaker() as session:
+            async with self._writing() as session:
                 for update_id in list(self._to_release):
                     await retry_later(session, update_id, timedelta(0))
                 await session.commit()

@@ -16,6 +16,10 @@ from models.db import insert_ignore
 from models.roles import Role, may_invite
 
 INVITE_LIFETIME = timedelta(hours=48)
+# ``last_seen_at`` is rewritten only when it is this much out of date: a write on every
+# update would make each one a write transaction from its first step (on SQLite, the single
+# writer's lock taken before the handler even starts) for a figure nobody needs to the second.
+LAST_SEEN_GRANULARITY = timedelta(minutes=10)
 STAFF_ROLES = frozenset({Role.OPERATOR, Role.COORDINATOR, Role.ADMIN})
 
 
@@ -110,7 +114,9 @@ async def get_or_create_account(
     """The account of a Telegram user, created on first contact (safe under concurrency)."""
     account = await account_by_telegram_id(session, telegram_id)
     if account is not None:
-        account.last_seen_at = clock.now()
+        now = clock.now()
+        if now - account.last_seen_at >= LAST_SEEN_GRANULARITY:
+            account.last_seen_at = now
         return account, False
     role = Role.ADMIN if telegram_id in admin_ids else Role.PUBLIC
     now = clock.now()

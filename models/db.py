@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import event
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -40,6 +44,35 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+_write_gates: WeakKeyDictionary[Any, tuple[asyncio.AbstractEventLoop, asyncio.Lock]] = (
+    WeakKeyDictionary()
+)
+
+
+@contextlib.asynccontextmanager
+async def write_gate(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[None]:
+    """On SQLite, one write transaction at a time per process, queued in asyncio.
+
+    SQLite has a single writer: a second connection that wants to write sleeps in SQLite's
+    busy handler (1, 2, 5, 10 … 100 ms steps) and retries, which is what made the handling
+    latency's tail long. Taking this lock around the inbox's write transactions makes them
+    wait their turn in asyncio instead, woken the moment the previous one commits. Writers
+    that do not take it (jobs, the dispatcher) still work: they meet SQLite's own lock and
+    its busy timeout, as before. On PostgreSQL this is a no-op (row locks do the job).
+    """
+    engine = sessionmaker.kw.get("bind")
+    if engine is None or engine.dialect.name != "sqlite":
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    known = _write_gates.get(engine.sync_engine)
+    if known is None or known[0] is not loop:
+        known = (loop, asyncio.Lock())
+        _write_gates[engine.sync_engine] = known
+    async with known[1]:
+        yield
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -20,10 +20,12 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     and_,
     exists,
     func,
+    insert,
     or_,
     select,
     update,
@@ -246,11 +248,45 @@ async def claim_updates(
     return chosen
 
 
-def mark_done(row: Exchange) -> None:
-    """Done; ``locked_by`` stays, naming the worker that handled it (for audits)."""
-    row.status = InboxStatus.DONE
-    row.handled_at = clock.now()
-    row.locked_until = None
+async def finish_update(
+    session: AsyncSession,
+    row_id: int,
+    worker: str,
+    *,
+    account_id: int | None,
+    role: str | None,
+    flow: str | None,
+    subject_type: str | None,
+    subject_id: int | None,
+) -> bool:
+    """Mark a claimed update done (one UPDATE, in the handler's transaction). False if the
+    row is no longer this worker's claim, in which case the caller must roll back.
+
+    ``locked_by`` stays, naming the worker that handled it (for audits).
+    """
+    table = Exchange.__table__.c  # Core, not the ORM: this runs for every update
+    result = await session.execute(
+        _FINISH.where(
+            table.id == row_id,
+            table.status == InboxStatus.PROCESSING,
+            table.locked_by == worker,
+        ),
+        {
+            "status": InboxStatus.DONE,
+            "handled_at": clock.now(),
+            "locked_until": None,
+            "account_id": account_id,
+            "role": role,
+            "flow": flow,
+            "subject_type": subject_type,
+            "subject_id": subject_id,
+        },
+    )
+    return int(getattr(result, "rowcount", 0) or 0) == 1
+
+
+EXCHANGE_TABLE: Table = Exchange.__table__  # type: ignore[assignment]
+_FINISH = update(EXCHANGE_TABLE)
 
 
 async def record_failure(
@@ -291,24 +327,30 @@ async def retry_later(session: AsyncSession, update_id: int, delay: timedelta) -
     )
 
 
-async def lock_for_handling(
-    session: AsyncSession, row_id: int, worker: str, *, skip_locked: bool
-) -> Exchange | None:
-    """The claimed row, locked for the whole handling, or None if it is no longer ours.
+async def hold_claim(session: AsyncSession, row_id: int, worker: str, *, skip_locked: bool) -> bool:
+    """True if the claimed row is still this worker's, now locked for the whole handling.
 
-    On PostgreSQL the row lock (``FOR UPDATE SKIP LOCKED``) is held until the handler's
-    commit: a worker whose lease ran out while it was still handling keeps the row, and a
-    second worker cannot take it (it skips locked rows), so an update is never handled twice
+    On PostgreSQL the row lock (``FOR UPDATE``) is held until the handler's commit: a worker
+    whose lease ran out while it was still handling keeps the row, and a second worker cannot
+    take it (claims skip locked rows), so an update is never handled twice
     at once. A crashed worker's lock dies with its connection. SQLite has one process and one
-    writer, so the ``locked_by`` check is enough there.
+    writer, so the ``locked_by`` check is enough there. Only the id is read: the payload came
+    with the claim.
     """
-    query = select(Exchange).where(Exchange.id == row_id)
+    table = Exchange.__table__.c
+    query = select(table.id).where(
+        table.id == row_id,
+        table.status == InboxStatus.PROCESSING,
+        table.locked_by == worker,
+    )
     if skip_locked:
-        query = query.with_for_update(skip_locked=True)
-    row = await session.scalar(query)
-    if row is None or row.status != InboxStatus.PROCESSING or row.locked_by != worker:
-        return None
-    return row
+        # Wait for the lock rather than skip it: another worker's claim (``FOR UPDATE SKIP
+        # LOCKED`` … re-checked) can hold this row for an instant; skipping would leave the
+        # update claimed and unhandled until its lease runs out. Claims never wait for locks,
+        # so this wait is short and cannot deadlock; if the row changed hands, the re-check
+        # of the WHERE clause on its new version returns nothing.
+        query = query.with_for_update()
+    return (await session.scalar(query)) is not None
 
 
 async def release_claims(session: AsyncSession, worker: str | None = None) -> int:
@@ -367,6 +409,37 @@ async def inbox_health(session: AsyncSession) -> InboxHealth:
         counts.get(InboxStatus.FAILED, 0),
         max(age, 0.0),
     )
+
+
+async def log_outbound_rows(
+    session: AsyncSession, rows: list[dict[str, Any]], **context: Any
+) -> None:
+    """Write outbound log rows with one multi-row INSERT, in the session's transaction."""
+    if not rows:
+        return
+    now = clock.now()
+    values = [
+        {
+            "direction": Direction.OUT,
+            "occurred_at": now,
+            "chat_id": row["chat_id"],
+            "message_id": row["message_id"],
+            "kind": row["method"],
+            "text": row["text"],
+            "payload": row["payload"],
+            "error": row.get("error"),
+            "attempts": 0,
+            "claims": 0,
+            "account_id": context.get("account_id"),
+            "role": context.get("role"),
+            "flow": context.get("flow"),
+            "subject_type": context.get("subject_type"),
+            "subject_id": context.get("subject_id"),
+            "in_reply_to": context.get("in_reply_to"),
+        }
+        for row in rows
+    ]
+    await session.execute(insert(EXCHANGE_TABLE), values)
 
 
 def log_outbound(
