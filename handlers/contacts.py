@@ -8,7 +8,7 @@ tap. Reads of a person's record go through ``models.contacts.read_person``, whic
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -550,19 +550,38 @@ def _period_buttons(prefix: str, _: Any) -> InlineKeyboardMarkup:
     return _keyboard([(_(text), f"{prefix}:{key}") for key, text in PERIODS.items()])
 
 
+async def _for_period(
+    update: Update,
+    context: HCContext,
+    send: Callable[[Update, HCContext, Period], Awaitable[None]],
+    *,
+    usage: str,
+    question: str,
+    prefix: str,
+) -> None:
+    """``/stats`` and ``/export``: the period typed after the command, or asked with buttons."""
+    args = context.args or []
+    if not args:
+        await reply(update, context, question, reply_markup=_period_buttons(prefix, context._))
+        return
+    period = _custom_period(args, context)
+    if period is None:
+        await reply(update, context, usage)
+        return
+    await send(update, context, period)
+
+
 @handles("stats", Permission.VIEW_STATISTICS)
 async def stats_command(update: Update, context: HCContext) -> None:
     _ = context._
-    args = context.args or []
-    if args:
-        period = _custom_period(args, context)
-        if period is None:
-            await reply(update, context, _("Write the period as /stats 2025-01-01 2025-03-31."))
-            return
-        await _send_stats(update, context, period)
-        return
-    text = _("Which period? Or write /stats FROM TO, e.g. /stats 2025-01-01 2025-03-31.")
-    await reply(update, context, text, reply_markup=_period_buttons("st", _))
+    await _for_period(
+        update,
+        context,
+        _send_stats,
+        prefix="st",
+        usage=_("Write the period as /stats 2025-01-01 2025-03-31."),
+        question=_("Which period? Or write /stats FROM TO, e.g. /stats 2025-01-01 2025-03-31."),
+    )
 
 
 @handles("stats", Permission.VIEW_STATISTICS)
@@ -593,16 +612,16 @@ async def _send_stats(update: Update, context: HCContext, period: Period) -> Non
 @handles("export", Permission.EXPORT_DATA)
 async def export_command(update: Update, context: HCContext) -> None:
     _ = context._
-    args = context.args or []
-    if args:
-        period = _custom_period(args, context)
-        if period is None:
-            await reply(update, context, _("Write the period as /export 2025-01-01 2025-03-31."))
-            return
-        await _send_export(update, context, period)
-        return
-    text = _("Export which period? Or write /export FROM TO, e.g. /export 2025-01-01 2025-03-31.")
-    await reply(update, context, text, reply_markup=_period_buttons("ex", _))
+    await _for_period(
+        update,
+        context,
+        _send_export,
+        prefix="ex",
+        usage=_("Write the period as /export 2025-01-01 2025-03-31."),
+        question=_(
+            "Export which period? Or write /export FROM TO, e.g. /export 2025-01-01 2025-03-31."
+        ),
+    )
 
 
 @handles("export", Permission.EXPORT_DATA)
