@@ -353,6 +353,20 @@ async def hold_claim(session: AsyncSession, row_id: int, worker: str, *, skip_lo
     return (await session.scalar(query)) is not None
 
 
+async def release_rows(session: AsyncSession, worker: str, row_ids: list[int]) -> None:
+    """Put back claimed rows this worker never started (its local queue at shutdown)."""
+    await session.execute(
+        update(Exchange)
+        .where(
+            Exchange.id.in_(row_ids),
+            Exchange.status == InboxStatus.PROCESSING,
+            Exchange.locked_by == worker,
+        )
+        .values(status=InboxStatus.PENDING, locked_by=None, locked_until=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
 async def release_claims(session: AsyncSession, worker: str | None = None) -> int:
     """Put back updates left "processing" by a worker that stopped (all of them if None)."""
     statement = update(Exchange).where(Exchange.status == InboxStatus.PROCESSING)
