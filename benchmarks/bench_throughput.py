@@ -12,7 +12,8 @@ Telegram, with the same concurrency (8 updates handled at once), on this machine
   one reply. What any bot that logs every exchange pays before it does anything useful.
 * full bot: the real application with its production loops running concurrently: the fetch
   loop (``getUpdates`` → insert → commit → next ``getUpdates``) and the inbox worker (claim →
-  account, draft, prompt, privacy → fallback reply → done mark + outbound log in one commit).
+  one account + prompt + draft read, privacy → fallback reply → done mark + outbound log in
+  one commit; the worker claims a slot's worth of updates ahead).
 * PostgreSQL, 1/2/4 worker processes: the updates are stored first, then N separate Python
   processes (each its own application, engine, worker id and fake Telegram transport) claim
   with ``FOR UPDATE SKIP LOCKED`` until the inbox is empty. Real processes, so with 2 cores

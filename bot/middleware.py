@@ -5,7 +5,7 @@ from __future__ import annotations
 from telegram import Update
 
 from bot.runtime import HCContext
-from models.accounts import get_or_create_account
+from models.accounts import load_sender
 from models.prompts import open_prompt
 from models.roles import Role
 
@@ -20,9 +20,11 @@ async def load_account(update: Update, context: HCContext) -> None:
     if user is None or user.is_bot:
         scope.translator = runtime.catalogs.translator(runtime.catalogs.default_language)
         return
-    account, created = await get_or_create_account(
-        context.session, user.id, admin_ids=frozenset(runtime.settings.admin_ids)
+    chat_id = update.message.chat.id if update.message is not None else None
+    sender = await load_sender(
+        context.session, user.id, chat_id, admin_ids=frozenset(runtime.settings.admin_ids)
     )
+    account, created = sender.account, sender.created
     if account.role is not Role.PUBLIC:
         # Staff are told apart by name when they take a case; the public are not named.
         account.display_name = (user.first_name or "")[:64] or None
@@ -30,5 +32,8 @@ async def load_account(update: Update, context: HCContext) -> None:
     language = runtime.catalogs.pick(account.language, user.language_code)
     scope.translator = runtime.catalogs.translator(language)
     scope.first_contact = created
-    if update.message is not None:
-        scope.prompt = await open_prompt(context.session, update.message.chat.id)
+    if sender.complete:
+        scope.prompt = sender.prompt
+        scope.draft_flow, scope.draft_read = sender.draft_flow, True
+    elif chat_id is not None:
+        scope.prompt = await open_prompt(context.session, chat_id)

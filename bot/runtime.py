@@ -51,6 +51,9 @@ class UpdateScope:
     first_contact: bool = False
     callback_answered: bool = False
     prompt: ChatPrompt | None = None
+    # Read with the account (group -10) for the cases' draft check (group -2); None: not read.
+    draft_flow: str | None = None
+    draft_read: bool = False
     outbound: list[dict[str, Any]] = field(default_factory=list)
 
     def concerns(self, subject_type: str, subject_id: int) -> None:

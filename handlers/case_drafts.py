@@ -35,8 +35,12 @@ async def load_draft(update: Update, context: HCContext) -> None:
     scope = current_scope.get()
     if message is None or user is None or scope is None or message.chat.type != "private":
         return
-    draft = await draft_of_telegram_user(context.session, user.id)
-    _loaded.set((scope.update_id, draft.flow) if draft is not None else None)
+    if scope.draft_read:  # read with the account, in the same statement
+        flow = scope.draft_flow
+    else:
+        draft = await draft_of_telegram_user(context.session, user.id)
+        flow = draft.flow if draft is not None else None
+    _loaded.set((scope.update_id, flow) if flow is not None else None)
 
 
 def active_flow() -> str | None:

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import enum
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Enum, ForeignKey, String, Text, select
+from sqlalchemy import BigInteger, Boolean, Enum, ForeignKey, String, Text, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, BigId, clock
 from models.db import insert_ignore
+from models.prompts import ChatPrompt
 from models.roles import Role, may_invite
 
 INVITE_LIFETIME = timedelta(hours=48)
@@ -106,6 +108,64 @@ def audit(
 
 async def account_by_telegram_id(session: AsyncSession, telegram_id: int) -> Account | None:
     return await session.scalar(select(Account).where(Account.telegram_id == telegram_id))
+
+
+@dataclass
+class Sender:
+    """The sender of an update with what the first handlers need about them, read at once."""
+
+    account: Account
+    created: bool
+    prompt: ChatPrompt | None = None  # the open question of the update's chat, if any
+    draft_flow: str | None = None  # the report or urgent request being written, if any
+    complete: bool = False  # prompt and draft were read with the account
+
+
+_SENDER_QUERY: Any = None
+
+
+def _sender_query() -> Any:
+    """Account + the chat's prompt + the draft's flow: one statement, built once (cached).
+
+    The prompt is keyed by chat, not by account, hence the join on a parameter; a missing
+    chat (a button press) is passed as NULL, which matches nothing.
+    """
+    global _SENDER_QUERY
+    if _SENDER_QUERY is None:
+        from models.cases import CaseDraft  # models.cases imports this module
+
+        _SENDER_QUERY = (
+            select(Account, ChatPrompt, CaseDraft.flow)
+            .select_from(Account)
+            .outerjoin(ChatPrompt, ChatPrompt.chat_id == bindparam("chat_id"))
+            .outerjoin(CaseDraft, CaseDraft.account_id == Account.id)
+            .where(Account.telegram_id == bindparam("telegram_id"))
+        )
+    return _SENDER_QUERY
+
+
+async def load_sender(
+    session: AsyncSession,
+    telegram_id: int,
+    chat_id: int | None,
+    *,
+    admin_ids: frozenset[int] = frozenset(),
+) -> Sender:
+    """The sender's account (created on first contact), with the chat's open prompt and the
+    sender's draft flow in the same round trip when the account already exists."""
+    found = (
+        await session.execute(_sender_query(), {"chat_id": chat_id, "telegram_id": telegram_id})
+    ).first()
+    if found is None:
+        account, created = await get_or_create_account(session, telegram_id, admin_ids=admin_ids)
+        return Sender(account, created)
+    account, prompt, flow = found
+    now = clock.now()
+    if now - account.last_seen_at >= LAST_SEEN_GRANULARITY:
+        account.last_seen_at = now
+    if prompt is not None and prompt.until < now:
+        prompt = None
+    return Sender(account, False, prompt=prompt, draft_flow=flow, complete=True)
 
 
 async def get_or_create_account(

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    bindparam,
     exists,
     func,
     insert,
@@ -216,32 +217,43 @@ async def claim_updates(
     if skip_locked:
         query = query.with_for_update(skip_locked=True)
     rows = list(await session.scalars(query))
-    chosen: list[Exchange] = []
+    candidates: list[Exchange] = []
     seen_chats: set[int | None] = set()
     for row in rows:
         if row.chat_id is not None and row.chat_id in seen_chats:
             continue
         seen_chats.add(row.chat_id)
-        values: dict[str, Any] = {
+        candidates.append(row)
+    if not candidates:
+        return []
+    locked_until = now + lease
+    # One UPDATE for the whole batch, guarded by the claim condition itself: on SQLite the
+    # SELECT ran outside a write transaction, so only a row still claimable may be taken (a
+    # row claimed or finished meanwhile no longer is); PostgreSQL's row locks make this a
+    # no-op there. RETURNING tells which rows this claim took.
+    result = await session.execute(
+        update(Exchange)
+        .where(Exchange.id.in_([row.id for row in candidates]), claimable)
+        .values(
+            status=InboxStatus.PROCESSING,
+            locked_by=worker,
+            locked_until=locked_until,
+            claims=func.coalesce(Exchange.claims, 0) + 1,
+        )
+        .returning(Exchange.id, Exchange.claims)
+        .execution_options(synchronize_session=False)
+    )
+    taken = {row_id: claims for row_id, claims in result}
+    chosen: list[Exchange] = []
+    for row in candidates:
+        if row.id not in taken:
+            continue
+        values = {
             "status": InboxStatus.PROCESSING,
             "locked_by": worker,
-            "locked_until": now + lease,
-            "claims": (row.claims or 0) + 1,
+            "locked_until": locked_until,
+            "claims": taken[row.id],
         }
-        # Guarded by the claim counter: on SQLite the SELECT ran outside a write transaction,
-        # so only an unchanged row may be taken (PostgreSQL's row locks make this a no-op).
-        result = await session.execute(
-            update(Exchange)
-            .where(
-                Exchange.id == row.id,
-                Exchange.status == row.status,
-                Exchange.claims == row.claims,
-            )
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
-        if int(getattr(result, "rowcount", 0) or 0) != 1:
-            continue
         for key, value in values.items():
             set_committed_value(row, key, value)
         chosen.append(row)
@@ -264,14 +276,11 @@ async def finish_update(
 
     ``locked_by`` stays, naming the worker that handled it (for audits).
     """
-    table = Exchange.__table__.c  # Core, not the ORM: this runs for every update
-    result = await session.execute(
-        _FINISH.where(
-            table.id == row_id,
-            table.status == InboxStatus.PROCESSING,
-            table.locked_by == worker,
-        ),
+    result = await session.execute(  # Core, built once: this runs for every update
+        _FINISH,
         {
+            "row_id": row_id,
+            "worker": worker,
             "status": InboxStatus.DONE,
             "handled_at": clock.now(),
             "locked_until": None,
@@ -286,7 +295,18 @@ async def finish_update(
 
 
 EXCHANGE_TABLE: Table = Exchange.__table__  # type: ignore[assignment]
-_FINISH = update(EXCHANGE_TABLE)
+# The per-update statements, built once (building one costs more Python than running it).
+_FINISH = update(EXCHANGE_TABLE).where(
+    EXCHANGE_TABLE.c.id == bindparam("row_id"),
+    EXCHANGE_TABLE.c.status == InboxStatus.PROCESSING,
+    EXCHANGE_TABLE.c.locked_by == bindparam("worker"),
+)
+_HOLD = select(EXCHANGE_TABLE.c.id).where(
+    EXCHANGE_TABLE.c.id == bindparam("row_id"),
+    EXCHANGE_TABLE.c.status == InboxStatus.PROCESSING,
+    EXCHANGE_TABLE.c.locked_by == bindparam("worker"),
+)
+_HOLD_LOCKED = _HOLD.with_for_update()
 
 
 async def record_failure(
@@ -337,20 +357,28 @@ async def hold_claim(session: AsyncSession, row_id: int, worker: str, *, skip_lo
     writer, so the ``locked_by`` check is enough there. Only the id is read: the payload came
     with the claim.
     """
-    table = Exchange.__table__.c
-    query = select(table.id).where(
-        table.id == row_id,
-        table.status == InboxStatus.PROCESSING,
-        table.locked_by == worker,
+    # With ``skip_locked`` (PostgreSQL): wait for the lock rather than skip it: another
+    # worker's claim (``FOR UPDATE SKIP LOCKED`` … re-checked) can hold this row for an
+    # instant; skipping would leave the update claimed and unhandled until its lease runs
+    # out. Claims never wait for locks, so this wait is short and cannot deadlock; if the row
+    # changed hands, the re-check of the WHERE clause on its new version returns nothing.
+    query = _HOLD_LOCKED if skip_locked else _HOLD
+    found = await session.scalar(query, {"row_id": row_id, "worker": worker})
+    return found is not None
+
+
+async def release_rows(session: AsyncSession, worker: str, row_ids: list[int]) -> None:
+    """Put back claimed rows this worker never started (its local queue at shutdown)."""
+    await session.execute(
+        update(Exchange)
+        .where(
+            Exchange.id.in_(row_ids),
+            Exchange.status == InboxStatus.PROCESSING,
+            Exchange.locked_by == worker,
+        )
+        .values(status=InboxStatus.PENDING, locked_by=None, locked_until=None)
+        .execution_options(synchronize_session=False)
     )
-    if skip_locked:
-        # Wait for the lock rather than skip it: another worker's claim (``FOR UPDATE SKIP
-        # LOCKED`` … re-checked) can hold this row for an instant; skipping would leave the
-        # update claimed and unhandled until its lease runs out. Claims never wait for locks,
-        # so this wait is short and cannot deadlock; if the row changed hands, the re-check
-        # of the WHERE clause on its new version returns nothing.
-        query = query.with_for_update()
-    return (await session.scalar(query)) is not None
 
 
 async def release_claims(session: AsyncSession, worker: str | None = None) -> int:
