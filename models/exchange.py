@@ -419,9 +419,7 @@ async def inbox_health(session: AsyncSession) -> InboxHealth:
                 )
                 .group_by(Exchange.status)
             )
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     oldest = await session.scalar(
         select(func.min(Exchange.occurred_at)).where(Exchange.status == InboxStatus.PENDING)

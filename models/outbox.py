@@ -263,9 +263,7 @@ async def outbox_health(session: AsyncSession) -> OutboxHealth:
                 .where(OutboxMessage.status != OutboxStatus.SENT)
                 .group_by(OutboxMessage.status)
             )
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     now = clock.now()
     oldest = await session.scalar(
