@@ -7,7 +7,6 @@ step accepts ``/cancel``. Confirming opens a case with a short reference and ale
 
 from __future__ import annotations
 
-from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -30,6 +29,7 @@ from handlers.case_notify import (
 )
 from handlers.common import deny, handles
 from models.cases import (
+    Case,
     CaseDraft,
     CaseKind,
     Category,
@@ -313,7 +313,6 @@ def emergency_warning(context: HCContext) -> str:
 
 async def submit(update: Update, context: HCContext, draft: CaseDraft) -> None:
     data = draft.data
-    settings = context.settings
     facts = NewCase(
         kind=CaseKind.REPORT,
         category=Category(data["category"]),
@@ -325,25 +324,37 @@ async def submit(update: Update, context: HCContext, draft: CaseDraft) -> None:
         person=data.get("person"),
         photo_file_id=data.get("photo"),
     )
+    case, nobody_on_duty = await open_from_draft(context, draft, facts)
+    _ = context._
+    text = _(
+        "Thank you. Your report is registered as {ref}: quote it if you contact us. "
+        "I will tell you when an operator takes it in charge."
+    ).format(ref=case.reference)
+    if nobody_on_duty:
+        text += "\n\n" + nobody_on_duty_text(context)
+    await send(update, context, text)
+
+
+async def open_from_draft(
+    context: HCContext, draft: CaseDraft, facts: NewCase
+) -> tuple[Case, bool]:
+    """The draft becomes a case and the on-duty team is alerted, in one transaction.
+
+    Returns the case and whether nobody was on duty (the requester is told honestly).
+    """
+    settings = context.settings
     case = await open_case(
         context.session,
         context.account,
         facts,
         prefix=settings.case_reference_prefix,
         tz=settings.tz,
-        first_escalation=_first_escalation(context),
+        first_escalation=escalation_intervals(settings)[0],
     )
     await drop_draft(context.session, draft)
     context.scope.concerns("case", case.id)
     round_ = await alert_new_case(context.session, case, settings, context.runtime.catalogs)
-    _ = context._
-    text = _(
-        "Thank you. Your report is registered as {ref}: quote it if you contact us. "
-        "I will tell you when an operator takes it in charge."
-    ).format(ref=case.reference)
-    if round_.nobody_on_duty:
-        text += "\n\n" + nobody_on_duty_text(context)
-    await send(update, context, text)
+    return case, round_.nobody_on_duty
 
 
 def nobody_on_duty_text(context: HCContext) -> str:
@@ -351,10 +362,6 @@ def nobody_on_duty_text(context: HCContext) -> str:
         "No operator is on duty right now: the coordinators have been alerted and will "
         "follow up as soon as they can."
     )
-
-
-def _first_escalation(context: HCContext) -> timedelta:
-    return escalation_intervals(context.settings)[0]
 
 
 def _values(kind: type[StrEnum]) -> set[str]:

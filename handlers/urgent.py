@@ -11,9 +11,8 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, ReplyKeyboardRe
 
 from bot.runtime import HCContext
 from handlers.case_drafts import MAX_PLACE, Incoming, send
-from handlers.case_notify import alert_new_case, escalation_intervals
 from handlers.common import handles
-from handlers.report import location_keyboard, nobody_on_duty_text, too_long
+from handlers.report import location_keyboard, nobody_on_duty_text, open_from_draft, too_long
 from models.cases import (
     CaseDraft,
     CaseKind,
@@ -21,8 +20,6 @@ from models.cases import (
     NewCase,
     Urgency,
     draft_of,
-    drop_draft,
-    open_case,
     save_draft,
     start_draft,
 )
@@ -122,7 +119,6 @@ async def urgent_button(update: Update, context: HCContext) -> None:
 
 async def submit(update: Update, context: HCContext, draft: CaseDraft) -> None:
     data = draft.data
-    settings = context.settings
     facts = NewCase(
         kind=CaseKind.URGENT,
         category=Category.OTHER,
@@ -133,21 +129,11 @@ async def submit(update: Update, context: HCContext, draft: CaseDraft) -> None:
         seen=data.get("need"),
         photo_file_id=data.get("photo"),
     )
-    case = await open_case(
-        context.session,
-        context.account,
-        facts,
-        prefix=settings.case_reference_prefix,
-        tz=settings.tz,
-        first_escalation=escalation_intervals(settings)[0],
-    )
-    await drop_draft(context.session, draft)
-    context.scope.concerns("case", case.id)
-    round_ = await alert_new_case(context.session, case, settings, context.runtime.catalogs)
+    case, nobody_on_duty = await open_from_draft(context, draft, facts)
     _ = context._
     text = _(
         "Request {ref} sent. The operators have been alerted; I will tell you who is coming."
     ).format(ref=case.reference)
-    if round_.nobody_on_duty:
+    if nobody_on_duty:
         text += "\n\n" + nobody_on_duty_text(context)
     await send(update, context, text)
