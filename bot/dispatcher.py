@@ -49,11 +49,11 @@ from telegram.ext import Application
 from telegram.warnings import PTBUserWarning
 
 from bot import metrics
-from bot.exchange_log import add_outbound_rows
 from bot.ratelimit import Limits, RateLimiter, make_limiter, reserve_all
 from bot.runtime import Runtime, outbound_sink, runtime_of
 from models.accounts import mark_unreachable
 from models.base import clock
+from models.exchange import log_outbound_rows
 from models.jobs import claim_job_run
 from models.outbox import (
     OutboxMessage,
@@ -223,7 +223,7 @@ class Dispatcher:
             row = await session.get(OutboxMessage, row_id)
             if row is None or row.status != OutboxStatus.SENDING:
                 return
-            add_outbound_rows(
+            await log_outbound_rows(
                 session,
                 sink,
                 account_id=row.account_id,

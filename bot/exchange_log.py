@@ -19,7 +19,7 @@ from telegram._utils.types import ODVInput
 from telegram.request import BaseRequest, RequestData
 
 from bot.runtime import current_scope, outbound_sink
-from models.exchange import log_outbound
+from models.exchange import log_outbound_rows
 
 log = logging.getLogger(__name__)
 
@@ -140,17 +140,12 @@ def _numeric_chat_id(chat_id: object) -> int | None:
     return int(text) if text.lstrip("-").isdigit() else None
 
 
-def add_outbound_rows(session: AsyncSession, rows: list[dict[str, Any]], **context: Any) -> None:
-    for row in rows:
-        log_outbound(session, **row, **context)
-
-
 async def write_outbound_rows(
     sessionmaker: async_sessionmaker[AsyncSession], rows: list[dict[str, Any]], **context: Any
 ) -> None:
     try:
         async with sessionmaker() as session:
-            add_outbound_rows(session, rows, **context)
+            await log_outbound_rows(session, rows, **context)
             await session.commit()
     except Exception:  # the message went out; losing its log row must not lose the process
         log.exception("could not write %d outbound log rows", len(rows))

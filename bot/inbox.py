@@ -42,7 +42,6 @@ from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 from telegram.ext import Application
 
 from bot import metrics
-from bot.exchange_log import add_outbound_rows
 from bot.runtime import Runtime, UpdateScope, current_scope
 from models.db import write_gate
 from models.exchange import (
@@ -416,7 +415,7 @@ class InboxWorker:
                 parked = await record_failure(
                     session, update_id, summary, max_attempts=max_attempts
                 )
-                add_outbound_rows(session, outbound, in_reply_to=update_id)
+                await log_outbound_rows(session, outbound, in_reply_to=update_id)
                 apology_id = None
                 if parked:
                     apology_id = await self._enqueue_apology(session, update_id, incident or "-")
@@ -442,7 +441,7 @@ class InboxWorker:
         try:
             async with self._writing() as session:
                 await retry_later(session, update_id, TRANSIENT_RETRY)
-                add_outbound_rows(session, outbound, in_reply_to=update_id)
+                await log_outbound_rows(session, outbound, in_reply_to=update_id)
                 await session.commit()
         except (SQLAlchemyError, OSError):
             self._to_release.add(update_id)  # put back as soon as the database answers

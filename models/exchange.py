@@ -466,39 +466,3 @@ async def log_outbound_rows(
         for row in rows
     ]
     await session.execute(insert(EXCHANGE_TABLE), values)
-
-
-def log_outbound(
-    session: AsyncSession,
-    *,
-    method: str,
-    chat_id: int | None,
-    message_id: int | None,
-    text: str | None,
-    payload: dict[str, Any],
-    error: str | None = None,
-    account_id: int | None = None,
-    role: str | None = None,
-    flow: str | None = None,
-    subject_type: str | None = None,
-    subject_id: int | None = None,
-    in_reply_to: int | None = None,
-) -> None:
-    session.add(
-        Exchange(
-            direction=Direction.OUT,
-            occurred_at=clock.now(),
-            chat_id=chat_id,
-            message_id=message_id,
-            kind=method,
-            text=text,
-            payload=payload,
-            error=error,
-            account_id=account_id,
-            role=role,
-            flow=flow,
-            subject_type=subject_type,
-            subject_id=subject_id,
-            in_reply_to=in_reply_to,
-        )
-    )
