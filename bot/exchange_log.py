@@ -63,27 +63,14 @@ class LoggingRequest(BaseRequest):
         pool_timeout: ODVInput[float] = DEFAULT_NONE,
     ) -> tuple[int, bytes]:
         api_method = url.rsplit("/", 1)[-1]
+        sent = self.inner.do_request(
+            url, method, request_data, read_timeout, write_timeout, connect_timeout, pool_timeout
+        )
         if not is_logged(api_method):
-            return await self.inner.do_request(
-                url,
-                method,
-                request_data,
-                read_timeout,
-                write_timeout,
-                connect_timeout,
-                pool_timeout,
-            )
+            return await sent
         params = dict(request_data.parameters) if request_data else {}
         try:
-            status, body = await self.inner.do_request(
-                url,
-                method,
-                request_data,
-                read_timeout,
-                write_timeout,
-                connect_timeout,
-                pool_timeout,
-            )
+            status, body = await sent
         except Exception as exc:
             await self._record(api_method, params, None, f"{type(exc).__name__}")
             raise
