@@ -31,22 +31,29 @@ import time
 import traceback
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, DisconnectionError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.util import await_only
 from telegram import Update
 from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 from telegram.ext import Application
 
 from bot import metrics
+from bot.group_commit import GroupCommit, Handed
 from bot.runtime import Runtime, UpdateScope, current_scope
-from models.db import write_gate
+from models.accounts import KnownSenders, read_senders
+from models.db import before_write, write_gate, write_gate_lock
 from models.exchange import (
+    ClaimedUpdate,
     Exchange,
+    FinishedUpdate,
     claim_updates,
+    describe_update,
     finish_update,
     hold_claim,
     log_outbound_rows,
@@ -69,6 +76,12 @@ AfterCommit = Callable[[], None]
 # Sends one committed outbox row now (the apology for a parked update).
 SendNow = Callable[[int], Awaitable[None]]
 TRANSIENT_RETRY = timedelta(seconds=3)
+# A claim with less than this share of its lease left is checked (and on PostgreSQL locked)
+# in the database before handling; a fresher one is known to be ours.
+RECHECK_LEASE_SHARE = 0.5
+# What ``_handle_in_scope`` returns for a handling handed to the group commit.
+HANDED = "handed"
+Failure = tuple[BaseException, str | None, list[dict[str, Any]]]
 
 
 def is_transient(error: BaseException) -> bool:
@@ -173,9 +186,19 @@ class InboxWorker:
         self._in_flight: set[asyncio.Task[None]] = set()
         self._handling: set[int] = set()  # row ids this process is handling right now
         self._to_release: set[int] = set()  # updates to put back once the database answers
+        # Set when a database call failed: no handling starts until the database answers,
+        # since a handling with its sender read at the claim could reply and then fail to
+        # commit (its reply repeated when it is handled again).
+        self._database_away = False
         self._slot_freed = asyncio.Event()
         # Claimed rows waiting for a free slot (each the oldest of its chat, see ``_one_round``).
-        self._queued: deque[Exchange] = deque()
+        self._queued: deque[ClaimedUpdate] = deque()
+        self._group = GroupCommit(
+            runtime.sessionmaker,
+            runtime.worker_id,
+            on_committed=self._group_committed,
+            on_failure=self._group_failed,
+        )
 
     def stop(self) -> None:
         self._stopping.set()
@@ -206,6 +229,7 @@ class InboxWorker:
         # go back to the inbox at once rather than after their lease.
         if self._in_flight:
             await asyncio.gather(*self._in_flight, return_exceptions=True)
+        await self._group.settled()
         await self._release_queued()
 
     async def _one_round(self, concurrency: int) -> None:
@@ -219,10 +243,12 @@ class InboxWorker:
         of milliseconds against a lease of ``inbox_lease_seconds``); a row whose lease ran out
         while queued is dropped (claimable again by anyone) instead of started.
         """
+        if self._database_away and not await self._database_answers():
+            return
         if self._to_release:
             await self._release_after_outage()
         free = concurrency - len(self._in_flight)
-        claimed: list[Exchange] = []
+        claimed: list[ClaimedUpdate] = []
         if free > len(self._queued):
             claimed = await self._claim(2 * concurrency - len(self._in_flight) - len(self._queued))
             self._queued.extend(claimed)
@@ -239,7 +265,11 @@ class InboxWorker:
                 continue
             if row.locked_until is not None and row.locked_until <= now:
                 continue  # lease ran out while queued: anyone may claim it again
-            task = asyncio.create_task(self._handle(row.id, row.update_id or 0, row.payload))
+            task = asyncio.create_task(
+                self._handle(
+                    row.id, row.update_id or 0, row.payload, row.locked_until, row.known_senders
+                )
+            )
             self._in_flight.add(task)
             task.add_done_callback(self._finished)
             started += 1
@@ -262,14 +292,20 @@ class InboxWorker:
         deadline = time.monotonic() + within_seconds
         concurrency = self.runtime.settings.inbox_concurrency
         while time.monotonic() < deadline:
+            await self._group.settled()  # a chat's next update is claimable once this commits
             claimed = await self._claim(concurrency)
             if not claimed:
                 if not self._in_flight:
+                    await self._group.settled()
                     return
                 await asyncio.gather(*list(self._in_flight), return_exceptions=True)
                 continue
             tasks = [
-                asyncio.create_task(self._handle(row.id, row.update_id or 0, row.payload))
+                asyncio.create_task(
+                    self._handle(
+                        row.id, row.update_id or 0, row.payload, row.locked_until, row.known_senders
+                    )
+                )
                 for row in claimed
             ]
             await asyncio.gather(*tasks)
@@ -291,7 +327,7 @@ class InboxWorker:
         async with write_gate(self.runtime.sessionmaker), self.runtime.sessionmaker() as session:
             yield session
 
-    async def _claim(self, limit: int) -> list[Exchange]:
+    async def _claim(self, limit: int) -> list[ClaimedUpdate]:
         lease = timedelta(seconds=self.runtime.settings.inbox_lease_seconds)
         try:
             async with self._writing() as session:
@@ -303,67 +339,164 @@ class InboxWorker:
                     skip_locked=self.skip_locked,
                 )
                 await session.commit()
-                return rows
         except (SQLAlchemyError, OSError) as exc:
             log.warning("inbox claim failed: %s", type(exc).__name__)
+            self._database_away = True
             await asyncio.sleep(1.0)
             return []
+        if rows:
+            await self._read_senders(rows)
+        return rows
+
+    async def _read_senders(self, rows: list[ClaimedUpdate]) -> None:
+        """Who wrote the claimed updates, read for all of them at once: handling an update
+        from someone known then needs no read of its own (see ``load_sender``)."""
+        user_ids: set[int] = set()
+        chat_ids: set[int] = set()
+        for row in rows:
+            user_id = describe_update(row.payload or {}).user_id
+            if user_id is not None:
+                user_ids.add(user_id)
+            if row.chat_id is not None:
+                chat_ids.add(row.chat_id)
+        try:
+            async with self.runtime.sessionmaker() as session:
+                known = await read_senders(session, user_ids, chat_ids)
+        except (SQLAlchemyError, OSError):
+            return  # each handling reads its own sender
+        for row in rows:
+            row.known_senders = known
 
     async def _handle(
-        self, row_id: int, update_id: int, payload: dict[str, Any] | None = None
+        self,
+        row_id: int,
+        update_id: int,
+        payload: dict[str, Any] | None = None,
+        claimed_until: datetime | None = None,
+        known: KnownSenders | None = None,
     ) -> None:
         """Handle one claimed update; ``payload`` is the one the claim read (else read again)."""
         started = time.perf_counter()
         self._handling.add(row_id)
+        outcome: Failure | str | None = None
         try:
-            failure = await self._handle_in_scope(row_id, update_id, payload)
-            if failure is not None:
-                await self._failed(update_id, *failure)
+            outcome = await self._handle_in_scope(
+                row_id, update_id, payload, claimed_until, started, known
+            )
+            if isinstance(outcome, tuple):
+                await self._failed(update_id, *outcome)
         except Exception as exc:  # database gone mid-update, or a bug outside handlers
+            self._notice_outage(exc)
             try:
                 await self._failed(update_id, exc, incident=None, outbound=[])
             except Exception:
                 self._to_release.add(update_id)
         finally:
             self._handling.discard(row_id)
-        metrics.HANDLING_SECONDS.observe(time.perf_counter() - started)
+        if outcome != HANDED:  # a handed one is timed when its group commits
+            metrics.HANDLING_SECONDS.observe(time.perf_counter() - started)
 
     async def _handle_in_scope(
-        self, row_id: int, update_id: int, payload: dict[str, Any] | None
-    ) -> tuple[BaseException, str | None, list[dict[str, Any]]] | None:
-        """Handle one claimed update in one transaction; the failure to record, if any.
+        self,
+        row_id: int,
+        update_id: int,
+        payload: dict[str, Any] | None,
+        claimed_until: datetime | None,
+        started: float,
+        known: KnownSenders | None,
+    ) -> Failure | str | None:
+        """Handle one claimed update; the failure to record, ``HANDED``, or None.
 
-        The payload comes with the claim (no second read); the row is only checked (and on
-        PostgreSQL locked) as still ours, then marked done by one UPDATE with the handler's
-        changes and the outbound log rows, in the same commit. On SQLite the whole
-        transaction holds the process's write gate (see ``models.db.write_gate``).
+        The payload comes with the claim (no second read); a claim near the end of its lease
+        is first checked (on PostgreSQL, locked) as still ours. The handler runs in its own
+        session outside the SQLite write gate: a handling that only reads (most of them) ends
+        with its session and is handed to the group commit. One that writes takes the gate
+        at its first writing statement (see :class:`_WriteWatch`) and commits its changes with
+        its done mark and outbound log rows, in one transaction of its own.
         """
-        worker = self.runtime.worker_id
-        async with self._writing() as session:
-            if not await hold_claim(session, row_id, worker, skip_locked=self.skip_locked):
-                return None
-            if payload is None:
-                payload = await _payload(session, update_id)
+        watch = _WriteWatch(write_gate_lock(self.runtime.sessionmaker))
+        try:
+            async with self.runtime.sessionmaker() as session:
+                if self._must_recheck(payload, claimed_until):
+                    if not await hold_claim(
+                        session, row_id, self.runtime.worker_id, skip_locked=self.skip_locked
+                    ):
+                        return None
+                    payload = payload or await _payload(session, update_id)
                 if payload is None:
                     return None
-            scope = UpdateScope(session=session, update_id=update_id)
-            token = current_scope.set(scope)
-            try:
-                update = Update.de_json(payload, self.application.bot)
-                await self.application.process_update(update)
-            finally:
-                current_scope.reset(token)
-            if scope.error is not None:
-                await session.rollback()
-                return scope.error, scope.incident, scope.outbound
-            if not await self._complete(session, row_id, update_id, scope):
-                await session.rollback()  # taken over meanwhile: its new holder will commit
-                return None
-            await session.commit()
+                scope = UpdateScope(session=session, update_id=update_id, known_senders=known)
+                await self._run_handlers(scope, payload, watch)
+                if scope.error is not None:
+                    await session.rollback()
+                    return scope.error, scope.incident, scope.outbound
+                if not watch.wrote:
+                    self._group.hand(Handed(_finished(row_id, update_id, scope), started))
+                    return HANDED
+                if not await self._complete(session, row_id, update_id, scope):
+                    await session.rollback()  # taken over meanwhile: its new holder will commit
+                    return None
+                await session.commit()
+        finally:
+            watch.close()
         metrics.UPDATES_HANDLED.labels(outcome="done").inc()
         if self.after_commit is not None:
             self.after_commit()
         return None
+
+    def _must_recheck(self, payload: dict[str, Any] | None, claimed_until: datetime | None) -> bool:
+        if payload is None or claimed_until is None:
+            return True
+        lease = self.runtime.settings.inbox_lease_seconds
+        left = (claimed_until - self.runtime.clock.now()).total_seconds()
+        return left < lease * RECHECK_LEASE_SHARE
+
+    async def _run_handlers(
+        self, scope: UpdateScope, payload: dict[str, Any], watch: _WriteWatch
+    ) -> None:
+        """All handler groups, then the flush of their pending changes, under ``watch``."""
+        scope_token = current_scope.set(scope)
+        watch_token = before_write.set(watch)
+        try:
+            update = Update.de_json(payload, self.application.bot)
+            await self.application.process_update(update)
+            if scope.error is None:
+                await scope.session.flush()
+        finally:
+            before_write.reset(watch_token)
+            current_scope.reset(scope_token)
+
+    def _group_committed(self) -> None:
+        if self.after_commit is not None:
+            self.after_commit()
+        self.wake.set()  # the chats of this group have their next update claimable
+
+    async def _group_failed(self, group: list[Handed], error: BaseException) -> None:
+        """A group commit failed: each update is retried (or counted) on its own.
+
+        As when an update's own commit fails, the replies of this attempt are not logged: the
+        log holds what the committed handling sent, once per update (see the module's note).
+        """
+        self._notice_outage(error)
+        for handed in group:
+            try:
+                await self._failed(handed.done.update_id, error, None, [])
+            except Exception:
+                self._to_release.add(handed.done.update_id)
+
+    def _notice_outage(self, error: BaseException) -> None:
+        if isinstance(error, SQLAlchemyError | OSError) and not isinstance(error, TelegramError):
+            self._database_away = True
+
+    async def _database_answers(self) -> bool:
+        try:
+            async with self.runtime.sessionmaker() as session:
+                await session.execute(select(1))
+        except (SQLAlchemyError, OSError):
+            await asyncio.sleep(1.0)
+            return False
+        self._database_away = False
+        return True
 
     async def _complete(
         self, session: Any, row_id: int, update_id: int, scope: UpdateScope
@@ -371,7 +504,6 @@ class InboxWorker:
         account = scope.account
         account_id = account.id if account else None
         role = account.role.value if account else None
-        await session.flush()  # the handler's own changes first (foreign keys, order)
         done = await finish_update(
             session,
             row_id,
@@ -445,6 +577,7 @@ class InboxWorker:
                 await session.commit()
         except (SQLAlchemyError, OSError):
             self._to_release.add(update_id)  # put back as soon as the database answers
+            self._database_away = True
         metrics.UPDATES_HANDLED.labels(outcome="transient").inc()
 
     async def _release_after_outage(self) -> None:
@@ -500,3 +633,48 @@ async def _payload(session: Any, update_id: int) -> dict[str, Any] | None:
         select(Exchange.payload).where(Exchange.update_id == update_id)
     )
     return payload
+
+
+class _WriteWatch:
+    """Notices a handling's first writing statement (see ``models.db.before_write``).
+
+    On SQLite it then waits for the process's write gate (from inside the statement, which is
+    why ``await_only``) and keeps it until the handling's transaction ends, so writers still
+    take turns in asyncio rather than in SQLite's busy handler. Reads before that point ran
+    outside any transaction (the driver begins one at the first write), so nothing is held
+    while waiting. A write after the handling ended (a task it left behind) is not its own.
+    """
+
+    def __init__(self, gate: asyncio.Lock | None) -> None:
+        self.gate = gate
+        self.wrote = False
+        self._holds_gate = False
+        self._closed = False
+
+    def __call__(self) -> None:
+        if self.wrote or self._closed:
+            return
+        self.wrote = True
+        if self.gate is not None:
+            await_only(self.gate.acquire())
+            self._holds_gate = True
+
+    def close(self) -> None:
+        self._closed = True
+        if self._holds_gate and self.gate is not None:
+            self._holds_gate = False
+            self.gate.release()
+
+
+def _finished(row_id: int, update_id: int, scope: UpdateScope) -> FinishedUpdate:
+    account = scope.account
+    return FinishedUpdate(
+        row_id=row_id,
+        update_id=update_id,
+        account_id=account.id if account else None,
+        role=account.role.value if account else None,
+        flow=scope.flow,
+        subject_type=scope.subject_type,
+        subject_id=scope.subject_id,
+        outbound=scope.outbound,
+    )

@@ -22,7 +22,11 @@ async def load_account(update: Update, context: HCContext) -> None:
         return
     chat_id = update.message.chat.id if update.message is not None else None
     sender = await load_sender(
-        context.session, user.id, chat_id, admin_ids=frozenset(runtime.settings.admin_ids)
+        context.session,
+        user.id,
+        chat_id,
+        admin_ids=frozenset(runtime.settings.admin_ids),
+        known=scope.known_senders,
     )
     account, created = sender.account, sender.created
     if account.role is not Role.PUBLIC:

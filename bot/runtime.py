@@ -17,7 +17,7 @@ from telegram.ext import Application, CallbackContext, ExtBot
 
 from bot.i18n import Catalogs, Translator
 from config.settings import Settings
-from models.accounts import Account
+from models.accounts import Account, KnownSenders
 from models.base import Clock
 from models.base import clock as default_clock
 from models.prompts import ChatPrompt
@@ -55,6 +55,8 @@ class UpdateScope:
     draft_flow: str | None = None
     draft_read: bool = False
     outbound: list[dict[str, Any]] = field(default_factory=list)
+    # Read with the claim for the whole batch (see ``bot.inbox``); None: read when needed.
+    known_senders: KnownSenders | None = None
 
     def concerns(self, subject_type: str, subject_id: int) -> None:
         """Link this exchange (in and out) to the case or record it is about."""

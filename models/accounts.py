@@ -144,15 +144,67 @@ def _sender_query() -> Any:
     return _SENDER_QUERY
 
 
+@dataclass
+class KnownSenders:
+    """Accounts (with their draft's flow) and chats' open prompts, read for a batch of claimed
+    updates at once, so that handling an update from someone known reads nothing more.
+
+    ``asked`` holds every Telegram id looked up: one of them missing from ``accounts`` has no
+    account yet. The objects are detached; each update merges its own copies.
+    """
+
+    asked: frozenset[int]
+    accounts: dict[int, tuple[Account, str | None]]
+    prompts: dict[int, ChatPrompt]
+
+
+async def read_senders(
+    session: AsyncSession, telegram_ids: set[int], chat_ids: set[int]
+) -> KnownSenders:
+    """Two statements for the whole batch: accounts with drafts, and the chats' prompts."""
+    from models.cases import CaseDraft  # models.cases imports this module
+
+    accounts: dict[int, tuple[Account, str | None]] = {}
+    if telegram_ids:
+        found = await session.execute(
+            select(Account, CaseDraft.flow)
+            .outerjoin(CaseDraft, CaseDraft.account_id == Account.id)
+            .where(Account.telegram_id.in_(telegram_ids))
+        )
+        for account, flow in found:
+            accounts.setdefault(account.telegram_id, (account, flow))
+    prompts: dict[int, ChatPrompt] = {}
+    if chat_ids:
+        found_prompts = await session.scalars(
+            select(ChatPrompt).where(ChatPrompt.chat_id.in_(chat_ids))
+        )
+        prompts = {prompt.chat_id: prompt for prompt in found_prompts}
+    return KnownSenders(frozenset(telegram_ids), accounts, prompts)
+
+
 async def load_sender(
     session: AsyncSession,
     telegram_id: int,
     chat_id: int | None,
     *,
     admin_ids: frozenset[int] = frozenset(),
+    known: KnownSenders | None = None,
 ) -> Sender:
     """The sender's account (created on first contact), with the chat's open prompt and the
-    sender's draft flow in the same round trip when the account already exists."""
+    sender's draft flow in the same round trip when the account already exists, or from
+    ``known`` (read with the claim) without any."""
+    if known is not None and telegram_id in known.asked:
+        entry = known.accounts.get(telegram_id)
+        if entry is None:
+            account, created = await get_or_create_account(
+                session, telegram_id, admin_ids=admin_ids
+            )
+            return Sender(account, created)
+        prompt = known.prompts.get(chat_id) if chat_id is not None else None
+        account = await session.merge(entry[0], load=False)
+        if prompt is not None:
+            prompt = await session.merge(prompt, load=False)
+        return _known_sender(account, prompt, entry[1])
     found = (
         await session.execute(_sender_query(), {"chat_id": chat_id, "telegram_id": telegram_id})
     ).first()
@@ -160,6 +212,10 @@ async def load_sender(
         account, created = await get_or_create_account(session, telegram_id, admin_ids=admin_ids)
         return Sender(account, created)
     account, prompt, flow = found
+    return _known_sender(account, prompt, flow)
+
+
+def _known_sender(account: Account, prompt: ChatPrompt | None, flow: str | None) -> Sender:
     now = clock.now()
     if now - account.last_seen_at >= LAST_SEEN_GRANULARITY:
         account.last_seen_at = now

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextvars import ContextVar
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -18,6 +19,21 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+# Called before each writing statement of the current unit of work (see ``bot.inbox``): a
+# handler that only reads needs no write transaction, and on SQLite no place in the queue of
+# writers. A plain SELECT is a read; anything else (DML, SELECT … FOR UPDATE) is a write.
+before_write: ContextVar[Callable[[], None] | None] = ContextVar("before_write", default=None)
+
+
+def _notice_writes(
+    _conn: Any, _cursor: Any, statement: str, _params: Any, _context: Any, _many: bool
+) -> None:
+    callback = before_write.get()
+    if callback is not None and (
+        statement.lstrip()[:6].upper() != "SELECT" or "FOR UPDATE" in statement
+    ):
+        callback()
+
 
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     # Database errors quote the statement's parameters: messages, names, places. They reach
@@ -26,15 +42,23 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     if url.startswith("sqlite"):
         # Every connection is its own file handle; WAL lets readers run beside the writer.
         kwargs.setdefault("connect_args", {"timeout": 30})
+        # No cap on connections: a handling that turns out to write waits for the write gate
+        # while holding its connection, so with a capped pool the gate's holder could wait
+        # for a connection held by its own waiters. Handlings are bounded by
+        # ``inbox_concurrency`` anyway; ten stay open, the rest close when returned.
+        kwargs.setdefault("pool_size", 10)
+        kwargs.setdefault("max_overflow", -1)
         if ":memory:" in url or url.rstrip("/").endswith("sqlite+aiosqlite:"):
             raise ValueError("use a file database: in-memory SQLite is not shared between sessions")
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        return engine
-    kwargs.setdefault("pool_size", 10)
-    kwargs.setdefault("max_overflow", 10)
-    kwargs.setdefault("pool_pre_ping", True)
-    return create_async_engine(url, **kwargs)
+    else:
+        kwargs.setdefault("pool_size", 10)
+        kwargs.setdefault("max_overflow", 10)
+        kwargs.setdefault("pool_pre_ping", True)
+        engine = create_async_engine(url, **kwargs)
+    event.listen(engine.sync_engine, "before_cursor_execute", _notice_writes)
+    return engine
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -62,17 +86,26 @@ async def write_gate(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIte
     that do not take it (jobs, the dispatcher) still work: they meet SQLite's own lock and
     its busy timeout, as before. On PostgreSQL this is a no-op (row locks do the job).
     """
-    engine = sessionmaker.kw.get("bind")
-    if engine is None or engine.dialect.name != "sqlite":
+    lock = write_gate_lock(sessionmaker)
+    if lock is None:
         yield
         return
+    async with lock:
+        yield
+
+
+def write_gate_lock(sessionmaker: async_sessionmaker[AsyncSession]) -> asyncio.Lock | None:
+    """The lock behind :func:`write_gate` (None on PostgreSQL), for a writer that finds out
+    only midway that it writes (see ``bot.inbox``)."""
+    engine = sessionmaker.kw.get("bind")
+    if engine is None or engine.dialect.name != "sqlite":
+        return None
     loop = asyncio.get_running_loop()
     known = _write_gates.get(engine.sync_engine)
     if known is None or known[0] is not loop:
         known = (loop, asyncio.Lock())
         _write_gates[engine.sync_engine] = known
-    async with known[1]:
-        yield
+    return known[1]
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -97,3 +130,15 @@ async def insert_ignore(
     statement = statement.on_conflict_do_nothing(index_elements=conflict)
     result = await session.execute(statement)
     return max(int(getattr(result, "rowcount", 0) or 0), 0)
+
+
+async def insert_ignore_many(
+    session: AsyncSession, table: Any, rows: list[dict[str, Any]], conflict: list[str]
+) -> None:
+    """:func:`insert_ignore` for a batch: one executemany of a statement SQLAlchemy compiles
+    once, where a multi-row VALUES would be compiled anew for each batch size."""
+    if not rows:
+        return
+    insert_for = postgresql_insert if session.get_bind().dialect.name == "postgresql" else None
+    statement: Any = (insert_for or sqlite_insert)(table)
+    await session.execute(statement.on_conflict_do_nothing(index_elements=conflict), rows)

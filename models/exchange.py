@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     BigInteger,
@@ -32,11 +32,13 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Mapped, aliased, mapped_column
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, BigId, clock
-from models.db import insert_ignore
+
+if TYPE_CHECKING:
+    from models.accounts import KnownSenders
+from models.db import insert_ignore_many
 
 
 class Direction(enum.StrEnum):
@@ -160,8 +162,8 @@ def _describe_message(message: dict[str, Any], *, edited: bool) -> UpdateFacts:
     return UpdateFacts(kind, chat.get("id"), user.get("id"), message.get("message_id"), text)
 
 
-async def store_updates(session: AsyncSession, updates: list[dict[str, Any]]) -> int:
-    """Put raw updates into the inbox; a redelivered ``update_id`` is ignored. Returns new rows."""
+async def store_updates(session: AsyncSession, updates: list[dict[str, Any]]) -> None:
+    """Put raw updates into the inbox; a redelivered ``update_id`` is ignored."""
     now = clock.now()
     rows = []
     for raw in updates:
@@ -183,47 +185,39 @@ async def store_updates(session: AsyncSession, updates: list[dict[str, Any]]) ->
                 "available_at": now,
             }
         )
-    return await insert_ignore(session, Exchange.__table__, rows, ["update_id"])
+    await insert_ignore_many(session, Exchange.__table__, rows, ["update_id"])
+
+
+@dataclass
+class ClaimedUpdate:
+    """An update this worker now holds: what handling it needs, read with the claim."""
+
+    id: int
+    update_id: int
+    chat_id: int | None
+    payload: dict[str, Any] | None
+    claims: int
+    locked_until: datetime
+    # Read by the worker right after the claim (see ``models.accounts.read_senders``).
+    known_senders: KnownSenders | None = None
 
 
 async def claim_updates(
     session: AsyncSession, worker: str, *, limit: int, lease: timedelta, skip_locked: bool
-) -> list[Exchange]:
+) -> list[ClaimedUpdate]:
     """Claim up to ``limit`` updates, at most one per chat, each the oldest unfinished in its chat.
 
     An update is claimable when it is pending (or its lease expired) and no earlier update of
     the same chat is still pending or being handled: a conversation never sees its steps
     swapped, while different chats go in parallel. On PostgreSQL the rows are locked with
     ``FOR UPDATE SKIP LOCKED`` so several workers never claim the same row.
+
+    Both statements are built once (Core, no ORM objects): the claim runs every few updates.
     """
     now = clock.now()
-    earlier = aliased(Exchange)
-    claimable = or_(
-        and_(Exchange.status == InboxStatus.PENDING, Exchange.available_at <= now),
-        and_(Exchange.status == InboxStatus.PROCESSING, Exchange.locked_until < now),
-    )
-    blocked_by_earlier = exists().where(
-        earlier.chat_id == Exchange.chat_id,
-        earlier.direction == Direction.IN,
-        earlier.update_id < Exchange.update_id,
-        earlier.status.in_([InboxStatus.PENDING, InboxStatus.PROCESSING]),
-    )
-    query = (
-        select(Exchange)
-        .where(Exchange.direction == Direction.IN, claimable, ~blocked_by_earlier)
-        .order_by(Exchange.update_id)
-        .limit(limit)
-    )
-    if skip_locked:
-        query = query.with_for_update(skip_locked=True)
-    rows = list(await session.scalars(query))
-    candidates: list[Exchange] = []
-    seen_chats: set[int | None] = set()
-    for row in rows:
-        if row.chat_id is not None and row.chat_id in seen_chats:
-            continue
-        seen_chats.add(row.chat_id)
-        candidates.append(row)
+    query = _CLAIMABLE_LOCKED if skip_locked else _CLAIMABLE
+    rows = (await session.execute(query, {"now": now, "limit": limit})).all()
+    candidates = _one_per_chat(rows)
     if not candidates:
         return []
     locked_until = now + lease
@@ -232,32 +226,72 @@ async def claim_updates(
     # row claimed or finished meanwhile no longer is); PostgreSQL's row locks make this a
     # no-op there. RETURNING tells which rows this claim took.
     result = await session.execute(
-        update(Exchange)
-        .where(Exchange.id.in_([row.id for row in candidates]), claimable)
-        .values(
-            status=InboxStatus.PROCESSING,
-            locked_by=worker,
-            locked_until=locked_until,
-            claims=func.coalesce(Exchange.claims, 0) + 1,
-        )
-        .returning(Exchange.id, Exchange.claims)
-        .execution_options(synchronize_session=False)
+        _TAKE,
+        {
+            "ids": [row.id for row in candidates],
+            "now": now,
+            "worker": worker,
+            "locked_until": locked_until,
+        },
     )
     taken = {row_id: claims for row_id, claims in result}
-    chosen: list[Exchange] = []
-    for row in candidates:
-        if row.id not in taken:
+    return [
+        ClaimedUpdate(
+            id=row.id,
+            update_id=row.update_id,
+            chat_id=row.chat_id,
+            payload=row.payload,
+            claims=taken[row.id],
+            locked_until=locked_until,
+        )
+        for row in candidates
+        if row.id in taken
+    ]
+
+
+def _one_per_chat(rows: Any) -> list[Any]:
+    candidates: list[Any] = []
+    seen_chats: set[int | None] = set()
+    for row in rows:
+        if row.chat_id is not None and row.chat_id in seen_chats:
             continue
-        values = {
-            "status": InboxStatus.PROCESSING,
-            "locked_by": worker,
-            "locked_until": locked_until,
-            "claims": taken[row.id],
-        }
-        for key, value in values.items():
-            set_committed_value(row, key, value)
-        chosen.append(row)
-    return chosen
+        seen_chats.add(row.chat_id)
+        candidates.append(row)
+    return candidates
+
+
+def _claim_statements() -> tuple[Any, Any, Any]:
+    table = EXCHANGE_TABLE
+    earlier = table.alias("earlier")
+    now: Any = bindparam("now")
+    claimable = or_(
+        and_(table.c.status == InboxStatus.PENDING, table.c.available_at <= now),
+        and_(table.c.status == InboxStatus.PROCESSING, table.c.locked_until < now),
+    )
+    blocked_by_earlier = exists().where(
+        earlier.c.chat_id == table.c.chat_id,
+        earlier.c.direction == Direction.IN,
+        earlier.c.update_id < table.c.update_id,
+        earlier.c.status.in_([InboxStatus.PENDING, InboxStatus.PROCESSING]),
+    )
+    claimable_rows = (
+        select(table.c.id, table.c.update_id, table.c.chat_id, table.c.payload)
+        .where(table.c.direction == Direction.IN, claimable, ~blocked_by_earlier)
+        .order_by(table.c.update_id)
+        .limit(bindparam("limit"))
+    )
+    take = (
+        update(table)
+        .where(table.c.id.in_(bindparam("ids", expanding=True)), claimable)
+        .values(
+            status=InboxStatus.PROCESSING,
+            locked_by=bindparam("worker"),
+            locked_until=bindparam("locked_until"),
+            claims=func.coalesce(table.c.claims, 0) + 1,
+        )
+        .returning(table.c.id, table.c.claims)
+    )
+    return claimable_rows, claimable_rows.with_for_update(skip_locked=True), take
 
 
 async def finish_update(
@@ -294,6 +328,59 @@ async def finish_update(
     return int(getattr(result, "rowcount", 0) or 0) == 1
 
 
+@dataclass
+class FinishedUpdate:
+    """A handled update whose only writes are the exchange log's: its done mark, its replies."""
+
+    row_id: int
+    update_id: int
+    account_id: int | None
+    role: str | None
+    flow: str | None
+    subject_type: str | None
+    subject_id: int | None
+    outbound: list[dict[str, Any]]
+
+    def context(self) -> dict[str, Any]:
+        return {
+            "account_id": self.account_id,
+            "role": self.role,
+            "flow": self.flow,
+            "subject_type": self.subject_type,
+            "subject_id": self.subject_id,
+        }
+
+
+async def finish_group(session: AsyncSession, worker: str, group: list[FinishedUpdate]) -> None:
+    """Mark several handled updates done and log their replies: two statements for the group.
+
+    A row no longer this worker's claim keeps its state for its new holder to finish; the
+    replies it sent are logged all the same, because they did go out.
+    """
+    if not group:
+        return
+    now = clock.now()
+    marks = [
+        {
+            "row_id": done.row_id,
+            "worker": worker,
+            "status": InboxStatus.DONE,
+            "handled_at": now,
+            "locked_until": None,
+            **done.context(),
+        }
+        for done in group
+    ]
+    await session.execute(_FINISH, marks)
+    replies = [
+        row
+        for done in group
+        for row in outbound_values(done.outbound, **done.context(), in_reply_to=done.update_id)
+    ]
+    if replies:
+        await session.execute(insert(EXCHANGE_TABLE), replies)
+
+
 EXCHANGE_TABLE: Table = Exchange.__table__  # type: ignore[assignment]
 # The per-update statements, built once (building one costs more Python than running it).
 _FINISH = update(EXCHANGE_TABLE).where(
@@ -307,6 +394,7 @@ _HOLD = select(EXCHANGE_TABLE.c.id).where(
     EXCHANGE_TABLE.c.locked_by == bindparam("worker"),
 )
 _HOLD_LOCKED = _HOLD.with_for_update()
+_CLAIMABLE, _CLAIMABLE_LOCKED, _TAKE = _claim_statements()
 
 
 async def record_failure(
@@ -441,10 +529,14 @@ async def log_outbound_rows(
     session: AsyncSession, rows: list[dict[str, Any]], **context: Any
 ) -> None:
     """Write outbound log rows with one multi-row INSERT, in the session's transaction."""
-    if not rows:
-        return
+    if rows:
+        await session.execute(insert(EXCHANGE_TABLE), outbound_values(rows, **context))
+
+
+def outbound_values(rows: list[dict[str, Any]], **context: Any) -> list[dict[str, Any]]:
+    """The outbound log rows for the messages one exchange sent (see ``log_outbound_rows``)."""
     now = clock.now()
-    values = [
+    return [
         {
             "direction": Direction.OUT,
             "occurred_at": now,
@@ -465,4 +557,3 @@ async def log_outbound_rows(
         }
         for row in rows
     ]
-    await session.execute(insert(EXCHANGE_TABLE), values)

@@ -1,0 +1,153 @@
+"""Read-only handlings commit together; a handling that writes commits alone; nothing is lost.
+
+See ``bot.group_commit``: most updates write nothing of their own, so their done marks and
+replies are committed in groups, and the sender is read once for a whole claimed batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from sqlalchemy import event, select
+from sqlalchemy.exc import OperationalError
+
+from bot import group_commit
+from models.accounts import Account
+from models.base import clock
+from models.exchange import Direction, Exchange, FinishedUpdate, InboxStatus
+from tests.conftest import BotHarness, make_settings
+
+PEOPLE = range(5100, 5112)
+
+
+async def exchanges(bot: BotHarness, direction: Direction) -> list[Exchange]:
+    async with bot.session() as session:
+        query = select(Exchange).where(Exchange.direction == direction)
+        return list(await session.scalars(query.order_by(Exchange.id)))
+
+
+def count_commits(bot: BotHarness) -> list[int]:
+    commits: list[int] = []
+    event.listen(bot.engine.sync_engine, "commit", lambda _conn: commits.append(1))
+    return commits
+
+
+async def test_everyone_is_answered_and_every_exchange_logged_with_its_sender(
+    bot: BotHarness,
+) -> None:
+    for person in PEOPLE:
+        await bot.known(person)
+        bot.fake.user_writes(person, "/help")
+    await bot.deliver()
+
+    inbound = await exchanges(bot, Direction.IN)
+    outbound = await exchanges(bot, Direction.OUT)
+    async with bot.session() as session:
+        accounts = {a.telegram_id: a.id for a in await session.scalars(select(Account))}
+    assert len(inbound) == len(PEOPLE)
+    for row in inbound:
+        assert row.status is InboxStatus.DONE
+        assert row.account_id == accounts[row.user_id or 0] and row.role == "public"
+        replies = [r for r in outbound if r.in_reply_to == row.update_id]
+        assert len(replies) == 1 and replies[0].chat_id == row.chat_id
+        assert replies[0].account_id == row.account_id and replies[0].flow == row.flow
+    for person in PEOPLE:
+        assert len(bot.fake.texts(person)) == 1
+
+
+async def test_read_only_handlings_cost_fewer_commits_than_updates(bot: BotHarness) -> None:
+    """12 people asking for help: one claim and one group per batch of four, not 12 commits."""
+    for person in PEOPLE:
+        await bot.known(person)
+        bot.fake.user_writes(person, "/help")
+    await bot.running.poller.poll_once()
+    commits = count_commits(bot)
+
+    await bot.running.worker.drain()
+
+    assert all(r.status is InboxStatus.DONE for r in await exchanges(bot, Direction.IN))
+    assert len(commits) < len(PEOPLE)
+
+
+async def test_handlings_gathered_while_a_commit_runs_share_the_next_one(
+    bot: BotHarness,
+) -> None:
+    for person in PEOPLE:
+        await bot.known(person)
+        bot.fake.user_writes(person, "/help")
+    await bot.running.poller.poll_once()
+    worker = bot.running.worker
+    claimed = await worker._claim(len(PEOPLE))
+    commits = count_commits(bot)
+
+    for row in claimed:  # each hands itself over; none waits for the commit
+        worker._group.hand(
+            group_commit.Handed(
+                FinishedUpdate(row.id, row.update_id, None, None, "help", None, None, outbound=[]),
+                started=0.0,
+            )
+        )
+    await worker._group.settled()
+
+    assert len(commits) == 1
+    assert all(r.status is InboxStatus.DONE for r in await exchanges(bot, Direction.IN))
+
+
+async def test_a_failed_group_commit_loses_no_update(bot: BotHarness, monkeypatch: Any) -> None:
+    real = group_commit.finish_group
+    failures = [OperationalError("UPDATE exchange", {}, ConnectionRefusedError("restarting"))]
+
+    async def fails_once(*args: Any, **kwargs: Any) -> None:
+        if failures:
+            raise failures.pop()
+        await real(*args, **kwargs)
+
+    monkeypatch.setattr(group_commit, "finish_group", fails_once)
+    for person in PEOPLE[:4]:
+        await bot.known(person)
+        bot.fake.user_writes(person, "/help")
+    await bot.deliver()
+    clock.advance(5)  # the transient retry delay
+    await bot.deliver()
+
+    inbound = await exchanges(bot, Direction.IN)
+    outbound = await exchanges(bot, Direction.OUT)
+    assert [r.status for r in inbound] == [InboxStatus.DONE] * 4
+    assert all(r.attempts == 0 for r in inbound)  # an outage is not the update's fault
+    for row in inbound:  # answered (at least once); the committed handling's reply logged
+        assert bot.fake.texts(row.chat_id or 0)
+        assert len([r for r in outbound if r.in_reply_to == row.update_id]) == 1
+
+
+async def test_a_handling_that_writes_commits_its_change_with_its_done_mark(
+    bot: BotHarness,
+) -> None:
+    await bot.known(PEOPLE[0])
+    replies = await bot.says(PEOPLE[0], "/language")
+    await bot.presses(PEOPLE[0], replies[-1], "Français")
+
+    async with bot.session() as session:
+        account = await session.scalar(select(Account).where(Account.telegram_id == PEOPLE[0]))
+    assert account is not None and account.language == "fr"
+    assert all(r.status is InboxStatus.DONE for r in await exchanges(bot, Direction.IN))
+
+
+async def test_a_crowd_of_new_and_known_people_with_a_wide_worker_does_not_stall(
+    database_url: str,
+) -> None:
+    """Each new person is a write. On SQLite, writers wait for the write gate holding a
+    connection, while the group commit takes the gate first and a connection after: the
+    pool must never run dry under the gate's holder."""
+    async with BotHarness(make_settings(database_url, inbox_concurrency=32)) as bot:
+        people = range(6000, 6064)
+        for person in people:
+            if person % 2:
+                await bot.known(person)
+            else:
+                bot.fake.add_user(person)
+            bot.fake.user_writes(person, "ciao")
+        await asyncio.wait_for(bot.deliver(), timeout=25)
+
+        assert all(r.status is InboxStatus.DONE for r in await exchanges(bot, Direction.IN))
+        assert all(bot.fake.texts(person) for person in people)
