@@ -11,9 +11,10 @@ Telegram, with the same concurrency (8 updates handled at once), on this machine
   the fetch loop's batch insert, then per update one transaction that marks it done and logs
   one reply. What any bot that logs every exchange pays before it does anything useful.
 * full bot: the real application with its production loops running concurrently: the fetch
-  loop (``getUpdates`` → insert → commit → next ``getUpdates``) and the inbox worker (claim →
-  one account + prompt + draft read, privacy → fallback reply → done mark + outbound log in
-  one commit; the worker claims a slot's worth of updates ahead).
+  loop (``getUpdates`` → insert → commit → next ``getUpdates``) and the inbox worker (claim
+  ahead + the batch's senders read at once → handle: privacy notice for first contacts,
+  fallback reply → done mark and outbound log rows in a group commit, or in the handling's
+  own commit when it wrote, as a first contact does).
 * PostgreSQL, 1/2/4 worker processes: the updates are stored first, then N separate Python
   processes (each its own application, engine, worker id and fake Telegram transport) claim
   with ``FOR UPDATE SKIP LOCKED`` until the inbox is empty. Real processes, so with 2 cores

@@ -59,12 +59,13 @@ def build_application(
     if sessionmaker is None:
         sessionmaker = make_sessionmaker(make_engine(settings.database_url))
     transport = request or HTTPXRequest(connection_pool_size=32)
+    updates_request = updates_request or request or HTTPXRequest()
     builder = (
         ApplicationBuilder()
         .token(settings.token.get_secret_value())
         .base_url(settings.api_base_url)
         .request(LoggingRequest(transport, sessionmaker))
-        .get_updates_request(updates_request or request or HTTPXRequest())
+        .get_updates_request(updates_request)
         .context_types(ContextTypes(context=HCContext))
         .updater(None)
     )
@@ -75,6 +76,7 @@ def build_application(
         catalogs=Catalogs(settings.default_language),
         clock=clock,
         worker_id=worker_id or f"{socket.gethostname()}:{os.getpid()}",
+        updates_request=updates_request,
     )
     application.add_handler(TypeHandler(Update, load_account), group=ACCOUNT_GROUP)
     for module in FEATURES:

@@ -41,6 +41,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, is_dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import parse_qsl
 
 from aiohttp import web
 from telegram._utils.defaultvalue import DefaultValue
@@ -1621,16 +1622,16 @@ class FakeRequest(BaseRequest):
         connect_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
         pool_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
     ) -> tuple[int, bytes]:
-        api_method = url.rstrip("/").rsplit("/", 1)[-1]
+        path, _, query = url.partition("?")
+        api_method = path.rstrip("/").rsplit("/", 1)[-1]
+        params = dict(parse_qsl(query)) | self.params_of(request_data)  # as Telegram merges
         if self.fake.take_disconnect(api_method):
             raise NetworkError(
                 "httpx.RemoteProtocolError: Server disconnected without sending a response."
             )
         timeout = self._read_timeout if isinstance(read_timeout, DefaultValue) else read_timeout
         try:
-            status, body = await asyncio.wait_for(
-                self.fake.handle(api_method, self.params_of(request_data)), timeout
-            )
+            status, body = await asyncio.wait_for(self.fake.handle(api_method, params), timeout)
         except TimeoutError as exc:
             raise TimedOut from exc
         return status, json.dumps(body).encode()

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram.ext import Application, CallbackContext, ExtBot
+from telegram.request import BaseRequest
 
 from bot.i18n import Catalogs, Translator
 from config.settings import Settings
@@ -33,6 +34,8 @@ class Runtime:
     clock: Clock = default_clock
     worker_id: str = "worker"
     extras: dict[str, Any] = field(default_factory=dict)
+    # The request object PTB uses for ``getUpdates`` (the fetch loop calls it directly).
+    updates_request: BaseRequest | None = None
 
 
 @dataclass

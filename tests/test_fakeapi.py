@@ -628,3 +628,20 @@ def test_cli_serves_until_killed() -> None:
             assert reply.json()["ok"] is True
         finally:
             proc.kill()
+
+
+async def test_parameters_in_the_query_string_count_as_telegram_counts_them(
+    fake: FakeTelegram,
+) -> None:
+    """The fetch loop asks ``getUpdates`` with its parameters in the query string."""
+    request = FakeRequest(fake)
+    fake.user_writes(MARTA.id, "uno")
+    fake.user_writes(MARTA.id, "due")
+    url = f"https://api.telegram.org/bot{TOKEN}/getUpdates"
+
+    first = await request.post(f"{url}?timeout=0&limit=1")
+    assert isinstance(first, list) and [u["message"]["text"] for u in first] == ["uno"]
+    offset = first[0]["update_id"] + 1
+    rest = await request.post(f"{url}?timeout=0&offset={offset}")
+    assert isinstance(rest, list) and [u["message"]["text"] for u in rest] == ["due"]
+    assert fake.confirmed_up_to == first[0]["update_id"]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -27,6 +26,7 @@ from tests.faults.support import (
     cleanup,
     known_people,
     start_bot,
+    stop_gracefully,
     wait_until_done,
 )
 
@@ -68,8 +68,9 @@ async def test_a_database_outage_confirms_nothing_unstored_and_heals(
             proxy.restore()
             done = await wait_until_done(sessionmaker, len(pushed), 60)
             await asyncio.sleep(2)
-            processes[0].send_signal(signal.SIGTERM)
-            processes[0].wait(timeout=20)
+            # Asynchronously: the proxy runs in this event loop and the bot's graceful stop
+            # (claims put back, the last group commit) still talks to the database through it.
+            await stop_gracefully(processes[0])
         result = await audit(sessionmaker, pushed, fake)
     await proxy.stop()
     await engine.dispose()
