@@ -18,6 +18,7 @@ not happen (its reply may repeat; see ``bot.inbox``).
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -40,6 +41,8 @@ class Handed:
 # Called with a group that could not be committed and the error (the worker retries each).
 OnFailure = Callable[[list[Handed], BaseException], Awaitable[None]]
 
+log = logging.getLogger(__name__)
+
 
 class GroupCommit:
     """Collects read-only handlings and commits them together, one group at a time."""
@@ -51,11 +54,13 @@ class GroupCommit:
         *,
         on_committed: Callable[[], None],
         on_failure: OnFailure,
+        is_outage: Callable[[BaseException], bool],
     ) -> None:
         self.sessionmaker = sessionmaker
         self.worker_id = worker_id
         self.on_committed = on_committed
         self.on_failure = on_failure
+        self.is_outage = is_outage
         self._waiting: list[Handed] = []
         self._committing: asyncio.Task[None] | None = None
 
@@ -64,10 +69,6 @@ class GroupCommit:
         self._waiting.append(handed)
         if self._committing is None or self._committing.done():
             self._committing = asyncio.create_task(self._commit_while_waiting())
-
-    @property
-    def pending(self) -> int:
-        return len(self._waiting) + (0 if self._committing is None else 1)
 
     async def settled(self) -> None:
         """Return once everything handed so far is committed (or handed back as failed)."""
@@ -79,16 +80,34 @@ class GroupCommit:
             group, self._waiting = self._waiting, []
             try:
                 await self._commit(group)
-            except Exception as exc:  # each update is then retried on its own
-                await self.on_failure(group, exc)
+            except Exception as exc:
+                if len(group) > 1 and not self.is_outage(exc):
+                    await self._commit_one_by_one(group)  # one bad row fails only itself
+                else:
+                    await self._failed(group, exc)
                 continue
-            self._count(group)
             self.on_committed()
+
+    async def _commit_one_by_one(self, group: list[Handed]) -> None:
+        for handed in group:
+            try:
+                await self._commit([handed])
+            except Exception as exc:
+                await self._failed([handed], exc)
+        self.on_committed()
 
     async def _commit(self, group: list[Handed]) -> None:
         async with write_gate(self.sessionmaker), self.sessionmaker() as session:
-            await finish_group(session, self.worker_id, [handed.done for handed in group])
+            done = await finish_group(session, self.worker_id, [handed.done for handed in group])
             await session.commit()
+        marked = {finished.row_id for finished in done}
+        self._count([handed for handed in group if handed.done.row_id in marked])
+
+    async def _failed(self, group: list[Handed], error: BaseException) -> None:
+        try:
+            await self.on_failure(group, error)
+        except Exception as exc:  # their leases run out and they are claimed again
+            log.warning("%d handled update(s) not recorded: %s", len(group), type(exc).__name__)
 
     @staticmethod
     def _count(group: list[Handed]) -> None:

@@ -83,8 +83,8 @@ TRANSIENT_RETRY = timedelta(seconds=3)
 # Claimed updates held per handling slot (handling + queued): 2 → 4 took the benchmark from
 # about 500 to 640 updates/s on SQLite; 8 gave nothing more and doubled the latency.
 CLAIM_AHEAD = 4
-# A claim with less than this share of its lease left is checked (and on PostgreSQL locked)
-# in the database before handling; a fresher one is known to be ours.
+# On SQLite, a claim with less than this share of its lease left is checked in the database
+# before handling; a fresher one is known to be ours (PostgreSQL always checks and locks).
 RECHECK_LEASE_SHARE = 0.5
 # What ``_handle_in_scope`` returns for a handling handed to the group commit.
 HANDED = "handed"
@@ -223,6 +223,7 @@ class InboxWorker:
             runtime.worker_id,
             on_committed=self._group_committed,
             on_failure=self._group_failed,
+            is_outage=is_transient,
         )
 
     def stop(self) -> None:
@@ -279,6 +280,8 @@ class InboxWorker:
                 CLAIM_AHEAD * concurrency - len(self._in_flight) - len(self._queued)
             )
             self._queued.extend(claimed)
+        if self._database_away:  # the claim failed: start nothing until the database answers
+            return
         started = self._start_queued(free)
         if not claimed and not started:
             await self._wait_for_work()
@@ -336,6 +339,7 @@ class InboxWorker:
                 for row in claimed
             ]
             await asyncio.gather(*tasks)
+        await self._group.settled()
         raise TimeoutError("inbox not drained in time")
 
     def _finished(self, task: asyncio.Task[None]) -> None:
@@ -434,14 +438,18 @@ class InboxWorker:
     ) -> Failure | str | None:
         """Handle one claimed update; the failure to record, ``HANDED``, or None.
 
-        The payload comes with the claim (no second read); a claim near the end of its lease
-        is first checked (on PostgreSQL, locked) as still ours. The handler runs in its own
-        session outside the SQLite write gate: a handling that only reads (most of them) ends
-        with its session and is handed to the group commit. One that writes takes the gate
-        at its first writing statement (see :class:`_WriteWatch`) and commits its changes with
-        its done mark and outbound log rows, in one transaction of its own.
+        The payload comes with the claim (no second read). On PostgreSQL the row is locked
+        (``FOR UPDATE``) as still ours for the whole handling, so another worker's claim skips
+        it even if this handling outlives its lease; on SQLite (one process) a fresh claim is
+        known to be ours and only one near the end of its lease is checked. The handler runs
+        in its own session outside the SQLite write gate: a handling that only reads (most of
+        them) ends with its session, lock released, and is handed to the group commit, which
+        checks the claim again. One that writes takes the gate at its first writing statement
+        (see :class:`_WriteWatch`) and commits its changes with its done mark and outbound log
+        rows, in one transaction of its own.
         """
         watch = _WriteWatch(write_gate_lock(self.runtime.sessionmaker))
+        handed: Handed | None = None
         try:
             async with self.runtime.sessionmaker() as session:
                 if self._must_recheck(payload, claimed_until):
@@ -458,21 +466,24 @@ class InboxWorker:
                     await session.rollback()
                     return scope.error, scope.incident, scope.outbound
                 if not watch.wrote:
-                    self._group.hand(Handed(_finished(row_id, update_id, scope), started))
-                    return HANDED
-                if not await self._complete(session, row_id, update_id, scope):
+                    handed = Handed(_finished(row_id, update_id, scope), started)
+                elif not await self._complete(session, row_id, update_id, scope):
                     await session.rollback()  # taken over meanwhile: its new holder will commit
                     return None
-                await session.commit()
+                else:
+                    await session.commit()
         finally:
             watch.close()
+        if handed is not None:  # its session (and on PostgreSQL its row lock) is gone now
+            self._group.hand(handed)
+            return HANDED
         metrics.UPDATES_HANDLED.labels(outcome="done").inc()
         if self.after_commit is not None:
             self.after_commit()
         return None
 
     def _must_recheck(self, payload: dict[str, Any] | None, claimed_until: datetime | None) -> bool:
-        if payload is None or claimed_until is None:
+        if payload is None or claimed_until is None or self.skip_locked:
             return True
         lease = self.runtime.settings.inbox_lease_seconds
         left = (claimed_until - self.runtime.clock.now()).total_seconds()
@@ -669,21 +680,35 @@ class _WriteWatch:
     why ``await_only``) and keeps it until the handling's transaction ends, so writers still
     take turns in asyncio rather than in SQLite's busy handler. Reads before that point ran
     outside any transaction (the driver begins one at the first write), so nothing is held
-    while waiting. A write after the handling ended (a task it left behind) is not its own.
+    while waiting. Two statements of the handling writing at once both wait for the one gate
+    acquisition. A write after the handling ended (a task it left behind) is not its own: it
+    neither takes the gate nor keeps one it obtained too late.
     """
 
     def __init__(self, gate: asyncio.Lock | None) -> None:
         self.gate = gate
         self.wrote = False
         self._holds_gate = False
+        self._acquired: asyncio.Event | None = None
         self._closed = False
 
     def __call__(self) -> None:
-        if self.wrote or self._closed:
+        if self._closed:
             return
         self.wrote = True
-        if self.gate is not None:
+        if self.gate is None or self._holds_gate:
+            return
+        if self._acquired is not None:  # another statement of this handling is getting it
+            await_only(self._acquired.wait())
+            return
+        self._acquired = asyncio.Event()
+        try:
             await_only(self.gate.acquire())
+        finally:
+            self._acquired.set()
+        if self._closed:  # the handling ended while this statement waited
+            self.gate.release()
+        else:
             self._holds_gate = True
 
     def close(self) -> None:

@@ -192,9 +192,12 @@ async def load_sender(
 ) -> Sender:
     """The sender's account (created on first contact), with the chat's open prompt and the
     sender's draft flow in the same round trip when the account already exists, or from
-    ``known`` (read with the claim) without any."""
+    ``known`` (read with the claim) without any. Staff are always read afresh: a role taken
+    away between the claim and the handling must not be used."""
+    entry = known.accounts.get(telegram_id) if known is not None else None
+    if entry is not None and entry[0].role is not Role.PUBLIC:
+        known = None  # staff: their role is read fresh, a revocation counts at once
     if known is not None and telegram_id in known.asked:
-        entry = known.accounts.get(telegram_id)
         if entry is None:
             account, created = await get_or_create_account(
                 session, telegram_id, admin_ids=admin_ids

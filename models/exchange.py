@@ -351,14 +351,30 @@ class FinishedUpdate:
         }
 
 
-async def finish_group(session: AsyncSession, worker: str, group: list[FinishedUpdate]) -> None:
-    """Mark several handled updates done and log their replies: two statements for the group.
+async def finish_group(
+    session: AsyncSession, worker: str, group: list[FinishedUpdate]
+) -> list[FinishedUpdate]:
+    """Mark handled updates done and log their replies; returns those it marked.
 
-    A row no longer this worker's claim keeps its state for its new holder to finish; the
-    replies it sent are logged all the same, because they did go out.
+    Only rows still claimed by this worker are marked (on PostgreSQL locked first): a row
+    whose lease ran out and that another worker took is left to its new holder, and the
+    replies of this handling are not logged, as when a handling's own commit finds its row
+    taken (the log holds what the committed handling sent). The check is a SELECT because
+    an executemany UPDATE does not say which of its rows matched on every driver.
     """
     if not group:
-        return
+        return []
+    still_held = _STILL_HELD
+    if session.get_bind().dialect.name == "postgresql":
+        still_held = still_held.with_for_update()
+    held = set(
+        await session.scalars(
+            still_held, {"ids": [done.row_id for done in group], "worker": worker}
+        )
+    )
+    mine = [done for done in group if done.row_id in held]
+    if not mine:
+        return []
     now = clock.now()
     marks = [
         {
@@ -369,16 +385,17 @@ async def finish_group(session: AsyncSession, worker: str, group: list[FinishedU
             "locked_until": None,
             **done.context(),
         }
-        for done in group
+        for done in mine
     ]
     await session.execute(_FINISH, marks)
     replies = [
         row
-        for done in group
+        for done in mine
         for row in outbound_values(done.outbound, **done.context(), in_reply_to=done.update_id)
     ]
     if replies:
         await session.execute(insert(EXCHANGE_TABLE), replies)
+    return mine
 
 
 EXCHANGE_TABLE: Table = Exchange.__table__  # type: ignore[assignment]
@@ -394,6 +411,11 @@ _HOLD = select(EXCHANGE_TABLE.c.id).where(
     EXCHANGE_TABLE.c.locked_by == bindparam("worker"),
 )
 _HOLD_LOCKED = _HOLD.with_for_update()
+_STILL_HELD = select(EXCHANGE_TABLE.c.id).where(
+    EXCHANGE_TABLE.c.id.in_(bindparam("ids", expanding=True)),
+    EXCHANGE_TABLE.c.status == InboxStatus.PROCESSING,
+    EXCHANGE_TABLE.c.locked_by == bindparam("worker"),
+)
 _CLAIMABLE, _CLAIMABLE_LOCKED, _TAKE = _claim_statements()
 
 

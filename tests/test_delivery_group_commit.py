@@ -9,16 +9,24 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from sqlalchemy import event, select
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.util import greenlet_spawn
 
 from bot import group_commit
-from models.accounts import Account
+from bot.app import HelpCenterBot, build_application
+from bot.fakeapi import FakeRequest, FakeTelegram
+from bot.inbox import _WriteWatch
+from models.accounts import Account, get_or_create_account, set_role
 from models.base import clock
+from models.db import make_engine, make_sessionmaker
 from models.exchange import Direction, Exchange, FinishedUpdate, InboxStatus
-from tests.conftest import BotHarness, make_settings
+from models.roles import Role
+from tests.conftest import TOKEN, BotHarness, make_settings
 
 PEOPLE = range(5100, 5112)
+OPERATOR = 5200
 
 
 async def exchanges(bot: BotHarness, direction: Direction) -> list[Exchange]:
@@ -98,10 +106,10 @@ async def test_a_failed_group_commit_loses_no_update(bot: BotHarness, monkeypatc
     real = group_commit.finish_group
     failures = [OperationalError("UPDATE exchange", {}, ConnectionRefusedError("restarting"))]
 
-    async def fails_once(*args: Any, **kwargs: Any) -> None:
+    async def fails_once(*args: Any, **kwargs: Any) -> Any:
         if failures:
             raise failures.pop()
-        await real(*args, **kwargs)
+        return await real(*args, **kwargs)
 
     monkeypatch.setattr(group_commit, "finish_group", fails_once)
     for person in PEOPLE[:4]:
@@ -151,3 +159,87 @@ async def test_a_crowd_of_new_and_known_people_with_a_wide_worker_does_not_stall
 
         assert all(r.status is InboxStatus.DONE for r in await exchanges(bot, Direction.IN))
         assert all(bot.fake.texts(person) for person in people)
+
+
+async def test_a_handling_that_outlives_its_lease_is_not_taken_by_another_worker(
+    database_url: str,
+) -> None:
+    """PostgreSQL, two workers: A's reply is slow, its lease runs out; B must not handle the
+    same update at the same time (A's row stays locked through its handling)."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("several workers: PostgreSQL only")
+    fake = FakeTelegram(token=TOKEN)
+    engines = [make_engine(database_url) for _ in range(2)]
+    bots = []
+    for worker_id, engine in zip(("A", "B"), engines, strict=True):
+        application = build_application(
+            make_settings(database_url),
+            sessionmaker=make_sessionmaker(engine),
+            request=FakeRequest(fake),
+            worker_id=worker_id,
+        )
+        await application.initialize()
+        bots.append(HelpCenterBot(application, skip_locked=True))
+    first, second = bots
+    fake.add_user(PEOPLE[0])
+    async with make_sessionmaker(engines[0])() as session:
+        account, _ = await get_or_create_account(session, PEOPLE[0])
+        account.privacy_accepted_at = clock.now()
+        await session.commit()
+    fake.user_writes(PEOPLE[0], "/help")
+    await first.poller.poll_once()
+
+    fake.delay("sendMessage", 1.0)  # Telegram is slow to answer A
+    handling = asyncio.create_task(first.worker.drain())
+    await asyncio.sleep(0.3)  # A is waiting for sendMessage
+    clock.advance(61)  # A's lease (60 s) runs out meanwhile
+    await asyncio.gather(handling, second.worker.drain())
+
+    async with make_sessionmaker(engines[0])() as session:
+        logged = list(
+            await session.scalars(select(Exchange).where(Exchange.direction == Direction.OUT))
+        )
+    for one in bots:
+        await one.application.shutdown()
+    for engine in engines:
+        await engine.dispose()
+    assert len([c for c in fake.calls if c.method == "sendMessage"]) == 1
+    assert len(logged) == 1
+
+
+async def test_a_role_taken_away_after_the_claim_no_longer_counts(bot: BotHarness) -> None:
+    """The senders are read with the claim; staff are read again when handling starts."""
+    await bot.grant(OPERATOR, Role.OPERATOR)
+    async with bot.session() as session:
+        account = await session.scalar(select(Account).where(Account.telegram_id == OPERATOR))
+        assert account is not None
+        account.privacy_accepted_at = clock.now()
+        await session.commit()
+    bot.fake.user_writes(OPERATOR, "/cases")
+    await bot.running.poller.poll_once()
+    worker = bot.running.worker
+    (row,) = await worker._claim(4)
+
+    async with bot.session() as session:  # `helpcenter users grant … public` meanwhile
+        account = await session.scalar(select(Account).where(Account.telegram_id == OPERATOR))
+        assert account is not None
+        await set_role(session, account, Role.PUBLIC, by=None)
+        await session.commit()
+    await worker._handle(row.id, row.update_id, row.payload, row.locked_until, row.known_senders)
+    await worker._group.settled()
+
+    assert bot.fake.texts(OPERATOR)
+    assert not any("Casi aperti" in text for text in bot.fake.texts(OPERATOR))
+
+
+async def test_a_write_left_behind_by_a_finished_handling_does_not_keep_the_write_gate() -> None:
+    gate = asyncio.Lock()
+    await gate.acquire()  # someone else (the group commit) is writing
+    watch = _WriteWatch(gate)
+    late_write = asyncio.create_task(greenlet_spawn(watch))  # a task the handler left behind
+    await asyncio.sleep(0)  # it waits for the gate inside its statement
+    watch.close()  # the handling ends
+    gate.release()
+    await late_write
+
+    await asyncio.wait_for(gate.acquire(), timeout=1)  # free again
