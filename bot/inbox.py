@@ -295,11 +295,7 @@ class InboxWorker:
                 continue
             if row.locked_until is not None and row.locked_until <= now:
                 continue  # lease ran out while queued: anyone may claim it again
-            task = asyncio.create_task(
-                self._handle(
-                    row.id, row.update_id or 0, row.payload, row.locked_until, row.known_senders
-                )
-            )
+            task = asyncio.create_task(self._handle_claimed(row))
             self._in_flight.add(task)
             task.add_done_callback(self._finished)
             started += 1
@@ -326,18 +322,10 @@ class InboxWorker:
             claimed = await self._claim(concurrency)
             if not claimed:
                 if not self._in_flight:
-                    await self._group.settled()
                     return
                 await asyncio.gather(*list(self._in_flight), return_exceptions=True)
                 continue
-            tasks = [
-                asyncio.create_task(
-                    self._handle(
-                        row.id, row.update_id or 0, row.payload, row.locked_until, row.known_senders
-                    )
-                )
-                for row in claimed
-            ]
+            tasks = [asyncio.create_task(self._handle_claimed(row)) for row in claimed]
             await asyncio.gather(*tasks)
         await self._group.settled()
         raise TimeoutError("inbox not drained in time")
@@ -397,6 +385,9 @@ class InboxWorker:
             return  # each handling reads its own sender
         for row in rows:
             row.known_senders = known
+
+    async def _handle_claimed(self, row: ClaimedUpdate) -> None:
+        await self._handle(row.id, row.update_id, row.payload, row.locked_until, row.known_senders)
 
     async def _handle(
         self,
