@@ -35,6 +35,13 @@ async def exchanges(bot: BotHarness, direction: Direction) -> list[Exchange]:
         return list(await session.scalars(query.order_by(Exchange.id)))
 
 
+async def everyone_asks_for_help(bot: BotHarness, people: range) -> None:
+    """People who wrote before (privacy accepted) each send /help: nothing for them to write."""
+    for person in people:
+        await bot.known(person)
+        bot.fake.user_writes(person, "/help")
+
+
 def count_commits(bot: BotHarness) -> list[int]:
     commits: list[int] = []
     event.listen(bot.engine.sync_engine, "commit", lambda _conn: commits.append(1))
@@ -44,9 +51,7 @@ def count_commits(bot: BotHarness) -> list[int]:
 async def test_everyone_is_answered_and_every_exchange_logged_with_its_sender(
     bot: BotHarness,
 ) -> None:
-    for person in PEOPLE:
-        await bot.known(person)
-        bot.fake.user_writes(person, "/help")
+    await everyone_asks_for_help(bot, PEOPLE)
     await bot.deliver()
 
     inbound = await exchanges(bot, Direction.IN)
@@ -66,9 +71,7 @@ async def test_everyone_is_answered_and_every_exchange_logged_with_its_sender(
 
 async def test_read_only_handlings_cost_fewer_commits_than_updates(bot: BotHarness) -> None:
     """12 people asking for help: one claim and one group per batch of four, not 12 commits."""
-    for person in PEOPLE:
-        await bot.known(person)
-        bot.fake.user_writes(person, "/help")
+    await everyone_asks_for_help(bot, PEOPLE)
     await bot.running.poller.poll_once()
     commits = count_commits(bot)
 
@@ -81,9 +84,7 @@ async def test_read_only_handlings_cost_fewer_commits_than_updates(bot: BotHarne
 async def test_handlings_gathered_while_a_commit_runs_share_the_next_one(
     bot: BotHarness,
 ) -> None:
-    for person in PEOPLE:
-        await bot.known(person)
-        bot.fake.user_writes(person, "/help")
+    await everyone_asks_for_help(bot, PEOPLE)
     await bot.running.poller.poll_once()
     worker = bot.running.worker
     claimed = await worker._claim(len(PEOPLE))
@@ -112,9 +113,7 @@ async def test_a_failed_group_commit_loses_no_update(bot: BotHarness, monkeypatc
         return await real(*args, **kwargs)
 
     monkeypatch.setattr(group_commit, "finish_group", fails_once)
-    for person in PEOPLE[:4]:
-        await bot.known(person)
-        bot.fake.user_writes(person, "/help")
+    await everyone_asks_for_help(bot, PEOPLE[:4])
     await bot.deliver()
     clock.advance(5)  # the transient retry delay
     await bot.deliver()
