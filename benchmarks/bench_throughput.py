@@ -20,6 +20,9 @@ Telegram, with the same concurrency (8 updates handled at once), on this machine
   with ``FOR UPDATE SKIP LOCKED`` until the inbox is empty. Real processes, so with 2 cores
   they compete with each other and with the PostgreSQL server for the CPU.
 
+The collector is tuned as ``helpcenter run`` tunes it (``bot.app.tune_garbage_collector``),
+once for the whole process, so the echo bot gets the same.
+
 Latency is per update, from the start of its handling to its commit (echo: to its reply;
 floor: its transaction). Telegram is the in-process fake, so the figures are the bot's own cost.
 """
@@ -49,7 +52,7 @@ from benchmarks._common import (
     sqlite_url,
 )
 from bot import metrics
-from bot.app import HelpCenterBot, build_application
+from bot.app import HelpCenterBot, build_application, tune_garbage_collector
 from bot.fakeapi import FakeRequest, FakeTelegram
 from models.db import make_engine, make_sessionmaker, write_gate
 from models.exchange import (
@@ -205,6 +208,7 @@ def _worker_process(
             request=FakeRequest(fake),
             worker_id=f"bench-process-{number}",
         )
+        tune_garbage_collector()  # each worker process, as `helpcenter run --workers N`
         await application.initialize()
         bot = HelpCenterBot(application, skip_locked=True)
         ready.put(number)
@@ -320,6 +324,7 @@ def main() -> None:
     parser.add_argument("--skip-processes", action="store_true")
     args = parser.parse_args()
     _record_latencies()
+    tune_garbage_collector()  # as `helpcenter run` does; for every run here, the echo's too
     n, chats = args.updates, args.chats
     echo = asyncio.run(bench_echo(n, chats))
     rows = [echo]
