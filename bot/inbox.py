@@ -530,31 +530,10 @@ class InboxWorker:
     async def _complete(
         self, session: Any, row_id: int, update_id: int, scope: UpdateScope
     ) -> bool:
-        account = scope.account
-        account_id = account.id if account else None
-        role = account.role.value if account else None
-        done = await finish_update(
-            session,
-            row_id,
-            self.runtime.worker_id,
-            account_id=account_id,
-            role=role,
-            flow=scope.flow,
-            subject_type=scope.subject_type,
-            subject_id=scope.subject_id,
-        )
-        if not done:
+        done = _finished(row_id, update_id, scope)
+        if not await finish_update(session, row_id, self.runtime.worker_id, **done.context()):
             return False
-        await log_outbound_rows(
-            session,
-            scope.outbound,
-            account_id=account_id,
-            role=role,
-            flow=scope.flow,
-            subject_type=scope.subject_type,
-            subject_id=scope.subject_id,
-            in_reply_to=update_id,
-        )
+        await log_outbound_rows(session, done.outbound, **done.context(), in_reply_to=update_id)
         return True
 
     async def _failed(

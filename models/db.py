@@ -122,13 +122,8 @@ async def insert_ignore(
     """
     if not rows:
         return 0
-    statement: Any
-    if session.get_bind().dialect.name == "postgresql":
-        statement = postgresql_insert(table).values(rows)
-    else:
-        statement = sqlite_insert(table).values(rows)
-    statement = statement.on_conflict_do_nothing(index_elements=conflict)
-    result = await session.execute(statement)
+    statement = _dialect_insert(session, table).values(rows)
+    result = await session.execute(statement.on_conflict_do_nothing(index_elements=conflict))
     return max(int(getattr(result, "rowcount", 0) or 0), 0)
 
 
@@ -139,6 +134,12 @@ async def insert_ignore_many(
     once, where a multi-row VALUES would be compiled anew for each batch size."""
     if not rows:
         return
-    insert_for = postgresql_insert if session.get_bind().dialect.name == "postgresql" else None
-    statement: Any = (insert_for or sqlite_insert)(table)
-    await session.execute(statement.on_conflict_do_nothing(index_elements=conflict), rows)
+    statement = _dialect_insert(session, table).on_conflict_do_nothing(index_elements=conflict)
+    await session.execute(statement, rows)
+
+
+def _dialect_insert(session: AsyncSession, table: Any) -> Any:
+    """The dialect's own ``insert`` construct, the one that can say ``ON CONFLICT``."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql_insert(table)
+    return sqlite_insert(table)

@@ -310,22 +310,28 @@ async def finish_update(
 
     ``locked_by`` stays, naming the worker that handled it (for audits).
     """
-    result = await session.execute(  # Core, built once: this runs for every update
-        _FINISH,
-        {
-            "row_id": row_id,
-            "worker": worker,
-            "status": InboxStatus.DONE,
-            "handled_at": clock.now(),
-            "locked_until": None,
-            "account_id": account_id,
-            "role": role,
-            "flow": flow,
-            "subject_type": subject_type,
-            "subject_id": subject_id,
-        },
-    )
+    context = {
+        "account_id": account_id,
+        "role": role,
+        "flow": flow,
+        "subject_type": subject_type,
+        "subject_id": subject_id,
+    }
+    # Core, built once: this runs for every update that wrote.
+    result = await session.execute(_FINISH, _done_mark(row_id, worker, clock.now(), context))
     return int(getattr(result, "rowcount", 0) or 0) == 1
+
+
+def _done_mark(row_id: int, worker: str, now: datetime, context: dict[str, Any]) -> dict[str, Any]:
+    """The parameters of ``_FINISH`` for one row: done, still naming its worker (for audits)."""
+    return {
+        "row_id": row_id,
+        "worker": worker,
+        "status": InboxStatus.DONE,
+        "handled_at": now,
+        "locked_until": None,
+        **context,
+    }
 
 
 @dataclass
@@ -376,17 +382,7 @@ async def finish_group(
     if not mine:
         return []
     now = clock.now()
-    marks = [
-        {
-            "row_id": done.row_id,
-            "worker": worker,
-            "status": InboxStatus.DONE,
-            "handled_at": now,
-            "locked_until": None,
-            **done.context(),
-        }
-        for done in mine
-    ]
+    marks = [_done_mark(done.row_id, worker, now, done.context()) for done in mine]
     await session.execute(_FINISH, marks)
     replies = [
         row
