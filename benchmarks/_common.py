@@ -29,15 +29,18 @@ def sqlite_url() -> str:
     return url
 
 
-def postgres_url() -> str | None:
-    """A migrated, empty benchmark database, or None if PostgreSQL is not reachable."""
+def postgres_url(suffix: str = "") -> str | None:
+    """A migrated, empty benchmark database, or None if PostgreSQL is not reachable.
+
+    ``suffix`` names a second database beside the first (for a run that needs two)."""
+    url = POSTGRES_URL + suffix
     try:
-        asyncio.run(_reset(POSTGRES_URL))
+        asyncio.run(_reset(url))
     except OSError:
         return None
-    upgrade(POSTGRES_URL)
-    asyncio.run(_truncate(POSTGRES_URL))
-    return POSTGRES_URL
+    upgrade(url)
+    asyncio.run(_truncate(url))
+    return url
 
 
 async def _reset(url: str) -> None:

@@ -1,0 +1,281 @@
+"""The bot at the load people produce, end to end over HTTP (issue #12's targets).
+
+Every bot runs as its own process, long polling (25 s) the project's ``FakeTelegramServer``
+on loopback, as it would poll Telegram. In one run:
+
+1. **Steady load**: 60 people who already know the bot write ``/help`` at a steady 20 updates
+   a second. For a bare echo bot, a naive durable bot (``benchmarks/steady_bots.py``: stock
+   polling, one SQLAlchemy commit per exchange on SQLite) and the full bot on SQLite and
+   PostgreSQL: CPU ms per update (the bot process's user + system time over the steady phase)
+   and latency from the update handed to the server to the reply received by it (p50, p99).
+   Target: the full bot ≤ 1.5 × the naive bot's CPU per update and ≤ 1.5 × its p99.
+2. **First contacts**: 200 people write ``/start`` for the first time at once (each gets the
+   answer and the privacy notice). Time until all are answered against Telegram's limit
+   (messages ÷ 30 per second), and the most messages in any one second (a sliding window over
+   the server's clock). Target: ≥ 0.8 of the limit, never more than 30 in a second.
+
+Usage: ``python -m benchmarks.bench_steady [--seconds 30] [--skip-postgres]``. Bounded: each
+phase has a time limit, every process it starts is stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks._common import TOKEN, percentile, postgres_url, sqlite_url
+from bot.fakeapi import FakeTelegram, FakeTelegramServer
+from models.db import make_engine, make_sessionmaker
+
+ROOT = Path(__file__).resolve().parents[1]
+PEOPLE = 60
+RATE = 20.0
+FIRST_CONTACTS = 200
+SEND_METHODS = {"sendMessage", "sendPhoto", "sendDocument", "sendVenue", "sendLocation"}
+TELEGRAM_LIMIT_PER_SECOND = 30
+
+
+@dataclass
+class Steady:
+    name: str
+    updates: int
+    answered: int
+    cpu_ms_per_update: float
+    p50_ms: float
+    p99_ms: float
+
+
+@dataclass
+class Burst:
+    name: str
+    messages: int
+    seconds: float
+    share_of_limit: float
+    most_in_one_second: int
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def sent_at(fake: FakeTelegram, since: float) -> dict[int, list[float]]:
+    """When each chat received a message accepted by the server, in order."""
+    times: dict[int, list[float]] = defaultdict(list)
+    for call in fake.calls:
+        if call.method in SEND_METHODS and call.status == 200 and call.at >= since:
+            times[int(call.params["chat_id"])].append(call.at)
+    return times
+
+
+def most_in_one_second(moments: list[float]) -> int:
+    ordered = sorted(moments)
+    most, start = 0, 0
+    for end, moment in enumerate(ordered):
+        while moment - ordered[start] >= 1.0:
+            start += 1
+        most = max(most, end - start + 1)
+    return most
+
+
+def bot_command(kind: str, base_url: str, database_url: str) -> tuple[list[str], dict[str, str]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HELPCENTER_")}
+    env["PYTHONPATH"] = str(ROOT)
+    if kind in ("echo", "naive"):
+        baseline = "benchmarks.steady_bots"
+        return [sys.executable, "-m", baseline, kind, base_url, TOKEN, database_url], env
+    env.update(
+        HELPCENTER_TOKEN=TOKEN,
+        HELPCENTER_API_BASE_URL=base_url,
+        HELPCENTER_DATABASE_URL=database_url,
+        HELPCENTER_DEFAULT_LANGUAGE="it",
+    )
+    return [sys.executable, "-m", "bot.cli", "run"], env
+
+
+async def known_people(database_url: str, telegram_ids: range) -> None:
+    from models.accounts import get_or_create_account
+    from models.base import clock
+
+    engine = make_engine(database_url)
+    async with make_sessionmaker(engine)() as session:
+        for telegram_id in telegram_ids:
+            account, _ = await get_or_create_account(session, telegram_id)
+            account.privacy_accepted_at = clock.now()
+        await session.commit()
+    await engine.dispose()
+
+
+async def wait_for(predicate: object, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+class RunningBot:
+    """One bot process against a fresh fake Telegram served over HTTP."""
+
+    def __init__(self, kind: str, database_url: str) -> None:
+        self.kind = kind
+        self.database_url = database_url
+        self.fake = FakeTelegram(token=TOKEN)
+        self.server = FakeTelegramServer(self.fake)
+        self.process: subprocess.Popen[bytes] | None = None
+
+    async def __aenter__(self) -> RunningBot:
+        base_url = await self.server.start()
+        command, env = bot_command(self.kind, base_url, self.database_url)
+        log = (Path(self.database_url.rpartition("/")[2] or "bench").with_suffix(".log")).name
+        self.process = subprocess.Popen(  # noqa: ASYNC220 (started once, before measuring)
+            command,
+            env=env,
+            cwd=ROOT,
+            stdout=open(f"/tmp/hc-bench-{self.kind}-{log}", "ab"),  # noqa: SIM115, ASYNC230
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+        await self.server.stop()
+
+    def answered(self, chats: range, each: int, since: float) -> bool:
+        times = sent_at(self.fake, since)
+        return all(len(times.get(chat, [])) >= each for chat in chats)
+
+
+async def steady(name: str, kind: str, database_url: str, seconds: float) -> Steady:
+    people = range(1, PEOPLE + 1)
+    if kind == "full":
+        await known_people(database_url, people)
+    async with RunningBot(kind, database_url) as bot:
+        for chat in people:
+            bot.fake.add_user(chat, first_name=f"P{chat}")
+        warm = time.monotonic()
+        for chat in people:  # warm-up: everyone once, not measured
+            bot.fake.user_writes(chat, "/help")
+        if not await wait_for(lambda: bot.answered(people, 1, warm), 120):
+            raise RuntimeError(f"{name}: the warm-up was not answered (see /tmp/hc-bench-*.log)")
+        await asyncio.sleep(0.5)
+        assert bot.process is not None
+        cpu_before, start = cpu_seconds(bot.process.pid), time.monotonic()
+        pushed: dict[int, list[float]] = defaultdict(list)
+        total = int(seconds * RATE)
+        for i in range(total):
+            await asyncio.sleep(max(0.0, start + i / RATE - time.monotonic()))
+            chat = people[i % PEOPLE]
+            pushed[chat].append(time.monotonic())
+            bot.fake.user_writes(chat, "/help")
+        expected = {chat: len(moments) for chat, moments in pushed.items()}
+        await wait_for(
+            lambda: all(len(sent_at(bot.fake, start).get(c, [])) >= n for c, n in expected.items()),
+            30,
+        )
+        cpu = cpu_seconds(bot.process.pid) - cpu_before
+        replies = sent_at(bot.fake, start)
+    latencies = [
+        (reply - sent) * 1000
+        for chat, moments in pushed.items()
+        for sent, reply in zip(moments, replies.get(chat, []), strict=False)
+    ]
+    return Steady(
+        name,
+        total,
+        len(latencies),
+        cpu * 1000 / total,
+        percentile(latencies, 0.50),
+        percentile(latencies, 0.99),
+    )
+
+
+async def first_contacts(name: str, database_url: str) -> Burst:
+    newcomers = range(100_000, 100_000 + FIRST_CONTACTS)
+    async with RunningBot("full", database_url) as bot:
+        bot.fake.add_user(1)
+        warm = time.monotonic()
+        await known_people(database_url, range(1, 2))
+        bot.fake.user_writes(1, "/help")
+        if not await wait_for(lambda: bot.answered(range(1, 2), 1, warm), 120):
+            raise RuntimeError(f"{name}: the bot did not start (see /tmp/hc-bench-*.log)")
+        await asyncio.sleep(0.5)
+        start = time.monotonic()
+        for chat in newcomers:
+            bot.fake.add_user(chat, first_name=f"N{chat}")
+            bot.fake.user_writes(chat, "/start")
+        await wait_for(lambda: bot.answered(newcomers, 2, start), 60)
+        moments = [m for chat, ms in sent_at(bot.fake, start).items() for m in ms]
+    seconds = (max(moments) - start) if moments else float("inf")
+    return Burst(
+        name,
+        len(moments),
+        seconds,
+        (len(moments) / TELEGRAM_LIMIT_PER_SECOND) / seconds,
+        most_in_one_second(moments),
+    )
+
+
+def print_steady(rows: list[Steady]) -> None:
+    naive = next((r for r in rows if r.name.startswith("naive")), None)
+    print(f"\nSteady {RATE:.0f} updates/s from {PEOPLE} known people (latency: server to server)")
+    print(
+        f"{'bot':<28}{'updates':>8}{'answered':>9}{'CPU ms/upd':>11}{'× naive':>8}"
+        f"{'p50 ms':>8}{'p99 ms':>8}{'p99 × naive':>12}"
+    )
+    for r in rows:
+        cpu_ratio = r.cpu_ms_per_update / naive.cpu_ms_per_update if naive else 0.0
+        p99_ratio = r.p99_ms / naive.p99_ms if naive else 0.0
+        print(
+            f"{r.name:<28}{r.updates:>8}{r.answered:>9}{r.cpu_ms_per_update:>11.2f}"
+            f"{cpu_ratio:>8.2f}{r.p50_ms:>8.1f}{r.p99_ms:>8.1f}{p99_ratio:>12.2f}"
+        )
+
+
+def print_bursts(rows: list[Burst]) -> None:
+    print(f"\n{FIRST_CONTACTS} first contacts at once (limit {TELEGRAM_LIMIT_PER_SECOND}/s)")
+    print(f"{'bot':<28}{'messages':>9}{'seconds':>9}{'share of limit':>15}{'most in 1 s':>12}")
+    for r in rows:
+        print(
+            f"{r.name:<28}{r.messages:>9}{r.seconds:>9.2f}{r.share_of_limit:>15.2f}"
+            f"{r.most_in_one_second:>12}"
+        )
+
+
+async def main(
+    seconds: float, runs: list[tuple[str, str, str]], bursts: list[tuple[str, str]]
+) -> None:
+    print_steady([await steady(name, kind, url, seconds) for name, kind, url in runs])
+    print_bursts([await first_contacts(name, url) for name, url in bursts])
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--skip-postgres", action="store_true")
+    args = parser.parse_args()
+    # Databases are migrated before the event loop starts (Alembic runs its own loop).
+    runs = [
+        ("echo (no database)", "echo", sqlite_url()),
+        ("naive durable, SQLite", "naive", sqlite_url()),
+        ("full bot, SQLite", "full", sqlite_url()),
+    ]
+    bursts = [("full bot, SQLite", sqlite_url())]
+    if not args.skip_postgres and (steady_pg := postgres_url()):
+        runs.append(("full bot, PostgreSQL", "full", steady_pg))
+        bursts.append(("full bot, PostgreSQL", postgres_url(suffix="_burst") or steady_pg))
+    asyncio.run(main(args.seconds, runs, bursts))
