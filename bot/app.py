@@ -110,6 +110,7 @@ class HelpCenterBot:
             apology_for=self.apology_for,
             after_commit=self.dispatcher.wake.set,
             send_now=self.dispatcher.send_now,
+            send_chats=self.dispatcher.send_chats,
         )
         self.poller = Poller(application, self.runtime, self.wake)
         self._tasks: list[asyncio.Task[None]] = []

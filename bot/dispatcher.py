@@ -45,6 +45,8 @@ from telegram.error import (
     TelegramError,
     TimedOut,
 )
+from sqlalchemy.orm import selectinload
+from telegram import InputFile
 from telegram.ext import Application
 from telegram.warnings import PTBUserWarning
 
@@ -59,6 +61,7 @@ from models.outbox import (
     OutboxMessage,
     OutboxStatus,
     claim_due,
+    drop_files,
     mark_failed,
     mark_sent,
     reschedule,
@@ -130,6 +133,19 @@ class Dispatcher:
                     await asyncio.wait_for(self.wake.wait(), timeout=idle_seconds)
         await self.limiter.close()
 
+    async def send_chats(self, chat_ids: set[int], *, rounds: int = 20) -> None:
+        """Send what is due for these chats now (a handling's replies, right after its commit).
+
+        Each round sends the oldest due message of each chat, so a chat's messages keep their
+        order; a message the rate limit holds back is left to the dispatcher's loop.
+        """
+        try:
+            for _ in range(rounds):
+                if not await self.dispatch_due(len(chat_ids), chats=chat_ids):
+                    return
+        except (SQLAlchemyError, OSError):
+            self.wake.set()  # the loop will get to them
+
     async def send_now(self, row_id: int) -> None:
         """Send one committed row at once (a reply that must also survive a crash)."""
         try:
@@ -137,7 +153,9 @@ class Dispatcher:
         except (SQLAlchemyError, OSError):
             self.wake.set()  # the loop will get to it
 
-    async def dispatch_due(self, limit: int, *, only_id: int | None = None) -> int:
+    async def dispatch_due(
+        self, limit: int, *, only_id: int | None = None, chats: set[int] | None = None
+    ) -> int:
         """Claim up to ``limit`` due messages and try each once; returns how many."""
         settings = self.runtime.settings
         async with self.runtime.sessionmaker() as session:
@@ -148,6 +166,7 @@ class Dispatcher:
                 lease=timedelta(seconds=settings.outbox_lease_seconds),
                 skip_locked=self.skip_locked,
                 only_id=only_id,
+                chats=chats,
             )
             claimed = [(row.id, row.chat_id) for row in rows]
             await session.commit()  # "sending" is durable before any HTTP call
@@ -170,10 +189,14 @@ class Dispatcher:
 
     async def _call_telegram(self, row_id: int, sink: list[dict[str, Any]]) -> _Result:
         async with self.runtime.sessionmaker() as session:
-            row = await session.get(OutboxMessage, row_id)
+            row = await session.get(
+                OutboxMessage, row_id, options=[selectinload(OutboxMessage.files)]
+            )
             if row is None:
                 return _Result(Outcome.OTHER, error="row vanished")
             method, params = row.method, {**row.params, "chat_id": row.chat_id}
+            for file in row.files:
+                params[file.field] = InputFile(file.content, filename=file.filename)
         token = outbound_sink.set(sink)
         timeout = self.runtime.settings.outbox_send_timeout_seconds
         try:
@@ -227,12 +250,15 @@ class Dispatcher:
                 session,
                 sink,
                 account_id=row.account_id,
-                flow=f"outbox:{row.kind}",
+                role=row.role,
+                flow=row.flow or f"outbox:{row.kind}",
                 subject_type=row.subject_type,
                 subject_id=row.subject_id,
+                in_reply_to=row.in_reply_to,
             )
             if result.outcome == Outcome.SENT:
                 mark_sent(row, result.message_id)
+                await drop_files(session, row.id)
                 await self._observe_urgent(session, row)
             else:
                 if result.outcome != Outcome.DEFERRED:

@@ -1,16 +1,26 @@
-"""The outbound half of the exchange log, at the HTTP boundary so nothing can bypass it.
+"""The HTTP boundary: one way out for messages, and the outbound half of the exchange log.
 
 :class:`LoggingRequest` wraps the real transport (``HTTPXRequest``, or the fake Bot API in
-tests and the console). Every call that sends, edits or deletes a message becomes a row, with
-Telegram's message id once Telegram confirms it, or the error when it refuses. Inside an
-update the row joins that update's unit of work (written in the same commit as the "done"
-mark, or in the failure record if handling fails); elsewhere it is written at once.
+tests and the console).
+
+*During a handling* a call that sends, edits or deletes a message does not reach Telegram:
+it becomes an outbox row in the handling's own transaction (:func:`queue_in_outbox`) and the
+handler gets a stand-in answer. The inbox worker sends those rows once the handling has
+committed (see ``bot.inbox``): a handling that rolls back sends nothing, and a crash can
+repeat only a send that was in flight. Handlers never read what a send returns; a handler
+that needs the id of a message it sent reads it from its outbox row once sent.
+``answerCallbackQuery`` is not a message and must come within seconds: it stays direct.
+
+*Outside a handling* (the outbox dispatcher, start-up) the call goes to Telegram, and every
+call that sends, edits or deletes a message becomes an exchange-log row, with Telegram's
+message id once Telegram confirms it, or the error when it refuses.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -18,8 +28,9 @@ from telegram._utils.defaultvalue import DEFAULT_NONE
 from telegram._utils.types import ODVInput
 from telegram.request import BaseRequest, RequestData
 
-from bot.runtime import current_scope, outbound_sink
+from bot.runtime import UpdateScope, current_scope, outbound_sink
 from models.exchange import log_outbound_rows
+from models.outbox import OutboxFile, enqueue
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +39,17 @@ NOT_LOGGED = {"sendchataction"}
 BULKY = {"photo", "document", "media", "thumbnail"}
 
 
+# What a handling queues in the outbox instead of sending (lower-case Bot API names).
+OUTBOX_PREFIXES = ("send", "edit", "delete", "forward", "copy", "pin", "unpin")
+
+
 def is_logged(method: str) -> bool:
     name = method.lower()
     return name.startswith(LOGGED_PREFIXES) and name not in NOT_LOGGED
+
+
+def goes_through_outbox(method: str) -> bool:
+    return method.lower().startswith(OUTBOX_PREFIXES)
 
 
 class LoggingRequest(BaseRequest):
@@ -63,6 +82,11 @@ class LoggingRequest(BaseRequest):
         pool_timeout: ODVInput[float] = DEFAULT_NONE,
     ) -> tuple[int, bytes]:
         api_method = url.rsplit("/", 1)[-1]
+        scope = current_scope.get()
+        if scope is not None and goes_through_outbox(api_method):
+            queued = queue_in_outbox(scope, api_method, request_data)
+            if queued is not None:
+                return queued
         sent = self.inner.do_request(
             url, method, request_data, read_timeout, write_timeout, connect_timeout, pool_timeout
         )
@@ -136,3 +160,62 @@ async def write_outbound_rows(
             await session.commit()
     except Exception:  # the message went out; losing its log row must not lose the process
         log.exception("could not write %d outbound log rows", len(rows))
+
+
+def queue_in_outbox(
+    scope: UpdateScope, api_method: str, request_data: RequestData | None
+) -> tuple[int, bytes] | None:
+    """Write the call as an outbox row of the handling; the stand-in answer Telegram would give.
+
+    None when the call names no chat the outbox can order by (an ``@channel`` name): it is
+    then sent at once, as before.
+    """
+    params = dict(request_data.parameters) if request_data else {}
+    chat_id = _numeric_chat_id(params.pop("chat_id", None))
+    if chat_id is None:
+        return None
+    row = enqueue(
+        scope.session,
+        chat_id=chat_id,
+        kind="reply",
+        method=api_method,
+        params=params,
+        in_reply_to=scope.update_id,
+    )
+    if request_data is not None and request_data.contains_files:
+        for field, (filename, content, mimetype) in _files(request_data).items():
+            row.files.append(
+                OutboxFile(field=field, filename=filename, content=content, mimetype=mimetype)
+            )
+    scope.replies.append(row)
+    return 200, json.dumps({"ok": True, "result": _stand_in(api_method, chat_id, params)}).encode()
+
+
+def _files(request_data: RequestData) -> dict[str, tuple[str | None, bytes, str | None]]:
+    files: dict[str, tuple[str | None, bytes, str | None]] = {}
+    for name, value in (request_data.multipart_data or {}).items():
+        if isinstance(value, tuple):
+            filename, content = value[0], value[1]
+            mimetype = value[2] if len(value) > 2 else None
+            data = content if isinstance(content, bytes) else bytes(content)
+            files[name] = (filename, data, mimetype)
+    return files
+
+
+def _stand_in(api_method: str, chat_id: int, params: dict[str, Any]) -> Any:
+    """What PTB parses in place of Telegram's answer; message id 0 (not sent yet)."""
+    name = api_method.lower()
+    if not name.startswith(("send", "forward", "copy")) or name == "sendchataction":
+        return True
+    message = {
+        "message_id": 0,
+        "date": int(time.time()),
+        "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "group"},
+    }
+    if "text" in params:
+        message["text"] = params["text"]
+    if name == "sendmediagroup":
+        return [message]
+    if name == "copymessage":
+        return {"message_id": 0}
+    return message

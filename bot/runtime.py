@@ -58,6 +58,8 @@ class UpdateScope:
     draft_flow: str | None = None
     draft_read: bool = False
     outbound: list[dict[str, Any]] = field(default_factory=list)
+    # Outbox rows this handling queued (its replies), sent once it has committed.
+    replies: list[Any] = field(default_factory=list)
     # Read with the claim for the whole batch (see ``bot.inbox``); None: read when needed.
     known_senders: KnownSenders | None = None
 

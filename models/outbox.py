@@ -19,9 +19,11 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     and_,
+    delete,
     exists,
     func,
     or_,
@@ -29,7 +31,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Mapped, aliased, mapped_column
+from sqlalchemy.orm import Mapped, aliased, mapped_column, relationship
 from sqlalchemy.orm.attributes import set_committed_value
 
 from models.base import Base, BigId, clock
@@ -75,6 +77,29 @@ class OutboxMessage(Base):
     subject_type: Mapped[str | None] = mapped_column(String(32))
     subject_id: Mapped[int | None] = mapped_column(BigInteger)
     dedupe_key: Mapped[str | None] = mapped_column(String(120), unique=True)
+    # A reply to an update: which one, and the flow and role it was handled in (for the
+    # exchange log row written when it is sent).
+    in_reply_to: Mapped[int | None] = mapped_column(BigInteger)
+    flow: Mapped[str | None] = mapped_column(String(64))
+    role: Mapped[str | None] = mapped_column(String(20))
+    files: Mapped[list[OutboxFile]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, lazy="raise"
+    )
+
+
+class OutboxFile(Base):
+    """A file a message uploads (a chart, an export): kept until the message is sent."""
+
+    __tablename__ = "outbox_file"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    outbox_id: Mapped[int] = mapped_column(
+        ForeignKey("outbox.id", ondelete="CASCADE"), index=True
+    )
+    field: Mapped[str] = mapped_column(String(64))
+    filename: Mapped[str | None] = mapped_column(String(255))
+    mimetype: Mapped[str | None] = mapped_column(String(100))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 def enqueue(
@@ -89,6 +114,7 @@ def enqueue(
     subject_id: int | None = None,
     dedupe_key: str | None = None,
     not_before: datetime | None = None,
+    in_reply_to: int | None = None,
 ) -> OutboxMessage:
     """Add a message to send once the surrounding transaction commits.
 
@@ -108,6 +134,7 @@ def enqueue(
         subject_type=subject_type,
         subject_id=subject_id,
         dedupe_key=dedupe_key,
+        in_reply_to=in_reply_to,
     )
     session.add(message)
     return message
@@ -137,6 +164,7 @@ async def claim_due(
     lease: timedelta,
     skip_locked: bool,
     only_id: int | None = None,
+    chats: set[int] | None = None,
 ) -> list[OutboxMessage]:
     """Take up to ``limit`` due messages, at most one per chat, each the oldest of its chat.
 
@@ -165,6 +193,8 @@ async def claim_due(
     )
     if only_id is not None:
         query = query.where(OutboxMessage.id == only_id)
+    if chats is not None:
+        query = query.where(OutboxMessage.chat_id.in_(chats))
     if skip_locked:
         query = query.with_for_update(skip_locked=True)
     chosen: list[OutboxMessage] = []
@@ -209,6 +239,11 @@ async def _compare_and_set(
     for key, value in values.items():
         set_committed_value(row, key, value)
     return True
+
+
+async def drop_files(session: AsyncSession, outbox_id: int) -> None:
+    """A sent message's uploads are not kept (a chart, an export: data about people)."""
+    await session.execute(delete(OutboxFile).where(OutboxFile.outbox_id == outbox_id))
 
 
 def mark_sent(row: OutboxMessage, message_id: int | None) -> None:
