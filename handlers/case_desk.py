@@ -124,7 +124,7 @@ def duty_button(context: HCContext) -> InlineKeyboardMarkup:
 # ---- list and card --------------------------------------------------------------------------
 
 
-@handles("cases", Permission.HANDLE_CASES)
+@handles("cases", Permission.HANDLE_CASES, private_only=True)
 async def list_cases(update: Update, context: HCContext) -> None:
     which = CaseFilter.ALL
     query = update.callback_query

@@ -2,7 +2,9 @@
 
 Role checks are decided in :mod:`models.roles`; this decorator is where handlers ask. A
 denied person gets a polite answer in their language and the denial is written to the audit
-log, never a silent drop.
+log, never a silent drop. ``private_only`` keeps privileged answers (people, exports,
+statistics, invite links, one's own data) out of groups: typed in a group, the command gets
+a short "write to me privately" with a link to the bot, and nothing else happens.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from telegram import Update
+from telegram import Chat, Update
 
 from bot.runtime import HCContext
 from models.accounts import audit
@@ -34,22 +36,46 @@ class Command:
     permission: Permission | None = None
 
 
-def handles(flow: str, permission: Permission | None = None) -> Callable[[F], F]:
-    """Name the flow an update belongs to and, if given, require a permission."""
+def handles(
+    flow: str, permission: Permission | None = None, *, private_only: bool = False
+) -> Callable[[F], F]:
+    """Name the flow an update belongs to and, if given, require a permission (with the
+    grants settings switch on); ``private_only``: answered only in a private chat."""
 
     def decorate(callback: F) -> F:
         @functools.wraps(callback)
         async def wrapper(update: Update, context: HCContext) -> Any:
             scope = context.scope
             scope.flow = flow
-            if permission is not None and not can(context.account.role, permission):
+            if permission is not None and not can(
+                context.account.role, permission, context.settings
+            ):
                 await deny(update, context, permission)
+                return None
+            if private_only and not in_private_chat(update):
+                await ask_to_write_privately(update, context)
                 return None
             return await callback(update, context)
 
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+def in_private_chat(update: Update) -> bool:
+    chat = update.effective_chat
+    return chat is not None and chat.type == Chat.PRIVATE
+
+
+async def ask_to_write_privately(update: Update, context: HCContext) -> None:
+    """In a group: say where to ask instead, with a link that opens the private chat."""
+    scope = context.scope
+    scope.flow = f"private_only:{scope.flow}"
+    _ = context._
+    text = _("I answer this only in a private chat. Write to me privately: {link}").format(
+        link=f"https://t.me/{context.bot.username}"
+    )
+    await reply(update, context, text)
 
 
 async def deny(update: Update, context: HCContext, permission: Permission) -> None:

@@ -88,6 +88,14 @@ async def _redeem(update: Update, context: HCContext, code: str) -> None:
             InviteError.USED: _(
                 "This invite link has already been used. Please ask for a new one."
             ),
+            InviteError.REVOKED: _(
+                "This invite link is no longer valid. Please ask for a new one."
+            ),
+            InviteError.NOT_HIGHER: _(
+                "You are already registered as {role}: an invite never lowers or changes a "
+                "role like yours, so this one was not used. It still works for the person it "
+                "was meant for."
+            ).format(role=role_name(context.account.role, _)),
         }
         await reply(update, context, messages.get(outcome, messages[InviteError.UNKNOWN]))
         return
@@ -140,7 +148,7 @@ async def choose_language(update: Update, context: HCContext) -> None:
     )
 
 
-@handles("invite", Permission.INVITE)
+@handles("invite", Permission.INVITE, private_only=True)
 async def invite(update: Update, context: HCContext) -> None:
     _ = context._
     inviter = context.account

@@ -14,6 +14,8 @@ from handlers.case_drafts import MAX_PLACE, Incoming, send
 from handlers.common import handles
 from handlers.report import location_keyboard, nobody_on_duty_text, open_from_draft, too_long
 from models.cases import (
+    DRAFT_PERMISSIONS,
+    URGENT_FLOW,
     CaseDraft,
     CaseKind,
     Category,
@@ -23,14 +25,13 @@ from models.cases import (
     save_draft,
     start_draft,
 )
-from models.roles import Permission
 
-FLOW = "urgent"
+FLOW = URGENT_FLOW
 LOCATION, NEED, PHOTO = "location", "need", "photo"
 MAX_NEED = 300
 
 
-@handles(FLOW, Permission.REQUEST_URGENT)
+@handles(FLOW, DRAFT_PERMISSIONS[FLOW], private_only=True)
 async def start_urgent(update: Update, context: HCContext) -> None:
     await start_draft(context.session, context.account.id, FLOW, LOCATION)
     _ = context._
@@ -104,7 +105,7 @@ async def _got_location(
     )
 
 
-@handles(FLOW, Permission.REQUEST_URGENT)
+@handles(FLOW, DRAFT_PERMISSIONS[FLOW], private_only=True)
 async def urgent_button(update: Update, context: HCContext) -> None:
     query = update.callback_query
     assert query is not None
