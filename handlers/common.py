@@ -76,7 +76,7 @@ async def acknowledge(
     edit, a database restart) is a new handling whose press an earlier try already answered:
     Telegram's refusal ("query is too old ... or query ID is invalid") then means "answered".
     A timeout or a lost connection only means the answer is late; the spinner on the person's
-    button stops by itself. Every button handler answers through here, first thing.
+    button stops by itself. Every button handler answers through here.
     """
     query = update.callback_query
     scope = context.scope
