@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from telegram import Chat, Update
+from telegram.error import BadRequest, NetworkError, RetryAfter
 
 from bot.runtime import HCContext
+from bot.telegram_errors import is_not_modified, is_stale_query
 from models.accounts import audit
 from models.roles import Permission, can
 
@@ -91,12 +93,54 @@ async def deny(update: Update, context: HCContext, permission: Permission) -> No
     await reply(update, context, text)
 
 
-async def acknowledge(update: Update, context: HCContext) -> None:
-    """Answer a button press once (Telegram refuses a second answer to the same press)."""
+async def acknowledge(
+    update: Update, context: HCContext, text: str | None = None, *, show_alert: bool = False
+) -> None:
+    """Answer a button press, once, and never let the answer stop the work it asked for.
+
+    Telegram takes one answer per press. A handling retried after an outage (a 502 on an
+    edit, a database restart) is a new handling whose press an earlier try already answered:
+    Telegram's refusal ("query is too old ... or query ID is invalid") then means "answered".
+    A timeout or a lost connection only means the answer is late; the spinner on the person's
+    button stops by itself. Every button handler answers through here.
+    """
+    query = update.callback_query
     scope = context.scope
-    if update.callback_query is not None and not scope.callback_answered:
-        scope.callback_answered = True
-        await update.callback_query.answer()
+    if query is None or scope.callback_answered:
+        return
+    scope.callback_answered = True
+    try:
+        await query.answer(text, show_alert=show_alert)
+    except BadRequest as exc:  # before NetworkError: PTB makes BadRequest one
+        if not is_stale_query(exc):
+            raise
+        log.info("button press already answered or too old to answer")
+    except (NetworkError, RetryAfter) as exc:
+        log.info("answer to a button press lost: %s", type(exc).__name__)
+
+
+async def edit_text(update: Update, text: str, **kwargs: Any) -> None:
+    """Edit the message of the pressed button; one that already reads so is a success."""
+    query = update.callback_query
+    assert query is not None
+    await _unless_unchanged(query.edit_message_text(text, **kwargs))
+
+
+async def drop_buttons(update: Update) -> None:
+    """Remove the buttons of the pressed button's message (already gone is a success)."""
+    query = update.callback_query
+    assert query is not None
+    await _unless_unchanged(query.edit_message_reply_markup(reply_markup=None))
+
+
+async def _unless_unchanged(edit: Awaitable[Any]) -> None:
+    """Telegram answers 400 "message is not modified" to an edit that changes nothing (a
+    double tap, a retried handling whose first try had edited): the wanted state is there."""
+    try:
+        await edit
+    except BadRequest as exc:
+        if not is_not_modified(exc):
+            raise
 
 
 async def reply(update: Update, context: HCContext, text: str, **kwargs: Any) -> None:

@@ -34,7 +34,7 @@ from bot.contacts_text import (
 )
 from bot.i18n import N_
 from bot.runtime import HCContext
-from handlers.common import Command, handles, reply
+from handlers.common import Command, acknowledge, edit_text, handles, reply
 from models import contacts as people
 from models.accounts import audit, set_role
 from models.base import clock
@@ -105,8 +105,8 @@ async def _show(update: Update, context: HCContext, text: str, **kwargs: Any) ->
     """Edit the message whose button was pressed, or answer a command with a new one."""
     query = update.callback_query
     if query is not None:
-        await query.answer()
-        await query.edit_message_text(text, **kwargs)
+        await acknowledge(update, context)
+        await edit_text(update, text, **kwargs)
     else:
         await reply(update, context, text, **kwargs)
 
@@ -647,9 +647,7 @@ async def _send_export(update: Update, context: HCContext, period: Period) -> No
         people=counts["people"],
         exchanges=counts["exchanges"],
     )
-    query = update.callback_query
-    if query is not None:
-        await query.answer()
+    await acknowledge(update, context)
     chat = update.effective_chat
     if chat is not None:
         await context.bot.send_document(

@@ -27,7 +27,7 @@ from handlers.case_notify import (
     alert_new_case,
     escalation_intervals,
 )
-from handlers.common import handles
+from handlers.common import acknowledge, drop_buttons, handles
 from models.cases import (
     DRAFT_PERMISSIONS,
     REPORT_FLOW,
@@ -267,14 +267,14 @@ async def report_button(update: Update, context: HCContext) -> None:
     _ = context._
     draft = await draft_of(context.session, context.account.id)
     if draft is None or draft.flow != FLOW:
-        await query.answer()
+        await acknowledge(update, context)
         text = _("This report is no longer open. Send /report to start again.")
         await send(update, context, text)
         return
     parts = query.data.split(":")
     action, value = parts[1], (parts[2] if len(parts) > 2 else "")
-    await query.answer()
-    await query.edit_message_reply_markup(reply_markup=None)
+    await acknowledge(update, context)
+    await drop_buttons(update)
     if action == "cat" and draft.state == CATEGORY and value in _values(Category):
         save_draft(draft, _after(draft, URGENCY), category=value)
     elif action == "urg" and draft.state == URGENCY and value in _values(Urgency):

@@ -16,7 +16,7 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler
 
 from bot.i18n import N_, Translator
 from bot.runtime import HCContext
-from handlers.common import Command, handles
+from handlers.common import Command, acknowledge, handles
 from handlers.directory_common import (
     category_label,
     html_kwargs,
@@ -120,7 +120,7 @@ async def on_button(update: Update, context: HCContext) -> None:
     chat = update.effective_chat
     assert query is not None and query.data is not None and chat is not None
     action, *args = query.data.removeprefix(PREFIX).split(":")
-    await query.answer()
+    await acknowledge(update, context)
     if action == "cat" and args:
         services = await services_in(context.session, [args[0]])
         buttons = [

@@ -10,7 +10,7 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler
 from bot.i18n import N_, language_name
 from bot.menus import set_chat_menu
 from bot.runtime import HCContext
-from handlers.common import Command, acknowledge, handles, reply
+from handlers.common import Command, acknowledge, edit_text, handles, reply
 from models.accounts import InviteError, create_invite, redeem_invite
 from models.roles import Permission, Role
 
@@ -143,8 +143,8 @@ async def choose_language(update: Update, context: HCContext) -> None:
     context.scope.translator = catalogs.translator(code)
     await refresh_menu(context)
     await acknowledge(update, context)
-    await query.edit_message_text(
-        context._("Language set: {language}.").format(language=language_name(code))
+    await edit_text(
+        update, context._("Language set: {language}.").format(language=language_name(code))
     )
 
 

@@ -11,7 +11,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, ReplyKeyboardRe
 
 from bot.runtime import HCContext
 from handlers.case_drafts import MAX_PLACE, Incoming, send
-from handlers.common import handles
+from handlers.common import acknowledge, drop_buttons, handles
 from handlers.report import location_keyboard, nobody_on_duty_text, open_from_draft, too_long
 from models.cases import (
     DRAFT_PERMISSIONS,
@@ -107,14 +107,12 @@ async def _got_location(
 
 @handles(FLOW, DRAFT_PERMISSIONS[FLOW], private_only=True)
 async def urgent_button(update: Update, context: HCContext) -> None:
-    query = update.callback_query
-    assert query is not None
-    await query.answer()
+    await acknowledge(update, context)
     draft = await draft_of(context.session, context.account.id)
     if draft is None or draft.flow != FLOW or draft.state != PHOTO:
         await send(update, context, context._("This request was already sent or cancelled."))
         return
-    await query.edit_message_reply_markup(reply_markup=None)
+    await drop_buttons(update)
     await submit(update, context, draft)
 
 
