@@ -1,6 +1,7 @@
 """The application: wiring of handlers in order, and the running bot (fetch, handle, send).
 
-Order matters: group -1 loads the account and language for every update; in group 0 the
+Order matters: group -10 loads the account and language for every update; an edited message
+is acknowledged in group -5 and goes no further (no feature acts on an edit); in group 0 the
 feature modules are registered in ``FEATURES`` order (conversations before plain commands),
 and ``handlers.fallback`` is last, so whatever no flow understood gets a polite answer.
 """
@@ -17,7 +18,14 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram import Update
-from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    ContextTypes,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
 from telegram.request import BaseRequest, HTTPXRequest
 
 from bot.dispatcher import Dispatcher
@@ -27,7 +35,7 @@ from bot.health import refresh_gauges
 from bot.i18n import Catalogs
 from bot.inbox import InboxWorker, Poller
 from bot.menus import set_default_menus
-from bot.middleware import ACCOUNT_GROUP, load_account
+from bot.middleware import ACCOUNT_GROUP, EDITS_GROUP, load_account
 from bot.runtime import HCContext, Runtime
 from config.settings import Settings
 from handlers import cases, contacts, directory, fallback, start
@@ -80,6 +88,9 @@ def build_application(
         updates_request=updates_request,
     )
     application.add_handler(TypeHandler(Update, load_account), group=ACCOUNT_GROUP)
+    application.add_handler(
+        MessageHandler(filters.UpdateType.EDITED, fallback.edited), group=EDITS_GROUP
+    )
     for module in FEATURES:
         module.register(application)
     application.add_error_handler(on_error)

@@ -16,6 +16,8 @@ What each failure does:
 * 403 "bot was blocked by the user" / "user is deactivated" / "bot was kicked", 400 "chat not
   found": permanent. The row is ``failed`` with the reason and the account is marked
   unreachable (``models.accounts.mark_unreachable``), so features can alert someone else.
+* 400 "message is not modified" on an edit: ``sent``; the message already shows it (an
+  earlier try whose answer was lost got through).
 * another 400 (the message itself is wrong): ``failed`` at once; retrying cannot fix it.
 
 A worker that dies mid-send leaves its row ``sending``. When the lease expires the row is due
@@ -53,6 +55,7 @@ from telegram.warnings import PTBUserWarning
 from bot import metrics
 from bot.ratelimit import Limits, RateLimiter, make_limiter, reserve_all
 from bot.runtime import Runtime, outbound_sink, runtime_of
+from bot.telegram_errors import is_not_modified
 from models.accounts import mark_unreachable
 from models.base import clock
 from models.exchange import log_outbound_rows
@@ -214,6 +217,9 @@ class Dispatcher:
             kind = Outcome.DEACTIVATED if "deactivated" in text else Outcome.BLOCKED
             return _Result(kind, error=str(exc), permanent=True, unreachable=True)
         except BadRequest as exc:
+            if is_not_modified(exc):  # an edit already shown: an earlier try got through
+                edited = params.get("message_id")
+                return _Result(Outcome.SENT, message_id=int(edited) if edited else None)
             not_found = "chat not found" in str(exc).lower()
             kind = Outcome.CHAT_NOT_FOUND if not_found else Outcome.BAD_REQUEST
             return _Result(kind, error=str(exc), permanent=True, unreachable=not_found)

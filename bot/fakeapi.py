@@ -737,6 +737,7 @@ class FakeTelegram:
         self._last_message_id: dict[int, int] = {}
         self._files: dict[str, JSON] = {}
         self._callback_queries: set[str] = set()
+        self._answered_queries: set[str] = set()  # server state: survives ``clear()``
         self._commands: dict[tuple[tuple[Any, ...], str], list[JSON]] = {}
         self._updates: list[JSON] = []
         self._next_update_id = 1
@@ -1417,12 +1418,13 @@ class FakeTelegram:
 
     def _m_answercallbackquery(self, params: dict[str, Any]) -> bool:
         query_id = str(params.get("callback_query_id") or "")
-        if query_id not in self._callback_queries or query_id in self.callback_answers:
+        if query_id not in self._callback_queries or query_id in self._answered_queries:
             raise bad_request(
                 "query is too old and response timeout expired or query ID is invalid"
             )
         if len(str(params.get("text") or "")) > 200:
             raise bad_request("MESSAGE_TOO_LONG")
+        self._answered_queries.add(query_id)
         self.callback_answers[query_id] = dict(params)
         return True
 

@@ -10,6 +10,7 @@ from models.prompts import open_prompt
 from models.roles import Role
 
 ACCOUNT_GROUP = -10  # first of all; features may add groups between this and 0
+EDITS_GROUP = -5  # an edited message is acknowledged there and handled no further
 
 
 async def load_account(update: Update, context: HCContext) -> None:
@@ -40,4 +41,4 @@ async def load_account(update: Update, context: HCContext) -> None:
         scope.prompt = sender.prompt
         scope.draft_flow, scope.draft_read = sender.draft_flow, True
     elif chat_id is not None:
-        scope.prompt = await open_prompt(context.session, chat_id)
+        scope.prompt = await open_prompt(context.session, account.id, chat_id)

@@ -18,7 +18,7 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Cont
 
 from bot.i18n import N_
 from bot.runtime import HCContext, Runtime, runtime_of
-from handlers.common import Command, handles
+from handlers.common import Command, acknowledge, edit_text, handles
 from handlers.directory_common import (
     beds_line,
     html_kwargs,
@@ -131,32 +131,41 @@ async def on_button(update: Update, context: HCContext) -> None:
     query = update.callback_query
     assert query is not None and query.data is not None
     action, _sep, raw_id = query.data.removeprefix(PREFIX).partition(":")
-    await query.answer()
+    await acknowledge(update, context)
     service = await _shelter_for(update, context, raw_id)
     if service is None:
         return
     if action == "set":
-        chat = update.effective_chat
-        assert chat is not None
-        await wait_for(context, chat.id, "beds", str(service.id))
-        await say(
-            update,
-            context,
-            _("How many beds are free tonight at {name}? Send a number.").format(
-                name=service.name_in(_.language)
-            ),
-        )
+        question = _("How many beds are free tonight at {name}? Send a number.")
+        await _ask_for_count(update, context, service, question)
         return
-    current = service.beds.free if service.beds and service.beds.free is not None else 0
     change = {"+": 1, "-": -1, "ok": 0}.get(action)
     if change is None:
         return
-    await set_beds(context.session, service, free=current + change, by=context.account)
-    text = shelter_text(service, context)
-    if query.message is not None and getattr(query.message, "text", None) != text:
-        await query.edit_message_text(
-            text, reply_markup=shelter_keyboard(service, context), **html_kwargs()
+    if service.beds is None or service.beds.free is None:
+        # Nothing to confirm or to change by one: a guess here would show up in /tonight.
+        question = _(
+            "There is no count for tonight yet: how many beds are free at {name}? Send a number."
         )
+        await _ask_for_count(update, context, service, question)
+        return
+    await set_beds(context.session, service, free=service.beds.free + change, by=context.account)
+    await edit_text(
+        update,
+        shelter_text(service, context),
+        reply_markup=shelter_keyboard(service, context),
+        **html_kwargs(),
+    )
+
+
+async def _ask_for_count(
+    update: Update, context: HCContext, service: ServiceRow, question: str
+) -> None:
+    """Wait for the typed number of free beds (``question`` names the shelter as {name})."""
+    chat = update.effective_chat
+    assert chat is not None
+    await wait_for(context, chat.id, "beds", str(service.id))
+    await say(update, context, question.format(name=service.name_in(context._.language)))
 
 
 async def typed_number(update: Update, context: HCContext) -> None:
@@ -173,6 +182,13 @@ async def typed_number(update: Update, context: HCContext) -> None:
         await say(update, context, _("Please send only a number, for example 4."))
         return
     service = await _shelter_for(update, context, asked.value)
+    total = service.beds.total if service is not None and service.beds else 0
+    if service is not None and total and int(text) > total:  # a slip, not a number to cap
+        refusal = _(
+            "That is more than all the beds of {name} ({total}). Send a number from 0 to {total}."
+        )
+        await say(update, context, refusal.format(name=service.name_in(_.language), total=total))
+        return  # still waiting for the number
     await stop_waiting(context, chat.id)
     if service is None:
         return

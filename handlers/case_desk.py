@@ -7,12 +7,15 @@ their alerts, feedback to the reporter) happen in one transaction.
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.error import BadRequest
 
 from bot.i18n import N_, Translator
 from bot.runtime import HCContext
+from bot.telegram_errors import is_unknown_file
 from handlers.case_drafts import send
 from handlers.case_notify import (
     OUTCOME_LABELS,
@@ -24,7 +27,7 @@ from handlers.case_notify import (
     operator_name,
     taken_text,
 )
-from handlers.common import handles
+from handlers.common import acknowledge, drop_buttons, edit_text, handles
 from models.accounts import Account
 from models.cases import (
     TRANSITIONS,
@@ -49,6 +52,8 @@ from models.cases import (
     take_case,
 )
 from models.roles import Permission
+
+log = logging.getLogger(__name__)
 
 FILTER_LABELS = {
     CaseFilter.MINE: N_("Mine"),
@@ -86,8 +91,8 @@ async def duty(update: Update, context: HCContext) -> None:
 async def duty_button_pressed(update: Update, context: HCContext) -> None:
     query = update.callback_query
     assert query is not None and query.data is not None
-    await query.answer()
-    await query.edit_message_reply_markup(reply_markup=None)
+    await acknowledge(update, context)
+    await drop_buttons(update)
     await _switch_duty(update, context, query.data == "duty:on")
 
 
@@ -124,12 +129,12 @@ def duty_button(context: HCContext) -> InlineKeyboardMarkup:
 # ---- list and card --------------------------------------------------------------------------
 
 
-@handles("cases", Permission.HANDLE_CASES)
+@handles("cases", Permission.HANDLE_CASES, private_only=True)
 async def list_cases(update: Update, context: HCContext) -> None:
     which = CaseFilter.ALL
     query = update.callback_query
     if query is not None and query.data is not None:
-        await query.answer()
+        await acknowledge(update, context)
         value = query.data.removeprefix("cases:list:")
         which = next((f for f in CaseFilter if f.value == value), CaseFilter.ALL)
     cases = await open_cases(context.session, context.account, which)
@@ -220,7 +225,19 @@ async def send_card(update: Update, context: HCContext, case: Case) -> None:
     if case.latitude is not None and case.longitude is not None:
         await context.bot.send_location(chat.id, case.latitude, case.longitude)
     if case.photo_file_id:
-        await context.bot.send_photo(chat.id, case.photo_file_id)
+        await _send_photo(context, chat.id, case, case.photo_file_id)
+
+
+async def _send_photo(context: HCContext, chat_id: int, case: Case, file_id: str) -> None:
+    """The case's photo; one Telegram no longer knows is said so, and the card stands."""
+    try:
+        await context.bot.send_photo(chat_id, file_id)
+    except BadRequest as exc:
+        if not is_unknown_file(exc):
+            raise
+        log.info("case %s: its photo is no longer known to Telegram", case.id)
+        gone = context._("The photo of this case is no longer available.")
+        await context.bot.send_message(chat_id, gone)
 
 
 # ---- buttons on a case ----------------------------------------------------------------------
@@ -234,23 +251,23 @@ async def case_button(update: Update, context: HCContext) -> None:
     try:
         action, case_id = parts[1], int(parts[2])
     except (IndexError, ValueError):
-        await query.answer()
+        await acknowledge(update, context)
         return
     case = await case_by_id(context.session, case_id)
     if case is None:
-        await query.answer()
+        await acknowledge(update, context)
         await send(update, context, context._("This case does not exist any more."))
         return
     context.scope.concerns("case", case.id)
     if action == "show":
-        await query.answer()
+        await acknowledge(update, context)
         await send_card(update, context, case)
     elif action == "take":
         await _take(update, context, case)
     elif action == "cant":
         await _cant(update, context, case)
     elif action == "close":
-        await query.answer()
+        await acknowledge(update, context)
         await _ask_outcome(update, context, case)
     elif action == "out" and len(parts) > 3:
         await _close(update, context, case, parts[3])
@@ -270,11 +287,11 @@ async def _take(update: Update, context: HCContext, case: Case) -> None:
         who = taken_text(result.case, result.owner, settings, _)
         if result.case.status is CaseStatus.CLOSED:
             who = _("{ref} is already closed.").format(ref=result.case.reference)
-        await query.answer(who)
-        await query.edit_message_reply_markup(reply_markup=None)
+        await acknowledge(update, context, who)
+        await drop_buttons(update)
         await send(update, context, _("Too late: {status}").format(status=who))
         return
-    await query.answer(_("It's yours."))
+    await acknowledge(update, context, _("It's yours."))
     event_id = await _last_event_id(context, result.case)
     pressed = (query.message.chat.id, query.message.message_id)
     await enqueue_taken_edits(
@@ -294,9 +311,7 @@ async def _take(update: Update, context: HCContext, case: Case) -> None:
         settings=settings,
         catalogs=catalogs,
     )
-    await query.edit_message_text(
-        alert_text(result.case, 0, _) + "\n\n" + _("✅ You took this case.")
-    )
+    await edit_text(update, alert_text(result.case, 0, _) + "\n\n" + _("✅ You took this case."))
     await send_card(update, context, result.case)
 
 
@@ -307,11 +322,9 @@ async def _last_event_id(context: HCContext, case: Case) -> int:
 
 
 async def _cant(update: Update, context: HCContext, case: Case) -> None:
-    query = update.callback_query
-    assert query is not None
     _ = context._
     everyone_declined = await decline_case(context.session, case, context.account)
-    await query.answer(_("Noted."))
+    await acknowledge(update, context, _("Noted."))
     text = _("Noted: you can't take {ref}.").format(ref=case.reference)
     if everyone_declined:
         text += " " + _("Nobody on duty can: the coordinators are being alerted.")
@@ -338,9 +351,7 @@ async def _ask_outcome(update: Update, context: HCContext, case: Case) -> None:
 async def _close(update: Update, context: HCContext, case: Case, value: str) -> None:
     outcome = next((o for o in Outcome if o.value == value), None)
     if outcome is None:
-        query = update.callback_query
-        assert query is not None
-        await query.answer()
+        await acknowledge(update, context)
         return
     await _move(update, context, case, Action.CLOSE.value, outcome=outcome)
 
@@ -353,20 +364,18 @@ async def _move(
     *,
     outcome: Outcome | None = None,
 ) -> None:
-    query = update.callback_query
-    assert query is not None
     action = next((a for a in Action if a.value == action_name), None)
     if action is None:
-        await query.answer()
+        await acknowledge(update, context)
         return
     try:
         await move_case(context.session, case, action, context.account, outcome=outcome)
     except TransitionRefused:
-        await query.answer()
+        await acknowledge(update, context)
         await send(update, context, refused_text(context, case))
         return
-    await query.answer()
-    await query.edit_message_reply_markup(reply_markup=None)
+    await acknowledge(update, context)
+    await drop_buttons(update)
     event_id = await _last_event_id(context, case)
     if action in (Action.CLOSE, Action.REOPEN):
         await enqueue_reporter_feedback(
@@ -400,9 +409,7 @@ async def _ask_duplicate_of(update: Update, context: HCContext, case: Case) -> N
 
 
 async def _duplicate_of(update: Update, context: HCContext, case: Case, value: str) -> None:
-    query = update.callback_query
-    assert query is not None
-    await query.answer()
+    await acknowledge(update, context)
     original = await case_by_id(context.session, int(value)) if value.isdigit() else None
     _ = context._
     if original is None or not await mark_duplicate_of(
@@ -410,7 +417,7 @@ async def _duplicate_of(update: Update, context: HCContext, case: Case, value: s
     ):
         await send(update, context, refused_text(context, case))
         return
-    await query.edit_message_reply_markup(reply_markup=None)
+    await drop_buttons(update)
     await send(
         update,
         context,

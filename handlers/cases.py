@@ -26,7 +26,7 @@ from handlers import case_desk, report, urgent
 from handlers.case_drafts import DRAFT_GROUP, DraftActive, load_draft, send
 from handlers.case_notify import ESCALATION_SWEEP_SECONDS, escalate_due_cases
 from handlers.common import Command, handles
-from models.cases import draft_of, drop_draft
+from models.cases import DRAFT_PERMISSIONS, draft_of, drop_draft, may_finish
 from models.roles import Permission
 
 COMMANDS = [
@@ -72,24 +72,31 @@ async def escalation_job(context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def draft_step(update: Update, context: HCContext) -> None:
-    """A plain message while a report or an urgent request is open: the next answer."""
+    """A plain message while a report or an urgent request is open: the next answer.
+
+    A draft the sender's role no longer allows is dropped here; the step then refuses
+    (``handles``), so the person hears why and is not held in a conversation they cannot end.
+    """
     draft = await draft_of(context.session, context.account.id)
     if draft is None:  # cannot happen: the filter saw it in this very transaction
         return
-    if draft.flow == urgent.FLOW:
+    flow = draft.flow
+    if not may_finish(context.account.role, flow, context.settings):
+        await drop_draft(context.session, draft)
+    if flow == urgent.FLOW:
         await _urgent_step(update, context)
     else:
         await _report_step(update, context)
 
 
-@handles(report.FLOW)
+@handles(report.FLOW, DRAFT_PERMISSIONS[report.FLOW])
 async def _report_step(update: Update, context: HCContext) -> None:
     draft = await draft_of(context.session, context.account.id)
     assert draft is not None
     await report.report_step(update, context, draft)
 
 
-@handles(urgent.FLOW, Permission.REQUEST_URGENT)
+@handles(urgent.FLOW, DRAFT_PERMISSIONS[urgent.FLOW])
 async def _urgent_step(update: Update, context: HCContext) -> None:
     draft = await draft_of(context.session, context.account.id)
     assert draft is not None

@@ -2,7 +2,9 @@
 
 Role checks are decided in :mod:`models.roles`; this decorator is where handlers ask. A
 denied person gets a polite answer in their language and the denial is written to the audit
-log, never a silent drop.
+log, never a silent drop. ``private_only`` keeps privileged answers (people, exports,
+statistics, invite links, one's own data) out of groups: typed in a group, the command gets
+a short "write to me privately" with a link to the bot, and nothing else happens.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from telegram import Update
+from telegram import Chat, Update
+from telegram.error import BadRequest, NetworkError, RetryAfter
 
 from bot.runtime import HCContext
+from bot.telegram_errors import is_not_modified, is_stale_query
 from models.accounts import audit
 from models.roles import Permission, can
 
@@ -34,22 +38,46 @@ class Command:
     permission: Permission | None = None
 
 
-def handles(flow: str, permission: Permission | None = None) -> Callable[[F], F]:
-    """Name the flow an update belongs to and, if given, require a permission."""
+def handles(
+    flow: str, permission: Permission | None = None, *, private_only: bool = False
+) -> Callable[[F], F]:
+    """Name the flow an update belongs to and, if given, require a permission (with the
+    grants settings switch on); ``private_only``: answered only in a private chat."""
 
     def decorate(callback: F) -> F:
         @functools.wraps(callback)
         async def wrapper(update: Update, context: HCContext) -> Any:
             scope = context.scope
             scope.flow = flow
-            if permission is not None and not can(context.account.role, permission):
+            if permission is not None and not can(
+                context.account.role, permission, context.settings
+            ):
                 await deny(update, context, permission)
+                return None
+            if private_only and not in_private_chat(update):
+                await ask_to_write_privately(update, context)
                 return None
             return await callback(update, context)
 
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+def in_private_chat(update: Update) -> bool:
+    chat = update.effective_chat
+    return chat is not None and chat.type == Chat.PRIVATE
+
+
+async def ask_to_write_privately(update: Update, context: HCContext) -> None:
+    """In a group: say where to ask instead, with a link that opens the private chat."""
+    scope = context.scope
+    scope.flow = f"private_only:{scope.flow}"
+    _ = context._
+    text = _("I answer this only in a private chat. Write to me privately: {link}").format(
+        link=f"https://t.me/{context.bot.username}"
+    )
+    await reply(update, context, text)
 
 
 async def deny(update: Update, context: HCContext, permission: Permission) -> None:
@@ -65,12 +93,54 @@ async def deny(update: Update, context: HCContext, permission: Permission) -> No
     await reply(update, context, text)
 
 
-async def acknowledge(update: Update, context: HCContext) -> None:
-    """Answer a button press once (Telegram refuses a second answer to the same press)."""
+async def acknowledge(
+    update: Update, context: HCContext, text: str | None = None, *, show_alert: bool = False
+) -> None:
+    """Answer a button press, once, and never let the answer stop the work it asked for.
+
+    Telegram takes one answer per press. A handling retried after an outage (a 502 on an
+    edit, a database restart) is a new handling whose press an earlier try already answered:
+    Telegram's refusal ("query is too old ... or query ID is invalid") then means "answered".
+    A timeout or a lost connection only means the answer is late; the spinner on the person's
+    button stops by itself. Every button handler answers through here.
+    """
+    query = update.callback_query
     scope = context.scope
-    if update.callback_query is not None and not scope.callback_answered:
-        scope.callback_answered = True
-        await update.callback_query.answer()
+    if query is None or scope.callback_answered:
+        return
+    scope.callback_answered = True
+    try:
+        await query.answer(text, show_alert=show_alert)
+    except BadRequest as exc:  # before NetworkError: PTB makes BadRequest one
+        if not is_stale_query(exc):
+            raise
+        log.info("button press already answered or too old to answer")
+    except (NetworkError, RetryAfter) as exc:
+        log.info("answer to a button press lost: %s", type(exc).__name__)
+
+
+async def edit_text(update: Update, text: str, **kwargs: Any) -> None:
+    """Edit the message of the pressed button; one that already reads so is a success."""
+    query = update.callback_query
+    assert query is not None
+    await _unless_unchanged(query.edit_message_text(text, **kwargs))
+
+
+async def drop_buttons(update: Update) -> None:
+    """Remove the buttons of the pressed button's message (already gone is a success)."""
+    query = update.callback_query
+    assert query is not None
+    await _unless_unchanged(query.edit_message_reply_markup(reply_markup=None))
+
+
+async def _unless_unchanged(edit: Awaitable[Any]) -> None:
+    """Telegram answers 400 "message is not modified" to an edit that changes nothing (a
+    double tap, a retried handling whose first try had edited): the wanted state is there."""
+    try:
+        await edit
+    except BadRequest as exc:
+        if not is_not_modified(exc):
+            raise
 
 
 async def reply(update: Update, context: HCContext, text: str, **kwargs: Any) -> None:

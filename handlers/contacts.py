@@ -34,7 +34,7 @@ from bot.contacts_text import (
 )
 from bot.i18n import N_
 from bot.runtime import HCContext
-from handlers.common import Command, handles, reply
+from handlers.common import Command, acknowledge, edit_text, handles, reply
 from models import contacts as people
 from models.accounts import audit, set_role
 from models.base import clock
@@ -105,8 +105,8 @@ async def _show(update: Update, context: HCContext, text: str, **kwargs: Any) ->
     """Edit the message whose button was pressed, or answer a command with a new one."""
     query = update.callback_query
     if query is not None:
-        await query.answer()
-        await query.edit_message_text(text, **kwargs)
+        await acknowledge(update, context)
+        await edit_text(update, text, **kwargs)
     else:
         await reply(update, context, text, **kwargs)
 
@@ -119,7 +119,7 @@ def _data(update: Update) -> list[str]:
 # ---- /contact ----------------------------------------------------------------------------
 
 
-@handles("contact", Permission.RECORD_CONTACTS)
+@handles("contact", Permission.RECORD_CONTACTS, private_only=True)
 async def contact_command(update: Update, context: HCContext) -> None:
     _ = context._
     args = context.args or []
@@ -168,7 +168,7 @@ def _toggles(
     return [*buttons, (_("Done"), f"ct:{prefix}:done")]
 
 
-@handles("contact", Permission.RECORD_CONTACTS)
+@handles("contact", Permission.RECORD_CONTACTS, private_only=True)
 async def contact_button(update: Update, context: HCContext) -> None:
     _ = context._
     parts = _data(update)
@@ -279,7 +279,7 @@ async def _save_contact(update: Update, context: HCContext, draft: dict[str, Any
     await _show(update, context, text)
 
 
-@handles("contact", Permission.RECORD_CONTACTS)
+@handles("contact", Permission.RECORD_CONTACTS, private_only=True)
 async def note_command(update: Update, context: HCContext) -> None:
     _ = context._
     draft = await people.load_draft(context.session, context.account)
@@ -303,7 +303,7 @@ async def note_command(update: Update, context: HCContext) -> None:
 SEXES = {"F": Gender.FEMALE, "M": Gender.MALE, "X": None}
 
 
-@handles("people", Permission.RECORD_CONTACTS)
+@handles("people", Permission.RECORD_CONTACTS, private_only=True)
 async def person_command(update: Update, context: HCContext) -> None:
     _ = context._
     args = context.args or []
@@ -443,7 +443,7 @@ async def _set_identity(
     await reply(update, context, _("Name and phone saved, encrypted."))
 
 
-@handles("people", Permission.RECORD_CONTACTS)
+@handles("people", Permission.RECORD_CONTACTS, private_only=True)
 async def person_button(update: Update, context: HCContext) -> None:
     _ = context._
     parts = _data(update)
@@ -470,7 +470,7 @@ async def person_button(update: Update, context: HCContext) -> None:
 # ---- /merge ------------------------------------------------------------------------------
 
 
-@handles("people", Permission.MERGE_PEOPLE)
+@handles("people", Permission.MERGE_PEOPLE, private_only=True)
 async def merge_command(update: Update, context: HCContext) -> None:
     _ = context._
     args = context.args or []
@@ -495,7 +495,7 @@ async def merge_command(update: Update, context: HCContext) -> None:
     await reply(update, context, text, reply_markup=_keyboard(buttons))
 
 
-@handles("people", Permission.MERGE_PEOPLE)
+@handles("people", Permission.MERGE_PEOPLE, private_only=True)
 async def merge_button(update: Update, context: HCContext) -> None:
     _ = context._
     parts = _data(update)
@@ -571,7 +571,7 @@ async def _for_period(
     await send(update, context, period)
 
 
-@handles("stats", Permission.VIEW_STATISTICS)
+@handles("stats", Permission.VIEW_STATISTICS, private_only=True)
 async def stats_command(update: Update, context: HCContext) -> None:
     _ = context._
     await _for_period(
@@ -584,7 +584,7 @@ async def stats_command(update: Update, context: HCContext) -> None:
     )
 
 
-@handles("stats", Permission.VIEW_STATISTICS)
+@handles("stats", Permission.VIEW_STATISTICS, private_only=True)
 async def stats_button(update: Update, context: HCContext) -> None:
     parts = _data(update)
     if len(parts) == 2 and parts[1] in PERIODS:
@@ -609,7 +609,7 @@ async def _send_stats(update: Update, context: HCContext, period: Period) -> Non
         await context.bot.send_photo(chat.id, photo=InputFile(png, filename=f"stats-{index}.png"))
 
 
-@handles("export", Permission.EXPORT_DATA)
+@handles("export", Permission.EXPORT_DATA, private_only=True)
 async def export_command(update: Update, context: HCContext) -> None:
     _ = context._
     await _for_period(
@@ -624,7 +624,7 @@ async def export_command(update: Update, context: HCContext) -> None:
     )
 
 
-@handles("export", Permission.EXPORT_DATA)
+@handles("export", Permission.EXPORT_DATA, private_only=True)
 async def export_button(update: Update, context: HCContext) -> None:
     parts = _data(update)
     if len(parts) == 2 and parts[1] in PERIODS:
@@ -647,9 +647,7 @@ async def _send_export(update: Update, context: HCContext, period: Period) -> No
         people=counts["people"],
         exchanges=counts["exchanges"],
     )
-    query = update.callback_query
-    if query is not None:
-        await query.answer()
+    await acknowledge(update, context)
     chat = update.effective_chat
     if chat is not None:
         await context.bot.send_document(
@@ -660,7 +658,7 @@ async def _send_export(update: Update, context: HCContext, period: Period) -> No
 # ---- /audit ------------------------------------------------------------------------------
 
 
-@handles("audit", Permission.VIEW_AUDIT_LOG)
+@handles("audit", Permission.VIEW_AUDIT_LOG, private_only=True)
 async def audit_command(update: Update, context: HCContext) -> None:
     _ = context._
     args = context.args or []
@@ -730,14 +728,14 @@ async def privacy_button(update: Update, context: HCContext) -> None:
     await _show(update, context, text)
 
 
-@handles("privacy")
+@handles("privacy", private_only=True)
 async def mydata_command(update: Update, context: HCContext) -> None:
     _ = context._
     data = await held_data(context.session, context.account)
     await reply(update, context, render_held_data(data, _, context.settings.tz))
 
 
-@handles("privacy")
+@handles("privacy", private_only=True)
 async def forget_command(update: Update, context: HCContext) -> None:
     _ = context._
     text = _(
@@ -748,7 +746,7 @@ async def forget_command(update: Update, context: HCContext) -> None:
     await reply(update, context, text, reply_markup=_keyboard(buttons, per_row=1))
 
 
-@handles("privacy")
+@handles("privacy", private_only=True)
 async def forget_button(update: Update, context: HCContext) -> None:
     _ = context._
     if _data(update)[1:] != ["yes"]:

@@ -25,7 +25,7 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Mess
 from bot.i18n import N_
 from bot.runtime import HCContext
 from handlers import beds, services_edit
-from handlers.common import Command, handles
+from handlers.common import Command, acknowledge, handles
 from handlers.directory_common import (
     Waiting,
     category_label,
@@ -118,7 +118,7 @@ async def on_button(update: Update, context: HCContext) -> None:
     query = update.callback_query
     assert query is not None and query.data is not None
     parts = query.data.removeprefix(PREFIX).split(":")
-    await query.answer()
+    await acknowledge(update, context)
     if parts[0] == "bed":
         await bed_tonight(update, context)
     elif parts[0] == "cat" and len(parts) == 2:

@@ -1,11 +1,10 @@
 """What the directory's handlers share: the "waiting for a typed answer" marker and rendering.
 
 Buttons carry their own data, so most taps need no memory. Three steps wait for typed text
-(a place name, a number of beds, new hours): the bot remembers, per chat and for
-``WAIT_MINUTES``, what it asked. The marker lives in the process (``runtime.extras``), so a
-typed answer reaches this module only when it was asked for and other features' text
-handlers are untouched; after a restart the person simply gets the usual "use the buttons"
-answer and taps again.
+(a place name, a number of beds, new hours): the bot remembers, per person (answered in the
+chat where it asked) and for ``WAIT_MINUTES``, what it asked, in the database
+(:mod:`models.prompts`), so a typed answer reaches this module only when it was asked for,
+other features' text handlers are untouched, and a restart forgets nothing.
 """
 
 from __future__ import annotations
@@ -52,9 +51,9 @@ WEEKDAY_NAMES = (
 
 
 async def wait_for(context: HCContext, chat_id: int, kind: str, value: str) -> None:
-    """The next plain message of this chat answers ``kind`` ("place", "beds", "hours"…)."""
+    """The sender's next plain message in this chat answers ``kind`` ("place", "beds"…)."""
     until = clock.now() + timedelta(minutes=WAIT_MINUTES)
-    await expect_answer(context.session, chat_id, kind, value, until)
+    await expect_answer(context.session, context.account.id, chat_id, kind, value, until)
     context.scope.prompt = None  # asked during this update: answered by the next one
 
 
@@ -65,11 +64,12 @@ def pending(context: HCContext, chat_id: int) -> ChatPrompt | None:
 
 async def stop_waiting(context: HCContext, chat_id: int) -> None:
     context.scope.prompt = None
-    await close_prompt(context.session, chat_id)
+    await close_prompt(context.session, context.account.id)
 
 
 class Waiting(filters.MessageFilter):
-    """Passes messages from chats the directory asked to type something (see models.prompts)."""
+    """Passes messages of people the directory asked, in that chat, to type something (see
+    models.prompts)."""
 
     def __init__(self) -> None:
         super().__init__(name="directory.Waiting")

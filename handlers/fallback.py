@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from telegram import Update
-from telegram.ext import Application, CommandHandler, MessageHandler, filters
+from telegram.ext import (
+    Application,
+    ApplicationHandlerStop,
+    CommandHandler,
+    MessageHandler,
+    filters,
+)
 
 from bot.runtime import HCContext
 from handlers.common import Command, handles, reply
@@ -17,7 +23,6 @@ MAX_TEXT = 4096
 def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
     application.add_handler(CommandHandler("cancel", nothing_to_cancel))
     application.add_handler(MessageHandler(filters.COMMAND, unknown_command))
-    application.add_handler(MessageHandler(filters.UpdateType.EDITED_MESSAGE, edited))
     application.add_handler(MessageHandler(filters.ALL, anything_else))
 
 
@@ -36,18 +41,26 @@ async def unknown_command(update: Update, context: HCContext) -> None:
     )
 
 
-@handles("fallback")
+@handles("edited")
 async def edited(update: Update, context: HCContext) -> None:
-    """Edits are logged; the bot does not act on them twice."""
-    _ = context._
-    await reply(
-        update,
-        context,
-        _(
-            "I saw that you edited a message. If something changed, "
-            "please send it again as a new message."
-        ),
-    )
+    """An edit is logged and acknowledged, never acted on: no command runs again, no
+    question is answered by it (``bot.app`` puts this before every feature and stops there).
+
+    A live location moving on the map arrives as an edit too: it is not something the
+    person typed again, so it gets no answer.
+    """
+    message = update.effective_message
+    if message is None or message.location is None:
+        _ = context._
+        await reply(
+            update,
+            context,
+            _(
+                "I saw that you edited a message. If something changed, "
+                "please send it again as a new message."
+            ),
+        )
+    raise ApplicationHandlerStop
 
 
 @handles("fallback")

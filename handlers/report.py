@@ -27,8 +27,10 @@ from handlers.case_notify import (
     alert_new_case,
     escalation_intervals,
 )
-from handlers.common import deny, handles
+from handlers.common import acknowledge, drop_buttons, handles
 from models.cases import (
+    DRAFT_PERMISSIONS,
+    REPORT_FLOW,
     Case,
     CaseDraft,
     CaseKind,
@@ -41,9 +43,8 @@ from models.cases import (
     save_draft,
     start_draft,
 )
-from models.roles import Permission, can
 
-FLOW = "report"
+FLOW = REPORT_FLOW
 LOCATION, CATEGORY, URGENCY, SEEN, PERSON, CONFIRM = (
     "location",
     "category",
@@ -55,17 +56,11 @@ LOCATION, CATEGORY, URGENCY, SEEN, PERSON, CONFIRM = (
 EMERGENCY_NUMBER = "112"
 
 
-def may_report(context: HCContext) -> bool:
-    """Volunteers and staff; the public too when ``public_reports_enabled`` (decided in
-    ``models.roles``, like the menu, so the menu shows /report exactly when it works)."""
-    return can(context.account.role, Permission.REPORT_SIGHTING, context.settings)
-
-
-@handles(FLOW)
+# Volunteers and staff; the public too when ``public_reports_enabled`` (``handles`` asks
+# ``models.roles`` with the settings, like the menu, so the menu shows /report exactly when
+# it works). Every step asks again: a role taken away stops the report where it is.
+@handles(FLOW, DRAFT_PERMISSIONS[FLOW], private_only=True)
 async def start_report(update: Update, context: HCContext) -> None:
-    if not may_report(context):
-        await deny(update, context, Permission.REPORT_SIGHTING)
-        return
     await start_draft(context.session, context.account.id, FLOW, LOCATION)
     _ = context._
     await send(
@@ -264,7 +259,7 @@ def summary(context: HCContext, data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-@handles(FLOW)
+@handles(FLOW, DRAFT_PERMISSIONS[FLOW], private_only=True)
 async def report_button(update: Update, context: HCContext) -> None:
     """Buttons of the report conversation: category, urgency, skip, send, change, cancel."""
     query = update.callback_query
@@ -272,14 +267,14 @@ async def report_button(update: Update, context: HCContext) -> None:
     _ = context._
     draft = await draft_of(context.session, context.account.id)
     if draft is None or draft.flow != FLOW:
-        await query.answer()
+        await acknowledge(update, context)
         text = _("This report is no longer open. Send /report to start again.")
         await send(update, context, text)
         return
     parts = query.data.split(":")
     action, value = parts[1], (parts[2] if len(parts) > 2 else "")
-    await query.answer()
-    await query.edit_message_reply_markup(reply_markup=None)
+    await acknowledge(update, context)
+    await drop_buttons(update)
     if action == "cat" and draft.state == CATEGORY and value in _values(Category):
         save_draft(draft, _after(draft, URGENCY), category=value)
     elif action == "urg" and draft.state == URGENCY and value in _values(Urgency):

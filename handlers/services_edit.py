@@ -16,7 +16,7 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler
 
 from bot.i18n import N_, Translator
 from bot.runtime import HCContext
-from handlers.common import Command, handles
+from handlers.common import Command, acknowledge, handles
 from handlers.directory_common import (
     category_label,
     html_kwargs,
@@ -43,7 +43,7 @@ from models.directory import (
     unassign_staff,
 )
 from models.outbox import enqueue
-from models.roles import Permission, Role, can
+from models.roles import Permission, Role
 from models.schedule import format_hours, parse_date, parse_hours
 
 COMMANDS = [
@@ -120,7 +120,7 @@ async def on_button(update: Update, context: HCContext) -> None:
     chat = update.effective_chat
     assert query is not None and query.data is not None and chat is not None
     action, *args = query.data.removeprefix(PREFIX).split(":")
-    await query.answer()
+    await acknowledge(update, context)
     if action == "cat" and args:
         services = await services_in(context.session, [args[0]])
         buttons = [
@@ -175,16 +175,14 @@ def _prompt(action: str, service: Service, context: HCContext) -> str:
     ).format(name=html.escape(service.name_in(_.language)))
 
 
+@handles("services-edit", Permission.EDIT_SERVICES)
 async def typed_edit(update: Update, context: HCContext) -> None:
-    """The typed answer to "send the new hours / closure date / note"."""
+    """The typed answer to "send the new hours / closure date / note" (a role taken away
+    since the question: refused aloud, like any step)."""
     _ = context._
     message = update.effective_message
     chat = update.effective_chat
     assert message is not None and message.text is not None and chat is not None
-    context.scope.flow = "services-edit"
-    if not can(context.account.role, Permission.EDIT_SERVICES):
-        await stop_waiting(context, chat.id)
-        return
     asked = pending(context, chat.id)
     assert asked is not None
     service = await service_by_id(context.session, int(asked.value))

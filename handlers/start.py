@@ -10,7 +10,7 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler
 from bot.i18n import N_, language_name
 from bot.menus import set_chat_menu
 from bot.runtime import HCContext
-from handlers.common import Command, acknowledge, handles, reply
+from handlers.common import Command, acknowledge, edit_text, handles, reply
 from models.accounts import InviteError, create_invite, redeem_invite
 from models.roles import Permission, Role
 
@@ -88,6 +88,14 @@ async def _redeem(update: Update, context: HCContext, code: str) -> None:
             InviteError.USED: _(
                 "This invite link has already been used. Please ask for a new one."
             ),
+            InviteError.REVOKED: _(
+                "This invite link is no longer valid. Please ask for a new one."
+            ),
+            InviteError.NOT_HIGHER: _(
+                "You are already registered as {role}: an invite never lowers or changes a "
+                "role like yours, so this one was not used. It still works for the person it "
+                "was meant for."
+            ).format(role=role_name(context.account.role, _)),
         }
         await reply(update, context, messages.get(outcome, messages[InviteError.UNKNOWN]))
         return
@@ -135,12 +143,12 @@ async def choose_language(update: Update, context: HCContext) -> None:
     context.scope.translator = catalogs.translator(code)
     await refresh_menu(context)
     await acknowledge(update, context)
-    await query.edit_message_text(
-        context._("Language set: {language}.").format(language=language_name(code))
+    await edit_text(
+        update, context._("Language set: {language}.").format(language=language_name(code))
     )
 
 
-@handles("invite", Permission.INVITE)
+@handles("invite", Permission.INVITE, private_only=True)
 async def invite(update: Update, context: HCContext) -> None:
     _ = context._
     inviter = context.account

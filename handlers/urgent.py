@@ -11,9 +11,11 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, ReplyKeyboardRe
 
 from bot.runtime import HCContext
 from handlers.case_drafts import MAX_PLACE, Incoming, send
-from handlers.common import handles
+from handlers.common import acknowledge, drop_buttons, handles
 from handlers.report import location_keyboard, nobody_on_duty_text, open_from_draft, too_long
 from models.cases import (
+    DRAFT_PERMISSIONS,
+    URGENT_FLOW,
     CaseDraft,
     CaseKind,
     Category,
@@ -23,14 +25,13 @@ from models.cases import (
     save_draft,
     start_draft,
 )
-from models.roles import Permission
 
-FLOW = "urgent"
+FLOW = URGENT_FLOW
 LOCATION, NEED, PHOTO = "location", "need", "photo"
 MAX_NEED = 300
 
 
-@handles(FLOW, Permission.REQUEST_URGENT)
+@handles(FLOW, DRAFT_PERMISSIONS[FLOW], private_only=True)
 async def start_urgent(update: Update, context: HCContext) -> None:
     await start_draft(context.session, context.account.id, FLOW, LOCATION)
     _ = context._
@@ -104,16 +105,14 @@ async def _got_location(
     )
 
 
-@handles(FLOW, Permission.REQUEST_URGENT)
+@handles(FLOW, DRAFT_PERMISSIONS[FLOW], private_only=True)
 async def urgent_button(update: Update, context: HCContext) -> None:
-    query = update.callback_query
-    assert query is not None
-    await query.answer()
+    await acknowledge(update, context)
     draft = await draft_of(context.session, context.account.id)
     if draft is None or draft.flow != FLOW or draft.state != PHOTO:
         await send(update, context, context._("This request was already sent or cancelled."))
         return
-    await query.edit_message_reply_markup(reply_markup=None)
+    await drop_buttons(update)
     await submit(update, context, draft)
 
 

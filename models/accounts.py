@@ -8,14 +8,26 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Enum, ForeignKey, String, Text, bindparam, select
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Enum,
+    ForeignKey,
+    String,
+    Text,
+    and_,
+    bindparam,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm.attributes import set_committed_value
 
 from models.base import Base, BigId, clock
 from models.db import insert_ignore
-from models.prompts import ChatPrompt
-from models.roles import Role, may_invite
+from models.prompts import ChatPrompt, answerable, close_prompt
+from models.roles import Role, inviters_of, may_invite, raises
 
 INVITE_LIFETIME = timedelta(hours=48)
 # ``last_seen_at`` is rewritten only when it is this much out of date: a write on every
@@ -116,7 +128,7 @@ class Sender:
 
     account: Account
     created: bool
-    prompt: ChatPrompt | None = None  # the open question of the update's chat, if any
+    prompt: ChatPrompt | None = None  # the sender's open question in the update's chat, if any
     draft_flow: str | None = None  # the report or urgent request being written, if any
     complete: bool = False  # prompt and draft were read with the account
 
@@ -125,10 +137,10 @@ _SENDER_QUERY: Any = None
 
 
 def _sender_query() -> Any:
-    """Account + the chat's prompt + the draft's flow: one statement, built once (cached).
+    """Account + their prompt in this chat + the draft's flow: one statement, built once.
 
-    The prompt is keyed by chat, not by account, hence the join on a parameter; a missing
-    chat (a button press) is passed as NULL, which matches nothing.
+    The prompt is the person's, answered only in the chat where it was asked, hence the join
+    on a parameter too; a missing chat (a button press) is passed as NULL, matching nothing.
     """
     global _SENDER_QUERY
     if _SENDER_QUERY is None:
@@ -137,7 +149,13 @@ def _sender_query() -> Any:
         _SENDER_QUERY = (
             select(Account, ChatPrompt, CaseDraft.flow)
             .select_from(Account)
-            .outerjoin(ChatPrompt, ChatPrompt.chat_id == bindparam("chat_id"))
+            .outerjoin(
+                ChatPrompt,
+                and_(
+                    ChatPrompt.account_id == Account.id,
+                    ChatPrompt.chat_id == bindparam("chat_id"),
+                ),
+            )
             .outerjoin(CaseDraft, CaseDraft.account_id == Account.id)
             .where(Account.telegram_id == bindparam("telegram_id"))
         )
@@ -146,8 +164,9 @@ def _sender_query() -> Any:
 
 @dataclass
 class KnownSenders:
-    """Accounts (with their draft's flow) and chats' open prompts, read for a batch of claimed
-    updates at once, so that handling an update from someone known reads nothing more.
+    """Accounts (with their draft's flow) and their open prompts (by account id), read for a
+    batch of claimed updates at once, so that handling an update from someone known reads
+    nothing more.
 
     ``asked`` holds every Telegram id looked up: one of them missing from ``accounts`` has no
     account yet. The objects are detached; each update merges its own copies.
@@ -161,7 +180,8 @@ class KnownSenders:
 async def read_senders(
     session: AsyncSession, telegram_ids: set[int], chat_ids: set[int]
 ) -> KnownSenders:
-    """Two statements for the whole batch: accounts with drafts, and the chats' prompts."""
+    """Two statements for the whole batch: accounts with drafts, and their prompts in the
+    batch's chats."""
     from models.cases import CaseDraft  # models.cases imports this module
 
     accounts: dict[int, tuple[Account, str | None]] = {}
@@ -174,11 +194,14 @@ async def read_senders(
         for account, flow in found:
             accounts.setdefault(account.telegram_id, (account, flow))
     prompts: dict[int, ChatPrompt] = {}
-    if chat_ids:
+    account_ids = {account.id for account, _flow in accounts.values()}
+    if chat_ids and account_ids:
         found_prompts = await session.scalars(
-            select(ChatPrompt).where(ChatPrompt.chat_id.in_(chat_ids))
+            select(ChatPrompt).where(
+                ChatPrompt.account_id.in_(account_ids), ChatPrompt.chat_id.in_(chat_ids)
+            )
         )
-        prompts = {prompt.chat_id: prompt for prompt in found_prompts}
+        prompts = {prompt.account_id: prompt for prompt in found_prompts}
     return KnownSenders(frozenset(telegram_ids), accounts, prompts)
 
 
@@ -203,7 +226,7 @@ async def load_sender(
                 session, telegram_id, admin_ids=admin_ids
             )
             return Sender(account, created)
-        prompt = known.prompts.get(chat_id) if chat_id is not None else None
+        prompt = answerable(known.prompts.get(entry[0].id), chat_id)
         account = await session.merge(entry[0], load=False)
         if prompt is not None:
             prompt = await session.merge(prompt, load=False)
@@ -255,6 +278,8 @@ async def set_role(
         account.operator_code = f"OP-{account.id:03d}"
     if role not in STAFF_ROLES:
         account.on_duty = False
+    await _drop_drafts_not_allowed(session, account)
+    await close_prompt(session, account.id)  # asked under the old role
     audit(
         session,
         by,
@@ -265,11 +290,23 @@ async def set_role(
     )
 
 
+async def _drop_drafts_not_allowed(session: AsyncSession, account: Account) -> None:
+    """A report, request or contact half-written under the old role is not finished under a
+    new role that may not (each step checks too; this keeps no dead draft around)."""
+    from models.cases import drop_drafts_not_allowed  # both import this module
+    from models.contacts import drop_draft_if_not_allowed
+
+    await drop_drafts_not_allowed(session, account)
+    await drop_draft_if_not_allowed(session, account)
+
+
 class InviteError(enum.StrEnum):
     NOT_ALLOWED = "not_allowed"
     UNKNOWN = "unknown"
     EXPIRED = "expired"
     USED = "used"
+    REVOKED = "revoked"  # its author may no longer give this role
+    NOT_HIGHER = "not_higher"  # the person's role is already as high (an invite never lowers)
 
 
 async def create_invite(session: AsyncSession, inviter: Account, role: Role) -> Invite:
@@ -297,17 +334,29 @@ async def create_invite(session: AsyncSession, inviter: Account, role: Role) -> 
 
 
 async def redeem_invite(session: AsyncSession, code: str, account: Account) -> Invite | InviteError:
-    """Grant the invite's role once; the row is locked so two redemptions cannot both win."""
-    invite = await session.scalar(select(Invite).where(Invite.code == code).with_for_update())
-    if invite is None:
+    """Grant the invite's role once, and only as a promotion.
+
+    Refusals are read first (unknown, used, expired, the author no longer allowed to give the
+    role, a role the person would not gain by); then one conditional ``UPDATE`` claims the
+    invite, and its row count decides: two people opening the link at once cannot both win,
+    on SQLite (which has no row lock) as on PostgreSQL. A refused invite stays unused.
+    """
+    found = (
+        await session.execute(
+            select(Invite, Account.role)
+            .join(Account, Account.id == Invite.created_by)
+            .where(Invite.code == code)
+        )
+    ).first()
+    if found is None:
         return InviteError.UNKNOWN
-    if invite.used_at is not None:
-        return InviteError.USED
+    invite, author_role = found
     now = clock.now()
-    if now >= invite.expires_at:
-        return InviteError.EXPIRED
-    invite.used_at = now
-    invite.used_by = account.id
+    refused = _refusal(invite, author_role, account, now)
+    if refused is not None:
+        return refused
+    if not await _claim_invite(session, invite, account, now):
+        return InviteError.USED
     await set_role(session, account, invite.role, by=None)
     audit(
         session,
@@ -318,6 +367,44 @@ async def redeem_invite(session: AsyncSession, code: str, account: Account) -> I
         detail=invite.role.value,
     )
     return invite
+
+
+def _refusal(
+    invite: Invite, author_role: Role, account: Account, now: datetime
+) -> InviteError | None:
+    if invite.used_at is not None:
+        return InviteError.USED
+    if now >= invite.expires_at:
+        return InviteError.EXPIRED
+    if not may_invite(author_role, invite.role):
+        return InviteError.REVOKED
+    if not raises(account.role, invite.role):
+        return InviteError.NOT_HIGHER
+    return None
+
+
+async def _claim_invite(
+    session: AsyncSession, invite: Invite, account: Account, now: datetime
+) -> bool:
+    """Mark the invite used by ``account`` if nobody did meanwhile and its author may still
+    give its role; True when this call won."""
+    authors = select(Account.id).where(Account.role.in_(inviters_of(invite.role)))
+    result = await session.execute(
+        update(Invite)
+        .where(
+            Invite.id == invite.id,
+            Invite.used_at.is_(None),
+            Invite.expires_at > now,
+            Invite.created_by.in_(authors),
+        )
+        .values(used_at=now, used_by=account.id)
+        .execution_options(synchronize_session=False)
+    )
+    if int(getattr(result, "rowcount", 0) or 0) != 1:
+        return False
+    set_committed_value(invite, "used_at", now)
+    set_committed_value(invite, "used_by", account.id)
+    return True
 
 
 async def list_accounts(session: AsyncSession, *, staff_only: bool = False) -> list[Account]:

@@ -32,6 +32,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    delete,
     func,
     select,
     update,
@@ -221,6 +222,29 @@ class CaseDraft(Base):
 # ---------------------------------------------------------------------------------------------
 # Drafts
 # ---------------------------------------------------------------------------------------------
+
+
+REPORT_FLOW, URGENT_FLOW = "report", "urgent"
+# What finishing each kind of draft takes: every step asks it, and a role change drops the
+# drafts the new role may not finish.
+DRAFT_PERMISSIONS: dict[str, Permission] = {
+    REPORT_FLOW: Permission.REPORT_SIGHTING,
+    URGENT_FLOW: Permission.REQUEST_URGENT,
+}
+
+
+def may_finish(role: Role, flow: str, settings: Any = None) -> bool:
+    """Whether ``role`` may go on with a draft of ``flow`` (an unknown flow: no)."""
+    permission = DRAFT_PERMISSIONS.get(flow)
+    return permission is not None and can(role, permission, settings)
+
+
+async def drop_drafts_not_allowed(session: AsyncSession, account: Account) -> None:
+    """After a role change: the half-written report or request the role may not send goes."""
+    flows = [flow for flow in DRAFT_PERMISSIONS if not may_finish(account.role, flow)]
+    await session.execute(
+        delete(CaseDraft).where(CaseDraft.account_id == account.id, CaseDraft.flow.in_(flows))
+    )
 
 
 async def draft_of(session: AsyncSession, account_id: int) -> CaseDraft | None:

@@ -40,6 +40,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.accounts import Account, audit
 from models.base import Base, BigId, clock
+from models.roles import Permission, can
 
 
 def _enum(e: type[enum.Enum], length: int = 20) -> Any:
@@ -545,6 +546,12 @@ async def drop_draft(session: AsyncSession, account: Account) -> None:
     draft = await session.get(ContactDraft, account.id)
     if draft is not None:
         await session.delete(draft)
+
+
+async def drop_draft_if_not_allowed(session: AsyncSession, account: Account) -> None:
+    """After a role change: a contact being recorded goes if the role may not record it."""
+    if not can(account.role, Permission.RECORD_CONTACTS):
+        await drop_draft(session, account)
 
 
 # Registered with the models package (tables and operations that build on the above).

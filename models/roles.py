@@ -65,6 +65,19 @@ INVITABLE: dict[Role, frozenset[Role]] = {
 }
 
 
+# How far each role reaches, to tell a promotion from a demotion or a sideways move
+# (volunteers, police and shelter staff stand side by side: none of them holds the others').
+RANK: dict[Role, int] = {
+    Role.PUBLIC: 0,
+    Role.VOLUNTEER: 1,
+    Role.POLICE: 1,
+    Role.SHELTER_STAFF: 1,
+    Role.OPERATOR: 2,
+    Role.COORDINATOR: 3,
+    Role.ADMIN: 4,
+}
+
+
 def can(role: Role, permission: Permission, settings: Any = None) -> bool:
     """Whether ``role`` has ``permission``; with ``settings``, grants a setting enables count."""
     if role in GRANTS[permission]:
@@ -75,3 +88,13 @@ def can(role: Role, permission: Permission, settings: Any = None) -> bool:
 
 def may_invite(inviter: Role, role: Role) -> bool:
     return role in INVITABLE.get(inviter, frozenset())
+
+
+def inviters_of(role: Role) -> frozenset[Role]:
+    """The roles whose invites for ``role`` are honoured (an author demoted since: not)."""
+    return frozenset(inviter for inviter, roles in INVITABLE.items() if role in roles)
+
+
+def raises(current: Role, offered: Role) -> bool:
+    """Whether an invite for ``offered`` is a promotion for someone who is ``current``."""
+    return RANK[offered] > RANK[current]

@@ -184,6 +184,9 @@ async def test_shelter_staff_update_free_beds_with_a_few_taps(bot):
     card = cards[-1]
     assert "Asilo notturno di via Corsica" in card["text"]
     assert len(cards) == 2  # the heading and their one shelter
+    asked = await bot.presses(STAFF, card, "➕ 1")  # no count yet: nothing to add one to
+    assert "Non c'è ancora un conteggio per stanotte" in texts(asked)
+    await bot.says(STAFF, "0")
     await bot.presses(STAFF, card, "➕ 1")
     await bot.presses(STAFF, card, "➕ 1")
     await bot.presses(STAFF, card, "➖ 1")
@@ -197,7 +200,7 @@ async def test_shelter_staff_update_free_beds_with_a_few_taps(bot):
         corsica = await service_by_key(session, "asilo-corsica")
         assert corsica and corsica.beds and corsica.beds.free == 12
         history = await bed_history(session, corsica)
-        assert [h.free for h in history if h.source == "bot"] == [1, 2, 1, 12]
+        assert [h.free for h in history if h.source == "bot"] == [0, 1, 2, 1, 12]
         assert all(h.by_id is not None for h in history if h.source == "bot")
 
 
@@ -240,6 +243,7 @@ async def test_the_daily_reminder_goes_once_to_staff_whose_counts_are_old(bot):
     await _staff_of(bot, OTHER_STAFF, "casa-betel")
     card = (await bot.says(OTHER_STAFF, "/beds"))[-1]
     await bot.presses(OTHER_STAFF, card, "✅ È ancora giusto")
+    await bot.says(OTHER_STAFF, "3")  # there was no count to confirm: they are asked for it
     runtime = bot.application.bot_data["runtime"]
     assert await send_bed_reminders(runtime) == 0  # too early: the default is 18:00
     set_local_time(2026, 12, 2, 18, 5)

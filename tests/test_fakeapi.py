@@ -407,6 +407,8 @@ def test_callback_queries_can_be_answered_once(fake: FakeTelegram) -> None:
     assert query["data"] == "take:7" and query["message"]["message_id"] == 2
     assert send(fake, "answerCallbackQuery", callback_query_id=query["id"])[0] == 200
     assert send(fake, "answerCallbackQuery", callback_query_id=query["id"])[0] == 400
+    fake.clear()  # forgetting the recorded answers does not make the press answerable again
+    assert send(fake, "answerCallbackQuery", callback_query_id=query["id"])[0] == 400
     with pytest.raises(LookupError):
         fake.user_presses(MARTA.id, msg[1]["result"], "Nope")
 
