@@ -52,7 +52,7 @@ from benchmarks._common import (
     sqlite_url,
 )
 from bot import metrics
-from bot.app import HelpCenterBot, build_application, tune_garbage_collector
+from bot.app import HelpCenterBot, build_application
 from bot.fakeapi import FakeRequest, FakeTelegram
 from models.db import make_engine, make_sessionmaker, write_gate
 from models.exchange import (
@@ -208,7 +208,6 @@ def _worker_process(
             request=FakeRequest(fake),
             worker_id=f"bench-process-{number}",
         )
-        tune_garbage_collector()  # each worker process, as `helpcenter run --workers N`
         await application.initialize()
         bot = HelpCenterBot(application, skip_locked=True)
         ready.put(number)
@@ -324,7 +323,6 @@ def main() -> None:
     parser.add_argument("--skip-processes", action="store_true")
     args = parser.parse_args()
     _record_latencies()
-    tune_garbage_collector()  # as `helpcenter run` does; for every run here, the echo's too
     n, chats = args.updates, args.chats
     echo = asyncio.run(bench_echo(n, chats))
     rows = [echo]

@@ -9,7 +9,6 @@ and ``handlers.fallback`` is last, so whatever no flow understood gets a polite 
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import os
 import socket
@@ -188,18 +187,3 @@ class HelpCenterBot:
             "Our team has been notified. Incident code: {code}"
         ).format(code=incident)
         return chat.id, text
-
-
-def tune_garbage_collector() -> None:
-    """Set Python's collector for a long-running bot (``helpcenter run`` calls it once built).
-
-    What exists once the application is built lives as long as the process, and every update
-    makes thousands of short-lived objects (PTB's, SQLAlchemy's). ``gc.freeze`` takes the
-    former out of every later collection; a first threshold of 10,000 instead of 700 runs the
-    young collection less often. Measured with ``benchmarks/bench_throughput.py`` (SQLite,
-    2026-11-30): about 680 → 840 updates/s, p99 about 150 → 50 ms; the 100+ ms stalls in the
-    tail were full collections. Memory: garbage cycles wait a little longer to be freed.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(10_000, 20, 100)

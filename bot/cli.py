@@ -221,11 +221,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 async def run_polling(settings: Settings) -> None:
-    from bot.app import HelpCenterBot, build_application, tune_garbage_collector
+    from bot.app import HelpCenterBot, build_application
 
     await ensure_schema(settings)
     application = build_application(settings)
-    tune_garbage_collector()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -38,6 +38,8 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import selectinload
+from telegram import InputFile
 from telegram.error import (
     BadRequest,
     ChatMigrated,
@@ -47,8 +49,6 @@ from telegram.error import (
     TelegramError,
     TimedOut,
 )
-from sqlalchemy.orm import selectinload
-from telegram import InputFile
 from telegram.ext import Application
 from telegram.warnings import PTBUserWarning
 
@@ -79,6 +79,7 @@ MAX_RESERVATION_WAIT = 2.0
 MAX_BACKOFF_SECONDS = 300.0
 PERMANENT_403 = ("blocked", "deactivated", "kicked", "not a member", "bot can't initiate")
 URGENT_PREFIX = "urgent"
+REPLY = "reply"  # the outbox kind of what a handling sends (see ``bot.exchange_log``)
 
 
 class Outcome:
@@ -262,7 +263,9 @@ class Dispatcher:
                 subject_id=row.subject_id,
                 in_reply_to=row.in_reply_to,
             )
-            if result.outcome == Outcome.SENT:
+            if result.outcome == Outcome.SENT and row.kind == REPLY:
+                await session.delete(row)  # its record is the exchange-log row just written
+            elif result.outcome == Outcome.SENT:
                 mark_sent(row, result.message_id)
                 await drop_files(session, row.id)
                 await self._observe_urgent(session, row)

@@ -197,7 +197,7 @@ def _files(request_data: RequestData) -> dict[str, tuple[str | None, bytes, str 
         if isinstance(value, tuple):
             filename, content = value[0], value[1]
             mimetype = value[2] if len(value) > 2 else None
-            data = content if isinstance(content, bytes) else bytes(content)
+            data = content if isinstance(content, bytes) else content.read()
             files[name] = (filename, data, mimetype)
     return files
 

@@ -16,6 +16,8 @@ EDITS_GROUP = -5  # an edited message is acknowledged there and handled no furth
 async def load_account(update: Update, context: HCContext) -> None:
     """Find or create the sender's account and pick their language for this update."""
     scope = context.scope
+    if update.callback_query is not None:
+        scope.callback_query_id = update.callback_query.id
     user = update.effective_user
     runtime = context.runtime
     if user is None or user.is_bot:
@@ -27,7 +29,6 @@ async def load_account(update: Update, context: HCContext) -> None:
         user.id,
         chat_id,
         admin_ids=frozenset(runtime.settings.admin_ids),
-        known=scope.known_senders,
     )
     account, created = sender.account, sender.created
     if account.role is not Role.PUBLIC:

@@ -18,7 +18,7 @@ from telegram.request import BaseRequest
 
 from bot.i18n import Catalogs, Translator
 from config.settings import Settings
-from models.accounts import Account, KnownSenders
+from models.accounts import Account
 from models.base import Clock
 from models.base import clock as default_clock
 from models.prompts import ChatPrompt
@@ -52,7 +52,10 @@ class UpdateScope:
     error: BaseException | None = None
     incident: str | None = None
     first_contact: bool = False
-    callback_answered: bool = False
+    # The button press of this update, and the answer a handler chose for it (sent once,
+    # after the commit: see ``bot.inbox``).
+    callback_query_id: str | None = None
+    callback_answer: tuple[str | None, bool] | None = None
     prompt: ChatPrompt | None = None
     # Read with the account (group -10) for the cases' draft check (group -2); None: not read.
     draft_flow: str | None = None
@@ -60,8 +63,6 @@ class UpdateScope:
     outbound: list[dict[str, Any]] = field(default_factory=list)
     # Outbox rows this handling queued (its replies), sent once it has committed.
     replies: list[Any] = field(default_factory=list)
-    # Read with the claim for the whole batch (see ``bot.inbox``); None: read when needed.
-    known_senders: KnownSenders | None = None
 
     def concerns(self, subject_type: str, subject_id: int) -> None:
         """Link this exchange (in and out) to the case or record it is about."""

@@ -126,10 +126,9 @@ async def serve_worker(settings: Settings, secret: str, sock: socket.socket) -> 
     """One worker process: the endpoint, the inbox worker, the dispatcher and the job queue."""
     import uvicorn
 
-    from bot.app import HelpCenterBot, build_application, tune_garbage_collector
+    from bot.app import HelpCenterBot, build_application
 
     application = build_application(settings)
-    tune_garbage_collector()
     running = HelpCenterBot(application)
     await running.start()
     app = make_asgi_app(running.runtime, secret, on_stored=running.wake.set)

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from telegram import Chat, Update
-from telegram.error import BadRequest, NetworkError, RetryAfter
+from telegram.error import BadRequest
 
 from bot.runtime import HCContext
-from bot.telegram_errors import is_not_modified, is_stale_query
+from bot.telegram_errors import is_not_modified
 from models.accounts import audit
 from models.roles import Permission, can
 
@@ -96,27 +96,14 @@ async def deny(update: Update, context: HCContext, permission: Permission) -> No
 async def acknowledge(
     update: Update, context: HCContext, text: str | None = None, *, show_alert: bool = False
 ) -> None:
-    """Answer a button press, once, and never let the answer stop the work it asked for.
+    """Choose the answer to a button press (a short text, or none: the spinner just stops).
 
-    Telegram takes one answer per press. A handling retried after an outage (a 502 on an
-    edit, a database restart) is a new handling whose press an earlier try already answered:
-    Telegram's refusal ("query is too old ... or query ID is invalid") then means "answered".
-    A timeout or a lost connection only means the answer is late; the spinner on the person's
-    button stops by itself. Every button handler answers through here.
+    The answer is sent once, by the inbox worker, after the handling has committed (or failed):
+    see ``bot.inbox.InboxWorker._answer_button``. The first choice of a handling stands.
     """
-    query = update.callback_query
     scope = context.scope
-    if query is None or scope.callback_answered:
-        return
-    scope.callback_answered = True
-    try:
-        await query.answer(text, show_alert=show_alert)
-    except BadRequest as exc:  # before NetworkError: PTB makes BadRequest one
-        if not is_stale_query(exc):
-            raise
-        log.info("button press already answered or too old to answer")
-    except (NetworkError, RetryAfter) as exc:
-        log.info("answer to a button press lost: %s", type(exc).__name__)
+    if update.callback_query is not None and scope.callback_answer is None:
+        scope.callback_answer = (text, show_alert)
 
 
 async def edit_text(update: Update, text: str, **kwargs: Any) -> None:

@@ -26,7 +26,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from models.base import Base, BigId, clock
 from models.db import insert_ignore
-from models.prompts import ChatPrompt, answerable, close_prompt
+from models.prompts import ChatPrompt, close_prompt
 from models.roles import Role, inviters_of, may_invite, raises
 
 INVITE_LIFETIME = timedelta(hours=48)
@@ -162,75 +162,15 @@ def _sender_query() -> Any:
     return _SENDER_QUERY
 
 
-@dataclass
-class KnownSenders:
-    """Accounts (with their draft's flow) and their open prompts (by account id), read for a
-    batch of claimed updates at once, so that handling an update from someone known reads
-    nothing more.
-
-    ``asked`` holds every Telegram id looked up: one of them missing from ``accounts`` has no
-    account yet. The objects are detached; each update merges its own copies.
-    """
-
-    asked: frozenset[int]
-    accounts: dict[int, tuple[Account, str | None]]
-    prompts: dict[int, ChatPrompt]
-
-
-async def read_senders(
-    session: AsyncSession, telegram_ids: set[int], chat_ids: set[int]
-) -> KnownSenders:
-    """Two statements for the whole batch: accounts with drafts, and their prompts in the
-    batch's chats."""
-    from models.cases import CaseDraft  # models.cases imports this module
-
-    accounts: dict[int, tuple[Account, str | None]] = {}
-    if telegram_ids:
-        found = await session.execute(
-            select(Account, CaseDraft.flow)
-            .outerjoin(CaseDraft, CaseDraft.account_id == Account.id)
-            .where(Account.telegram_id.in_(telegram_ids))
-        )
-        for account, flow in found:
-            accounts.setdefault(account.telegram_id, (account, flow))
-    prompts: dict[int, ChatPrompt] = {}
-    account_ids = {account.id for account, _flow in accounts.values()}
-    if chat_ids and account_ids:
-        found_prompts = await session.scalars(
-            select(ChatPrompt).where(
-                ChatPrompt.account_id.in_(account_ids), ChatPrompt.chat_id.in_(chat_ids)
-            )
-        )
-        prompts = {prompt.account_id: prompt for prompt in found_prompts}
-    return KnownSenders(frozenset(telegram_ids), accounts, prompts)
-
-
 async def load_sender(
     session: AsyncSession,
     telegram_id: int,
     chat_id: int | None,
     *,
     admin_ids: frozenset[int] = frozenset(),
-    known: KnownSenders | None = None,
 ) -> Sender:
     """The sender's account (created on first contact), with the chat's open prompt and the
-    sender's draft flow in the same round trip when the account already exists, or from
-    ``known`` (read with the claim) without any. Staff are always read afresh: a role taken
-    away between the claim and the handling must not be used."""
-    entry = known.accounts.get(telegram_id) if known is not None else None
-    if entry is not None and entry[0].role is not Role.PUBLIC:
-        known = None  # staff: their role is read fresh, a revocation counts at once
-    if known is not None and telegram_id in known.asked:
-        if entry is None:
-            account, created = await get_or_create_account(
-                session, telegram_id, admin_ids=admin_ids
-            )
-            return Sender(account, created)
-        prompt = answerable(known.prompts.get(entry[0].id), chat_id)
-        account = await session.merge(entry[0], load=False)
-        if prompt is not None:
-            prompt = await session.merge(prompt, load=False)
-        return _known_sender(account, prompt, entry[1])
+    sender's draft flow in the same round trip when the account already exists."""
     found = (
         await session.execute(_sender_query(), {"chat_id": chat_id, "telegram_id": telegram_id})
     ).first()

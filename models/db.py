@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
-from contextvars import ContextVar
+from collections.abc import AsyncIterator
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -19,21 +18,6 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-# Called before each writing statement of the current unit of work (see ``bot.inbox``): a
-# handler that only reads needs no write transaction, and on SQLite no place in the queue of
-# writers. A plain SELECT is a read; anything else (DML, SELECT … FOR UPDATE) is a write.
-before_write: ContextVar[Callable[[], None] | None] = ContextVar("before_write", default=None)
-
-
-def _notice_writes(
-    _conn: Any, _cursor: Any, statement: str, _params: Any, _context: Any, _many: bool
-) -> None:
-    callback = before_write.get()
-    if callback is not None and (
-        statement.lstrip()[:6].upper() != "SELECT" or "FOR UPDATE" in statement
-    ):
-        callback()
-
 
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     # Database errors quote the statement's parameters: messages, names, places. They reach
@@ -42,12 +26,8 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     if url.startswith("sqlite"):
         # Every connection is its own file handle; WAL lets readers run beside the writer.
         kwargs.setdefault("connect_args", {"timeout": 30})
-        # No cap on connections: a handling that turns out to write waits for the write gate
-        # while holding its connection, so with a capped pool the gate's holder could wait
-        # for a connection held by its own waiters. Handlings are bounded by
-        # ``inbox_concurrency`` anyway; ten stay open, the rest close when returned.
         kwargs.setdefault("pool_size", 10)
-        kwargs.setdefault("max_overflow", -1)
+        kwargs.setdefault("max_overflow", 10)
         if ":memory:" in url or url.rstrip("/").endswith("sqlite+aiosqlite:"):
             raise ValueError("use a file database: in-memory SQLite is not shared between sessions")
         engine = create_async_engine(url, **kwargs)
@@ -57,7 +37,6 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         kwargs.setdefault("max_overflow", 10)
         kwargs.setdefault("pool_pre_ping", True)
         engine = create_async_engine(url, **kwargs)
-    event.listen(engine.sync_engine, "before_cursor_execute", _notice_writes)
     return engine
 
 
@@ -95,8 +74,7 @@ async def write_gate(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIte
 
 
 def write_gate_lock(sessionmaker: async_sessionmaker[AsyncSession]) -> asyncio.Lock | None:
-    """The lock behind :func:`write_gate` (None on PostgreSQL), for a writer that finds out
-    only midway that it writes (see ``bot.inbox``)."""
+    """The lock behind :func:`write_gate` (None on PostgreSQL)."""
     engine = sessionmaker.kw.get("bind")
     if engine is None or engine.dialect.name != "sqlite":
         return None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -35,9 +35,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, BigId, clock
-
-if TYPE_CHECKING:
-    from models.accounts import KnownSenders
 from models.db import insert_ignore_many
 
 
@@ -198,8 +195,6 @@ class ClaimedUpdate:
     payload: dict[str, Any] | None
     claims: int
     locked_until: datetime
-    # Read by the worker right after the claim (see ``models.accounts.read_senders``).
-    known_senders: KnownSenders | None = None
 
 
 async def claim_updates(
@@ -334,66 +329,6 @@ def _done_mark(row_id: int, worker: str, now: datetime, context: dict[str, Any])
     }
 
 
-@dataclass
-class FinishedUpdate:
-    """A handled update whose only writes are the exchange log's: its done mark, its replies."""
-
-    row_id: int
-    update_id: int
-    account_id: int | None
-    role: str | None
-    flow: str | None
-    subject_type: str | None
-    subject_id: int | None
-    outbound: list[dict[str, Any]]
-
-    def context(self) -> dict[str, Any]:
-        return {
-            "account_id": self.account_id,
-            "role": self.role,
-            "flow": self.flow,
-            "subject_type": self.subject_type,
-            "subject_id": self.subject_id,
-        }
-
-
-async def finish_group(
-    session: AsyncSession, worker: str, group: list[FinishedUpdate]
-) -> list[FinishedUpdate]:
-    """Mark handled updates done and log their replies; returns those it marked.
-
-    Only rows still claimed by this worker are marked (on PostgreSQL locked first): a row
-    whose lease ran out and that another worker took is left to its new holder, and the
-    replies of this handling are not logged, as when a handling's own commit finds its row
-    taken (the log holds what the committed handling sent). The check is a SELECT because
-    an executemany UPDATE does not say which of its rows matched on every driver.
-    """
-    if not group:
-        return []
-    still_held = _STILL_HELD
-    if session.get_bind().dialect.name == "postgresql":
-        still_held = still_held.with_for_update()
-    held = set(
-        await session.scalars(
-            still_held, {"ids": [done.row_id for done in group], "worker": worker}
-        )
-    )
-    mine = [done for done in group if done.row_id in held]
-    if not mine:
-        return []
-    now = clock.now()
-    marks = [_done_mark(done.row_id, worker, now, done.context()) for done in mine]
-    await session.execute(_FINISH, marks)
-    replies = [
-        row
-        for done in mine
-        for row in outbound_values(done.outbound, **done.context(), in_reply_to=done.update_id)
-    ]
-    if replies:
-        await session.execute(insert(EXCHANGE_TABLE), replies)
-    return mine
-
-
 EXCHANGE_TABLE: Table = Exchange.__table__  # type: ignore[assignment]
 # The per-update statements, built once (building one costs more Python than running it).
 _FINISH = update(EXCHANGE_TABLE).where(
@@ -407,11 +342,6 @@ _HOLD = select(EXCHANGE_TABLE.c.id).where(
     EXCHANGE_TABLE.c.locked_by == bindparam("worker"),
 )
 _HOLD_LOCKED = _HOLD.with_for_update()
-_STILL_HELD = select(EXCHANGE_TABLE.c.id).where(
-    EXCHANGE_TABLE.c.id.in_(bindparam("ids", expanding=True)),
-    EXCHANGE_TABLE.c.status == InboxStatus.PROCESSING,
-    EXCHANGE_TABLE.c.locked_by == bindparam("worker"),
-)
 _CLAIMABLE, _CLAIMABLE_LOCKED, _TAKE = _claim_statements()
 
 

@@ -93,9 +93,7 @@ class OutboxFile(Base):
     __tablename__ = "outbox_file"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    outbox_id: Mapped[int] = mapped_column(
-        ForeignKey("outbox.id", ondelete="CASCADE"), index=True
-    )
+    outbox_id: Mapped[int] = mapped_column(ForeignKey("outbox.id", ondelete="CASCADE"), index=True)
     field: Mapped[str] = mapped_column(String(64))
     filename: Mapped[str | None] = mapped_column(String(255))
     mimetype: Mapped[str | None] = mapped_column(String(100))

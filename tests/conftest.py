@@ -94,6 +94,21 @@ def reset_clock() -> Iterator[None]:
     clock._offset_seconds = 0.0
 
 
+# Telegram's own send limits (the settings' defaults). The harness sends faster: every
+# message leaves through the outbox and its limiter, and a story test should not wait a second
+# between two messages to one chat; the tests of the limits use these.
+TELEGRAM_RATES = {
+    "rate_global_per_second": 30,
+    "rate_private_chat_per_second": 1,
+    "rate_group_per_minute": 20,
+}
+FAST_RATES = {
+    "rate_global_per_second": 10_000,
+    "rate_private_chat_per_second": 10_000,
+    "rate_group_per_minute": 600_000,
+}
+
+
 def make_settings(database_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "token": TOKEN,
@@ -102,6 +117,7 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "default_language": "it",
         "inbox_concurrency": 4,
         "poll_timeout_seconds": 0,
+        **FAST_RATES,
     }
     values.update(overrides)
     return Settings(**values)
@@ -191,3 +207,24 @@ class BotHarness:
 async def bot(database_url: str) -> AsyncIterator[BotHarness]:
     async with BotHarness(make_settings(database_url)) as harness:
         yield harness
+
+
+def fail_handling_of(harness: BotHarness, command: str, error: BaseException) -> None:
+    """From now on, handling ``/command`` raises ``error`` (a fault in a handler), before any
+    feature answers it."""
+    from telegram.ext import CommandHandler
+
+    async def failing(update: Any, context: Any) -> None:
+        raise error
+
+    harness.application.add_handler(CommandHandler(command, failing), group=-4)
+
+
+def slow_handling_of(application: Any, command: str, seconds: float) -> None:
+    """From now on, handling ``/command`` takes ``seconds`` longer (before the features)."""
+    from telegram.ext import CommandHandler
+
+    async def slow(update: Any, context: Any) -> None:
+        await asyncio.sleep(seconds)
+
+    application.add_handler(CommandHandler(command, slow), group=-4)

@@ -18,7 +18,7 @@ from bot.ratelimit import (
     reserve_all,
 )
 from models.db import make_engine, make_sessionmaker
-from tests.conftest import make_settings
+from tests.conftest import TELEGRAM_RATES, make_settings
 
 
 def _redis_up() -> bool:
@@ -50,7 +50,7 @@ async def test_memory_limiter_spaces_and_refuses_far_slots() -> None:
 
 
 async def test_limits_follow_the_settings(database_url: str) -> None:
-    limits = Limits.from_settings(make_settings(database_url))
+    limits = Limits.from_settings(make_settings(database_url, **TELEGRAM_RATES))
     assert [k for k, _ in limits.keys_for(42)] == ["chat:42", "global"]
     assert [k for k, _ in limits.keys_for(-100)] == ["group:-100", "global"]
     assert limits.group_interval > 3.0 > limits.private_interval > limits.global_interval

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from sqlalchemy import func, select
+from telegram.error import BadRequest
 
 from bot.fakeapi import message_update, user_dict
 from models.accounts import Account
 from models.base import clock
 from models.exchange import Direction, Exchange, InboxStatus
 from models.roles import Role
-from tests.conftest import BotHarness
+from tests.conftest import BotHarness, fail_handling_of
 
 VOLUNTEER = 1001
 
@@ -94,7 +95,7 @@ async def test_a_failed_send_is_logged_with_telegrams_error(bot: BotHarness) -> 
 async def test_a_handler_failure_is_retried_then_parked_with_an_apology(bot: BotHarness) -> None:
     await bot.known(VOLUNTEER)
     attempts = bot.settings.inbox_max_attempts
-    bot.fake.fail_next("sendMessage", status=400, description="Bad Request: boom", times=attempts)
+    fail_handling_of(bot, "help", BadRequest("boom"))
     bot.fake.user_writes(VOLUNTEER, "/help")
 
     for _ in range(attempts):
@@ -137,7 +138,7 @@ async def test_the_apology_for_a_parked_update_is_in_the_chosen_language(bot: Bo
     menu = (await bot.says(VOLUNTEER, "/language"))[-1]
     await bot.presses(VOLUNTEER, menu, "English")
     attempts = bot.settings.inbox_max_attempts
-    bot.fake.fail_next("sendMessage", status=400, description="Bad Request: boom", times=attempts)
+    fail_handling_of(bot, "help", BadRequest("boom"))
     bot.fake.user_writes(VOLUNTEER, "/help")
 
     for _ in range(attempts):

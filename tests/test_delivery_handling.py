@@ -1,7 +1,7 @@
-"""Read-only handlings commit together; a handling that writes commits alone; nothing is lost.
+"""One handling, one transaction: its changes, its messages (outbox rows) and its done mark.
 
-See ``bot.group_commit``: most updates write nothing of their own, so their done marks and
-replies are committed in groups, and the sender is read once for a whole claimed batch.
+See ``bot.inbox``: what a handling sends is queued in the outbox with its changes and sent after
+the commit, so a handling that does not commit sends nothing.
 """
 
 from __future__ import annotations
@@ -10,20 +10,18 @@ import asyncio
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.util import greenlet_spawn
 
-from bot import group_commit
+from bot import inbox
 from bot.app import HelpCenterBot, build_application
 from bot.fakeapi import FakeRequest, FakeTelegram
-from bot.inbox import _WriteWatch
 from models.accounts import Account, get_or_create_account, set_role
 from models.base import clock
 from models.db import make_engine, make_sessionmaker
-from models.exchange import Direction, Exchange, FinishedUpdate, InboxStatus
+from models.exchange import Direction, Exchange, InboxStatus
 from models.roles import Role
-from tests.conftest import TOKEN, BotHarness, make_settings
+from tests.conftest import TOKEN, BotHarness, make_settings, slow_handling_of
 
 PEOPLE = range(5100, 5112)
 OPERATOR = 5200
@@ -40,12 +38,6 @@ async def everyone_asks_for_help(bot: BotHarness, people: range) -> None:
     for person in people:
         await bot.known(person)
         bot.fake.user_writes(person, "/help")
-
-
-def count_commits(bot: BotHarness) -> list[int]:
-    commits: list[int] = []
-    event.listen(bot.engine.sync_engine, "commit", lambda _conn: commits.append(1))
-    return commits
 
 
 async def test_everyone_is_answered_and_every_exchange_logged_with_its_sender(
@@ -69,52 +61,26 @@ async def test_everyone_is_answered_and_every_exchange_logged_with_its_sender(
         assert len(bot.fake.texts(person)) == 1
 
 
-async def test_read_only_handlings_cost_fewer_commits_than_updates(bot: BotHarness) -> None:
-    """12 people asking for help: one claim and one group per batch of four, not 12 commits."""
-    await everyone_asks_for_help(bot, PEOPLE)
-    await bot.running.poller.poll_once()
-    commits = count_commits(bot)
-
-    await bot.running.worker.drain()
-
-    assert all(r.status is InboxStatus.DONE for r in await exchanges(bot, Direction.IN))
-    assert len(commits) < len(PEOPLE)
-
-
-async def test_handlings_gathered_while_a_commit_runs_share_the_next_one(
-    bot: BotHarness,
+async def test_a_commit_that_fails_loses_no_update_and_sends_nothing_twice(
+    bot: BotHarness, monkeypatch: Any
 ) -> None:
-    await everyone_asks_for_help(bot, PEOPLE)
-    await bot.running.poller.poll_once()
-    worker = bot.running.worker
-    claimed = await worker._claim(len(PEOPLE))
-    commits = count_commits(bot)
+    """The database blinks at the commit of the first handlings: they are retried without
+    counting, and each person is answered exactly once (nothing left before the commit)."""
+    real = inbox.finish_update
+    failures = [
+        OperationalError("UPDATE exchange", {}, ConnectionRefusedError("restarting"))
+        for _ in range(2)
+    ]
 
-    for row in claimed:  # each hands itself over; none waits for the commit
-        worker._group.hand(
-            group_commit.Handed(
-                FinishedUpdate(row.id, row.update_id, None, None, "help", None, None, outbound=[]),
-                started=0.0,
-            )
-        )
-    await worker._group.settled()
-
-    assert len(commits) == 1
-    assert all(r.status is InboxStatus.DONE for r in await exchanges(bot, Direction.IN))
-
-
-async def test_a_failed_group_commit_loses_no_update(bot: BotHarness, monkeypatch: Any) -> None:
-    real = group_commit.finish_group
-    failures = [OperationalError("UPDATE exchange", {}, ConnectionRefusedError("restarting"))]
-
-    async def fails_once(*args: Any, **kwargs: Any) -> Any:
+    async def fails_twice(*args: Any, **kwargs: Any) -> Any:
         if failures:
             raise failures.pop()
         return await real(*args, **kwargs)
 
-    monkeypatch.setattr(group_commit, "finish_group", fails_once)
+    monkeypatch.setattr(inbox, "finish_update", fails_twice)
     await everyone_asks_for_help(bot, PEOPLE[:4])
     await bot.deliver()
+    assert sum(len(bot.fake.texts(person)) for person in PEOPLE[:4]) == 2, "failed: nothing sent"
     clock.advance(5)  # the transient retry delay
     await bot.deliver()
 
@@ -122,8 +88,8 @@ async def test_a_failed_group_commit_loses_no_update(bot: BotHarness, monkeypatc
     outbound = await exchanges(bot, Direction.OUT)
     assert [r.status for r in inbound] == [InboxStatus.DONE] * 4
     assert all(r.attempts == 0 for r in inbound)  # an outage is not the update's fault
-    for row in inbound:  # answered (at least once); the committed handling's reply logged
-        assert bot.fake.texts(row.chat_id or 0)
+    for row in inbound:  # answered once; the committed handling's reply logged once
+        assert len(bot.fake.texts(row.chat_id or 0)) == 1
         assert len([r for r in outbound if r.in_reply_to == row.update_id]) == 1
 
 
@@ -143,9 +109,8 @@ async def test_a_handling_that_writes_commits_its_change_with_its_done_mark(
 async def test_a_crowd_of_new_and_known_people_with_a_wide_worker_does_not_stall(
     database_url: str,
 ) -> None:
-    """Each new person is a write. On SQLite, writers wait for the write gate holding a
-    connection, while the group commit takes the gate first and a connection after: the
-    pool must never run dry under the gate's holder."""
+    """Each new person is a write (an account, the privacy notice): 32 handlings at once,
+    half of them writing, all answered."""
     async with BotHarness(make_settings(database_url, inbox_concurrency=32)) as bot:
         people = range(6000, 6064)
         for person in people:
@@ -163,8 +128,8 @@ async def test_a_crowd_of_new_and_known_people_with_a_wide_worker_does_not_stall
 async def test_a_handling_that_outlives_its_lease_is_not_taken_by_another_worker(
     database_url: str,
 ) -> None:
-    """PostgreSQL, two workers: A's reply is slow, its lease runs out; B must not handle the
-    same update at the same time (A's row stays locked through its handling)."""
+    """PostgreSQL, two workers: A's handling is slow, its lease runs out; B must not handle
+    the same update at the same time (A's row stays locked through its handling)."""
     if not database_url.startswith("postgresql"):
         pytest.skip("several workers: PostgreSQL only")
     fake = FakeTelegram(token=TOKEN)
@@ -188,9 +153,9 @@ async def test_a_handling_that_outlives_its_lease_is_not_taken_by_another_worker
     fake.user_writes(PEOPLE[0], "/help")
     await first.poller.poll_once()
 
-    fake.delay("sendMessage", 1.0)  # Telegram is slow to answer A
+    slow_handling_of(first.application, "help", seconds=1.0)
     handling = asyncio.create_task(first.worker.drain())
-    await asyncio.sleep(0.3)  # A is waiting for sendMessage
+    await asyncio.sleep(0.3)  # A is still handling
     clock.advance(61)  # A's lease (60 s) runs out meanwhile
     await asyncio.gather(handling, second.worker.drain())
 
@@ -224,21 +189,7 @@ async def test_a_role_taken_away_after_the_claim_no_longer_counts(bot: BotHarnes
         assert account is not None
         await set_role(session, account, Role.PUBLIC, by=None)
         await session.commit()
-    await worker._handle(row.id, row.update_id, row.payload, row.locked_until, row.known_senders)
-    await worker._group.settled()
+    await worker._handle(row)
 
     assert bot.fake.texts(OPERATOR)
     assert not any("Casi aperti" in text for text in bot.fake.texts(OPERATOR))
-
-
-async def test_a_write_left_behind_by_a_finished_handling_does_not_keep_the_write_gate() -> None:
-    gate = asyncio.Lock()
-    await gate.acquire()  # someone else (the group commit) is writing
-    watch = _WriteWatch(gate)
-    late_write = asyncio.create_task(greenlet_spawn(watch))  # a task the handler left behind
-    await asyncio.sleep(0)  # it waits for the gate inside its statement
-    watch.close()  # the handling ends
-    gate.release()
-    await late_write
-
-    await asyncio.wait_for(gate.acquire(), timeout=1)  # free again
