@@ -19,6 +19,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from models.storable import storable_json
+
 # Called before each writing statement of the current unit of work (see ``bot.inbox``): a
 # handler that only reads needs no write transaction, and on SQLite no place in the queue of
 # writers. A plain SELECT is a read; anything else (DML, SELECT … FOR UPDATE) is a write.
@@ -39,6 +41,9 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     # Database errors quote the statement's parameters: messages, names, places. They reach
     # the application log through tracebacks, so they are never shown.
     kwargs.setdefault("hide_parameters", True)
+    # Every JSON document is written as a database can hold it (U+0000 and lone surrogates
+    # become U+FFFD, see ``models.storable``): PostgreSQL's jsonb refuses ``\u0000``.
+    kwargs.setdefault("json_serializer", storable_json)
     if url.startswith("sqlite"):
         # Every connection is its own file handle; WAL lets readers run beside the writer.
         kwargs.setdefault("connect_args", {"timeout": 30})
