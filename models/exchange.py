@@ -9,6 +9,7 @@ table, so the log and the inbox cannot disagree.
 from __future__ import annotations
 
 import enum
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
     from models.accounts import KnownSenders
 from models.db import insert_ignore_many
 from models.storable import storable_text
+
+log = logging.getLogger(__name__)
 
 
 class Direction(enum.StrEnum):
@@ -251,6 +254,7 @@ async def _store_one_by_one(session: AsyncSession, rows: list[dict[str, Any]]) -
         except Exception as exc:  # this row's own trouble, unless its husk fails too
             await _store_husk(session, row, exc)
             unstorable.append(int(row["update_id"]))
+            log.error("update %s not storable (%s): parked", row["update_id"], type(exc).__name__)
     return unstorable
 
 
@@ -650,7 +654,7 @@ def outbound_values(rows: list[dict[str, Any]], **context: Any) -> list[dict[str
             "kind": row["method"],
             "text": None if row["text"] is None else storable_text(row["text"]),
             "payload": row["payload"],
-            "error": row.get("error"),
+            "error": None if row.get("error") is None else storable_text(row["error"]),
             "attempts": 0,
             "claims": 0,
             "account_id": context.get("account_id"),

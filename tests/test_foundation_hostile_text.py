@@ -9,6 +9,7 @@ people after it are answered.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from typing import Any
 
@@ -84,7 +85,10 @@ async def test_a_message_with_text_a_database_refuses_is_stored_and_everyone_is_
     assert rows[hostile].payload["message"]["text"] == stored
 
 
-async def test_an_update_that_still_cannot_be_stored_is_parked_alone(bot: BotHarness) -> None:
+async def test_an_update_that_still_cannot_be_stored_is_parked_alone(
+    bot: BotHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="models.exchange")
     await _three_people(bot)
     bot.fake.user_writes(ALBA, "buongiorno")
     odd = message_update(bot.fake.user(BRUNA), "ciao")
@@ -100,6 +104,7 @@ async def test_an_update_that_still_cannot_be_stored_is_parked_alone(bot: BotHar
     assert rows[unstorable].status is InboxStatus.FAILED
     assert "not storable" in (rows[unstorable].error or "")
     assert rows[unstorable].kind == "text" and rows[unstorable].text is None
+    assert f"update {unstorable} not storable" in caplog.text and "ciao" not in caplog.text
 
 
 def _poll_from_an_older_server(user: dict[str, Any]) -> dict[str, Any]:
