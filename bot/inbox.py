@@ -39,8 +39,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from sqlalchemy import select
-from sqlalchemy.exc import DBAPIError, DisconnectionError, SQLAlchemyError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.util import await_only
 from telegram import Update
@@ -52,7 +51,7 @@ from bot.errors import new_incident_code
 from bot.group_commit import GroupCommit, Handed
 from bot.runtime import Runtime, UpdateScope, current_scope
 from models.accounts import KnownSenders, read_senders
-from models.db import before_write, write_gate, write_gate_lock
+from models.db import before_write, is_database_outage, write_gate, write_gate_lock
 from models.exchange import (
     ClaimedUpdate,
     Exchange,
@@ -94,14 +93,11 @@ Failure = tuple[BaseException, str | None, list[dict[str, Any]]]
 
 def is_transient(error: BaseException) -> bool:
     """An outage of the database or of Telegram, not a fault of the update itself."""
-    if isinstance(error, DBAPIError):
-        return bool(error.connection_invalidated) or type(error).__name__ in (
-            "OperationalError",
-            "InterfaceError",
-        )
-    if isinstance(error, BadRequest):  # PTB makes BadRequest a NetworkError; it is not one
+    if is_database_outage(error):
+        return True
+    if isinstance(error, DBAPIError | BadRequest):  # PTB makes BadRequest a NetworkError
         return False
-    return isinstance(error, DisconnectionError | PoolTimeout | OSError | NetworkError | RetryAfter)
+    return isinstance(error, NetworkError | RetryAfter)
 
 
 class UnreadableUpdate(Exception):

@@ -12,6 +12,8 @@ from weakref import WeakKeyDictionary
 from sqlalchemy import event
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -111,6 +113,21 @@ def write_gate_lock(sessionmaker: async_sessionmaker[AsyncSession]) -> asyncio.L
         known = (loop, asyncio.Lock())
         _write_gates[engine.sync_engine] = known
     return known[1]
+
+
+def is_database_outage(error: BaseException) -> bool:
+    """The database could not be reached or lost the connection: not the statement's fault.
+
+    A refused value (U+0000 on PostgreSQL, an integer beyond 64 bits) is a plain
+    ``DBAPIError``/``DataError``; an outage is an ``OperationalError``/``InterfaceError``, an
+    invalidated connection, a pool timeout, or an ``OSError`` from the socket.
+    """
+    if isinstance(error, DBAPIError):
+        return bool(error.connection_invalidated) or type(error).__name__ in (
+            "OperationalError",
+            "InterfaceError",
+        )
+    return isinstance(error, DisconnectionError | PoolTimeout | OSError)
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -39,7 +39,7 @@ from models.base import Base, BigId, clock
 
 if TYPE_CHECKING:
     from models.accounts import KnownSenders
-from models.db import insert_ignore_many
+from models.db import insert_ignore_many, is_database_outage
 from models.storable import storable_text
 
 log = logging.getLogger(__name__)
@@ -252,6 +252,8 @@ async def _store_one_by_one(session: AsyncSession, rows: list[dict[str, Any]]) -
             async with session.begin_nested():
                 await insert_ignore_many(session, EXCHANGE_TABLE, [row], ["update_id"])
         except Exception as exc:  # this row's own trouble, unless its husk fails too
+            if is_database_outage(exc):
+                raise
             await _store_husk(session, row, exc)
             unstorable.append(int(row["update_id"]))
             log.error("update %s not storable (%s): parked", row["update_id"], type(exc).__name__)
@@ -275,6 +277,8 @@ async def _store_husk(session: AsyncSession, row: dict[str, Any], error: Excepti
                 await insert_ignore_many(session, EXCHANGE_TABLE, [candidate], ["update_id"])
             return
         except Exception as exc:
+            if is_database_outage(exc):
+                raise
             error = exc
     raise error
 

@@ -15,9 +15,11 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from bot.fakeapi import message_update
 from bot.webhook import SECRET_HEADER
+from models import exchange
 from models.contacts import Contact
 from models.exchange import Direction, Exchange, InboxStatus
 from models.roles import Role
@@ -228,3 +230,26 @@ async def test_the_webhook_stores_such_updates_and_answers_telegram_200(bot: Bot
         (3, InboxStatus.FAILED),
     ]
     assert [row.text for row in rows] == ["/help\ufffd", "/help \ufffd", None]
+
+
+async def test_a_database_that_blinks_while_storing_confirms_nothing_and_parks_nothing(
+    bot: BotHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_insert = exchange.insert_ignore_many
+
+    async def blinking(session: Any, table: Any, rows: list[dict[str, Any]], key: Any) -> None:
+        if any(row["status"] is InboxStatus.PENDING for row in rows):  # not a husk
+            raise OperationalError("INSERT", {}, ConnectionResetError("connection reset"))
+        await real_insert(session, table, rows, key)
+
+    monkeypatch.setattr(exchange, "insert_ignore_many", blinking)
+    await bot.known(ALBA)
+    bot.fake.user_writes(ALBA, "buongiorno")
+    with pytest.raises(OperationalError):
+        await bot.running.poller.poll_once()
+    monkeypatch.undo()
+
+    assert await _inbound(bot) == [], "an outage is no reason to park a message"
+    await bot.deliver()
+    [row] = await _inbound(bot)
+    assert row.status is InboxStatus.DONE and len(bot.fake.sent_messages(ALBA)) == 1
