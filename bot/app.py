@@ -42,6 +42,7 @@ from handlers.common import Command
 from models.base import Clock
 from models.base import clock as default_clock
 from models.db import make_engine, make_sessionmaker
+from models.exchange import describe_update
 
 log = logging.getLogger(__name__)
 
@@ -174,16 +175,19 @@ class HelpCenterBot:
         self, payload: dict[str, Any], incident: str, language: str | None
     ) -> tuple[int, str] | None:
         """The last try failed: what to tell the person, in their language (enqueued in the
-        outbox by the worker in the same transaction that parks the update)."""
-        update = Update.de_json(payload, self.application.bot)
-        chat = update.effective_chat
-        if chat is None:
+        outbox by the worker in the same transaction that parks the update).
+
+        Read from the plain JSON (``describe_update``), not through PTB: the update being
+        parked may be one PTB cannot parse, and this must never raise.
+        """
+        facts = describe_update(payload)
+        if facts.chat_id is None:
             return None
         catalogs = self.runtime.catalogs
-        user = update.effective_user
-        _ = catalogs.translator(catalogs.pick(language, user.language_code if user else None))
+        _ = catalogs.translator(catalogs.pick(language, facts.language_code))
         text = _(
             "Sorry, something went wrong on our side and I could not handle your message. "
             "Our team has been notified. Incident code: {code}"
         ).format(code=incident)
-        return chat.id, text
+        return facts.chat_id, text
+

@@ -35,17 +35,17 @@ from typing import Any
 from urllib.parse import urlencode
 
 from sqlalchemy import select
-from sqlalchemy.exc import DBAPIError, DisconnectionError, SQLAlchemyError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Update
 from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 from telegram.ext import Application
 
 from bot import metrics
+from bot.errors import new_incident_code
 from bot.runtime import Runtime, UpdateScope, current_scope, outbound_sink
 from bot.telegram_errors import is_stale_query
-from models.db import write_gate
+from models.db import is_database_outage, write_gate
 from models.exchange import (
     ClaimedUpdate,
     Exchange,
@@ -78,14 +78,36 @@ TRANSIENT_RETRY = timedelta(seconds=3)
 
 def is_transient(error: BaseException) -> bool:
     """An outage of the database or of Telegram, not a fault of the update itself."""
-    if isinstance(error, DBAPIError):
-        return bool(error.connection_invalidated) or type(error).__name__ in (
-            "OperationalError",
-            "InterfaceError",
-        )
-    if isinstance(error, BadRequest):  # PTB makes BadRequest a NetworkError; it is not one
+    if is_database_outage(error):
+        return True
+    if isinstance(error, DBAPIError | BadRequest):  # PTB makes BadRequest a NetworkError
         return False
-    return isinstance(error, DisconnectionError | PoolTimeout | OSError | NetworkError | RetryAfter)
+    return isinstance(error, NetworkError | RetryAfter)
+
+
+class UnreadableUpdate(Exception):
+    """An update the library cannot parse (e.g. a poll from an older Bot API server, without a
+    field PTB 22 requires): handling it again cannot help, so it is parked at its first try."""
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(type(cause).__name__)
+        self.incident = new_incident_code()
+
+
+def read_update(payload: dict[str, Any], bot: Any) -> Update | UnreadableUpdate:
+    """The PTB ``Update`` of a stored payload, or why it cannot be read (logged: the incident
+    code, the update id and the exception type; never the content)."""
+    try:
+        return Update.de_json(payload, bot)
+    except Exception as exc:
+        unreadable = UnreadableUpdate(exc)
+        log.error(
+            "incident %s: update %s cannot be read (%s)",
+            unreadable.incident,
+            payload.get("update_id"),
+            type(exc).__name__,
+        )
+        return unreadable
 
 
 class Poller:
@@ -162,7 +184,11 @@ class Poller:
         result = await request.post(url, read_timeout=timeout + 10)
         if not isinstance(result, list):
             return []
-        return [update for update in result if isinstance(update, dict)]
+        return [
+            update
+            for update in result
+            if isinstance(update, dict) and isinstance(update.get("update_id"), int)
+        ]
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -339,9 +365,12 @@ class InboxWorker:
 
     async def _run_handlers(self, scope: UpdateScope, payload: dict[str, Any]) -> None:
         """All handler groups, then the flush of their pending changes."""
+        update = read_update(payload, self.application.bot)
+        if isinstance(update, UnreadableUpdate):
+            scope.error, scope.incident = update, update.incident
+            return
         token = current_scope.set(scope)
         try:
-            update = Update.de_json(payload, self.application.bot)
             await self.application.process_update(update)
             if scope.error is None:
                 _stamp_replies(scope)
@@ -397,12 +426,16 @@ class InboxWorker:
         if is_transient(error):
             await self._retry_later(update_id, error, outbound)
             return
-        summary = f"{incident or '-'} {type(error).__name__}\n" + "".join(
+        cause = f": {error}" if isinstance(error, UnreadableUpdate) else ""  # its cause's type
+        summary = f"{incident or '-'} {type(error).__name__}{cause}\n" + "".join(
             traceback.format_tb(error.__traceback__)
         )
-        max_attempts = self.runtime.settings.inbox_max_attempts
+        # Retrying an update the library cannot read only blocks its chat: parked at once.
+        max_attempts = (
+            1 if isinstance(error, UnreadableUpdate) else self.runtime.settings.inbox_max_attempts
+        )
         try:
-            async with self.runtime.sessionmaker() as session:
+            async with self._writing() as session:
                 parked = await record_failure(
                     session, update_id, summary, max_attempts=max_attempts
                 )
@@ -430,7 +463,7 @@ class InboxWorker:
     ) -> None:
         log.warning("update %s: %s; retrying without counting it", update_id, type(error).__name__)
         try:
-            async with self.runtime.sessionmaker() as session:
+            async with self._writing() as session:
                 await retry_later(session, update_id, TRANSIENT_RETRY)
                 await log_outbound_rows(session, outbound, in_reply_to=update_id)
                 await session.commit()
@@ -454,7 +487,11 @@ class InboxWorker:
         if self.apology_for is None or payload is None:
             return None
         language = await _sender_language(session, payload)
-        apology = self.apology_for(payload, incident, language)
+        try:
+            apology = self.apology_for(payload, incident, language)
+        except Exception as exc:  # the parking must commit, apology or not
+            log.error("no apology for update %s: %s", update_id, type(exc).__name__)
+            return None
         if apology is None:
             return None
         chat_id, text = apology

@@ -11,6 +11,8 @@ from weakref import WeakKeyDictionary
 from sqlalchemy import event
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -18,11 +20,16 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from models.storable import storable_json
+
 
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     # Database errors quote the statement's parameters: messages, names, places. They reach
     # the application log through tracebacks, so they are never shown.
     kwargs.setdefault("hide_parameters", True)
+    # Every JSON document is written as a database can hold it (U+0000 and lone surrogates
+    # become U+FFFD, see ``models.storable``): PostgreSQL's jsonb refuses ``\u0000``.
+    kwargs.setdefault("json_serializer", storable_json)
     if url.startswith("sqlite"):
         # Every connection is its own file handle; WAL lets readers run beside the writer.
         kwargs.setdefault("connect_args", {"timeout": 30})
@@ -84,6 +91,21 @@ def write_gate_lock(sessionmaker: async_sessionmaker[AsyncSession]) -> asyncio.L
         known = (loop, asyncio.Lock())
         _write_gates[engine.sync_engine] = known
     return known[1]
+
+
+def is_database_outage(error: BaseException) -> bool:
+    """The database could not be reached or lost the connection: not the statement's fault.
+
+    A refused value (U+0000 on PostgreSQL, an integer beyond 64 bits) is a plain
+    ``DBAPIError``/``DataError``; an outage is an ``OperationalError``/``InterfaceError``, an
+    invalidated connection, a pool timeout, or an ``OSError`` from the socket.
+    """
+    if isinstance(error, DBAPIError):
+        return bool(error.connection_invalidated) or type(error).__name__ in (
+            "OperationalError",
+            "InterfaceError",
+        )
+    return isinstance(error, DisconnectionError | PoolTimeout | OSError)
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

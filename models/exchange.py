@@ -9,6 +9,7 @@ table, so the log and the inbox cannot disagree.
 from __future__ import annotations
 
 import enum
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -35,7 +36,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, BigId, clock
-from models.db import insert_ignore_many
+from models.db import insert_ignore_many, is_database_outage
+from models.storable import storable_text
+
+log = logging.getLogger(__name__)
 
 
 class Direction(enum.StrEnum):
@@ -100,6 +104,8 @@ class UpdateFacts:
     user_id: int | None
     message_id: int | None
     text: str | None
+    # The sender's Telegram language, for an apology that cannot wait for a parsed update.
+    language_code: str | None = None
 
 
 _MESSAGE_KEYS = ("message", "edited_message", "channel_post", "edited_channel_post")
@@ -121,68 +127,157 @@ _CONTENT_KINDS = (
 
 
 def describe_update(raw: dict[str, Any]) -> UpdateFacts:
+    """The facts of an update, read from plain JSON: never raises, whatever its shape (a field
+    of an unexpected type reads as absent), so an odd update cannot stop its batch."""
     for key in _MESSAGE_KEYS:
         if key in raw:
-            return _describe_message(raw[key], edited=key.startswith("edited"))
+            return _describe_message(_object(raw[key]), edited=key.startswith("edited"))
     if "callback_query" in raw:
-        query = raw["callback_query"]
-        message = query.get("message") or {}
-        chat = message.get("chat") or {}
-        user_id = (query.get("from") or {}).get("id")
+        query = _object(raw["callback_query"])
+        message = _object(query.get("message"))
+        sender = _object(query.get("from"))
+        user_id = _integer(sender.get("id"))
+        chat_id = _integer(_object(message.get("chat")).get("id"))
         return UpdateFacts(
             "callback",
-            chat.get("id", user_id),
+            user_id if chat_id is None else chat_id,
             user_id,
-            message.get("message_id"),
-            query.get("data"),
+            _integer(message.get("message_id")),
+            _string(query.get("data")),
+            _string(sender.get("language_code")),
         )
     for key, value in raw.items():
         if isinstance(value, dict) and key != "update_id":
-            user_id = (value.get("from") or value.get("user") or {}).get("id")
-            chat_id = (value.get("chat") or {}).get("id", user_id)
-            return UpdateFacts(key, chat_id, user_id, None, None)
+            sender = _object(value.get("from") or value.get("user"))
+            user_id = _integer(sender.get("id"))
+            chat_id = _integer(_object(value.get("chat")).get("id"))
+            return UpdateFacts(
+                key,
+                user_id if chat_id is None else chat_id,
+                user_id,
+                None,
+                None,
+                _string(sender.get("language_code")),
+            )
     return UpdateFacts("other", None, None, None, None)
 
 
 def _describe_message(message: dict[str, Any], *, edited: bool) -> UpdateFacts:
-    text = message.get("text") or message.get("caption")
+    text = _string(message.get("text"))
+    caption = _string(message.get("caption"))
     if edited:
         kind = "edited_message"
-    elif text is not None and message.get("text", "").startswith("/"):
+    elif text is not None and text.startswith("/"):
         kind = "command"
-    elif "text" in message:
+    elif text is not None:
         kind = "text"
     else:
         kind = next((k for k in _CONTENT_KINDS if k in message), "other")
-    chat = message.get("chat") or {}
-    user = message.get("from") or {}
-    return UpdateFacts(kind, chat.get("id"), user.get("id"), message.get("message_id"), text)
+    sender = _object(message.get("from"))
+    return UpdateFacts(
+        kind,
+        _integer(_object(message.get("chat")).get("id")),
+        _integer(sender.get("id")),
+        _integer(message.get("message_id")),
+        text if text is not None else caption,
+        _string(sender.get("language_code")),
+    )
 
 
-async def store_updates(session: AsyncSession, updates: list[dict[str, Any]]) -> None:
-    """Put raw updates into the inbox; a redelivered ``update_id`` is ignored."""
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _integer(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _string(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+async def store_updates(session: AsyncSession, updates: list[dict[str, Any]]) -> list[int]:
+    """Put raw updates into the inbox; a redelivered ``update_id`` is ignored.
+
+    Their text is made :func:`~models.storable.storable_text` (and their payload, by the
+    engine's JSON serialiser), so U+0000 or half an emoji cannot refuse a batch. An update
+    that still cannot be stored fails alone (see :func:`_store_one_by_one`); the ids of those
+    are returned. Must be the first work of the session's transaction: the batch is rolled
+    back to find the row at fault.
+    """
     now = clock.now()
-    rows = []
-    for raw in updates:
-        facts = describe_update(raw)
-        rows.append(
-            {
-                "direction": Direction.IN,
-                "update_id": raw["update_id"],
-                "occurred_at": now,
-                "chat_id": facts.chat_id,
-                "user_id": facts.user_id,
-                "message_id": facts.message_id,
-                "kind": facts.kind,
-                "text": facts.text,
-                "payload": raw,
-                "status": InboxStatus.PENDING,
-                "attempts": 0,
-                "claims": 0,
-                "available_at": now,
-            }
-        )
-    await insert_ignore_many(session, Exchange.__table__, rows, ["update_id"])
+    rows = [_inbound_row(raw, now) for raw in updates]
+    try:
+        await insert_ignore_many(session, EXCHANGE_TABLE, rows, ["update_id"])
+        return []
+    except Exception:  # which row, and whether the database is there at all, is found below
+        await session.rollback()
+    return await _store_one_by_one(session, rows)
+
+
+def _inbound_row(raw: dict[str, Any], now: datetime) -> dict[str, Any]:
+    facts = describe_update(raw)
+    return {
+        "direction": Direction.IN,
+        "update_id": raw["update_id"],
+        "occurred_at": now,
+        "chat_id": facts.chat_id,
+        "user_id": facts.user_id,
+        "message_id": facts.message_id,
+        "kind": facts.kind,
+        "text": None if facts.text is None else storable_text(facts.text),
+        "payload": raw,
+        "status": InboxStatus.PENDING,
+        "attempts": 0,
+        "claims": 0,
+        "available_at": now,
+    }
+
+
+async def _store_one_by_one(session: AsyncSession, rows: list[dict[str, Any]]) -> list[int]:
+    """Each row in a savepoint of its own; one the database refuses is kept as a husk.
+
+    The husk is the update's row parked as failed, without its text and payload (``error``
+    says why), then without its ids too if one of them was the trouble: the batch can be
+    confirmed to Telegram, the chat is not blocked, and an operator sees what was lost. When
+    not even a husk can be written, the database itself is failing: that error is raised,
+    nothing is committed, and Telegram delivers the batch again.
+    """
+    unstorable: list[int] = []
+    for row in rows:
+        try:
+            async with session.begin_nested():
+                await insert_ignore_many(session, EXCHANGE_TABLE, [row], ["update_id"])
+        except Exception as exc:  # this row's own trouble, unless its husk fails too
+            if is_database_outage(exc):
+                raise
+            await _store_husk(session, row, exc)
+            unstorable.append(int(row["update_id"]))
+            log.error("update %s not storable (%s): parked", row["update_id"], type(exc).__name__)
+    return unstorable
+
+
+async def _store_husk(session: AsyncSession, row: dict[str, Any], error: Exception) -> None:
+    husk = {
+        **row,
+        "text": None,
+        "payload": {"update_id": row["update_id"]},
+        "status": InboxStatus.FAILED,
+        "handled_at": row["occurred_at"],
+        "available_at": None,
+        "error": f"not storable: {type(error).__name__}",
+    }
+    without_ids = {**husk, "chat_id": None, "user_id": None, "message_id": None}
+    for candidate in (husk, without_ids):
+        try:
+            async with session.begin_nested():
+                await insert_ignore_many(session, EXCHANGE_TABLE, [candidate], ["update_id"])
+            return
+        except Exception as exc:
+            if is_database_outage(exc):
+                raise
+            error = exc
+    raise error
 
 
 @dataclass
@@ -491,9 +586,9 @@ def outbound_values(rows: list[dict[str, Any]], **context: Any) -> list[dict[str
             "chat_id": row["chat_id"],
             "message_id": row["message_id"],
             "kind": row["method"],
-            "text": row["text"],
+            "text": None if row["text"] is None else storable_text(row["text"]),
             "payload": row["payload"],
-            "error": row.get("error"),
+            "error": None if row.get("error") is None else storable_text(row["error"]),
             "attempts": 0,
             "claims": 0,
             "account_id": context.get("account_id"),
