@@ -190,4 +190,3 @@ class HelpCenterBot:
             "Our team has been notified. Incident code: {code}"
         ).format(code=incident)
         return facts.chat_id, text
-

@@ -55,12 +55,13 @@ from telegram.warnings import PTBUserWarning
 from bot import metrics
 from bot.ratelimit import Limits, RateLimiter, make_limiter, reserve_all
 from bot.runtime import Runtime, outbound_sink, runtime_of
-from bot.telegram_errors import is_not_modified
+from bot.telegram_errors import is_not_modified, is_unknown_file
 from models.accounts import mark_unreachable
 from models.base import clock
 from models.exchange import log_outbound_rows
 from models.jobs import claim_job_run
 from models.outbox import (
+    IF_FILE_GONE,
     OutboxMessage,
     OutboxStatus,
     claim_due,
@@ -201,12 +202,10 @@ class Dispatcher:
             method, params = row.method, {**row.params, "chat_id": row.chat_id}
             for file in row.files:
                 params[file.field] = InputFile(file.content, filename=file.filename)
+        if_file_gone = params.pop(IF_FILE_GONE, None)
         token = outbound_sink.set(sink)
-        timeout = self.runtime.settings.outbox_send_timeout_seconds
         try:
-            result = await self.application.bot.do_api_request(
-                method, api_kwargs=params, read_timeout=timeout
-            )
+            result = await self._request(method, params, if_file_gone)
         except RetryAfter as exc:
             return _Result(Outcome.RETRY_AFTER, error=str(exc), delay=_seconds(exc.retry_after))
         except ChatMigrated as exc:
@@ -232,6 +231,19 @@ class Dispatcher:
             outbound_sink.reset(token)
         message_id = result.get("message_id") if isinstance(result, dict) else None
         return _Result(Outcome.SENT, message_id=message_id)
+
+    async def _request(self, method: str, params: dict[str, Any], if_file_gone: Any) -> Any:
+        """One Bot API call; a file Telegram no longer knows is replaced by the given text."""
+        timeout = self.runtime.settings.outbox_send_timeout_seconds
+        bot = self.application.bot
+        try:
+            return await bot.do_api_request(method, api_kwargs=params, read_timeout=timeout)
+        except BadRequest as exc:
+            if not (if_file_gone and is_unknown_file(exc)):
+                raise
+            log.info("a file Telegram no longer knows was replaced by a note")
+            note = {"chat_id": params["chat_id"], "text": str(if_file_gone)}
+            return await bot.do_api_request("sendMessage", api_kwargs=note, read_timeout=timeout)
 
     async def _settle(self, row_id: int, sink: list[dict[str, Any]], result: _Result) -> None:
         """Write the outcome; a database hiccup right after a send is retried for a while,

@@ -11,11 +11,9 @@ import logging
 from datetime import timedelta
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.error import BadRequest
 
 from bot.i18n import N_, Translator
 from bot.runtime import HCContext
-from bot.telegram_errors import is_unknown_file
 from handlers.case_drafts import send
 from handlers.case_notify import (
     OUTCOME_LABELS,
@@ -51,6 +49,7 @@ from models.cases import (
     set_duty,
     take_case,
 )
+from models.outbox import IF_FILE_GONE
 from models.roles import Permission
 
 log = logging.getLogger(__name__)
@@ -229,15 +228,10 @@ async def send_card(update: Update, context: HCContext, case: Case) -> None:
 
 
 async def _send_photo(context: HCContext, chat_id: int, case: Case, file_id: str) -> None:
-    """The case's photo; one Telegram no longer knows is said so, and the card stands."""
-    try:
-        await context.bot.send_photo(chat_id, file_id)
-    except BadRequest as exc:
-        if not is_unknown_file(exc):
-            raise
-        log.info("case %s: its photo is no longer known to Telegram", case.id)
-        gone = context._("The photo of this case is no longer available.")
-        await context.bot.send_message(chat_id, gone)
+    """The case's photo; one Telegram no longer knows is said so, and the card stands (the
+    outbox sends the note instead of the photo: see ``IF_FILE_GONE``)."""
+    gone = context._("The photo of this case is no longer available.")
+    await context.bot.send_photo(chat_id, file_id, api_kwargs={IF_FILE_GONE: gone})
 
 
 # ---- buttons on a case ----------------------------------------------------------------------

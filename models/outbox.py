@@ -36,6 +36,10 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from models.base import Base, BigId, clock
 
+# A parameter of a message that sends a file by Telegram's file id: the text to send instead
+# if Telegram no longer knows the file (the dispatcher takes it out before sending).
+IF_FILE_GONE = "if_file_gone"
+
 
 class OutboxStatus(enum.StrEnum):
     PENDING = "pending"

@@ -61,20 +61,15 @@ async def police_ready_to_send(bot: BotHarness) -> dict[str, Any]:
 
 
 @contextmanager
-def database_hiccup_after_the_first_answer(bot: BotHarness) -> Iterator[None]:
-    """The database drops the first statement that follows the first answered press."""
-    state = {"armed": False, "left": 1}
+def database_hiccup_while_opening_the_case(bot: BotHarness) -> Iterator[None]:
+    """The database drops the first statement that writes the case (in mid-handling)."""
+    state = {"left": 1}
 
-    def watch_answers(method: str, params: Any) -> None:
-        if method == "answerCallbackQuery" and state["left"]:
-            state["armed"], state["left"] = True, 0
+    def drop_statement(_conn: Any, _cursor: Any, statement: str, *args: Any) -> None:
+        if state["left"] and statement.lstrip().upper().startswith("INSERT INTO HELP_CASE"):
+            state["left"] = 0
+            raise OperationalError("INSERT", {}, ConnectionResetError("database restarting"))
 
-    def drop_statement(*args: Any) -> None:
-        if state["armed"]:
-            state["armed"] = False
-            raise OperationalError("SELECT", {}, ConnectionResetError("database restarting"))
-
-    bot.fake.fail_where(watch_answers)
     engine = bot.engine.sync_engine
     event.listen(engine, "before_cursor_execute", drop_statement)
     try:
@@ -112,7 +107,7 @@ async def test_send_now_pressed_during_a_database_hiccup_is_handled_when_it_is_b
     await team(bot)
     ready = await police_ready_to_send(bot)
 
-    with database_hiccup_after_the_first_answer(bot):
+    with database_hiccup_while_opening_the_case(bot):
         await bot.presses(POLICE, ready, "🚨 Invia subito")
         async with bot.session() as session:
             assert list(await session.scalars(select(Case))) == []  # nothing yet

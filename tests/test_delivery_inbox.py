@@ -95,7 +95,7 @@ async def test_a_row_taken_over_by_another_worker_is_not_handled_twice(bot: BotH
         await session.commit()
     clock.advance(5)
     await bot.running.worker.drain()  # our lease expired: another worker handled it
-    await bot.running.worker._handle(row.id, row.update_id or 0)  # we wake up late
+    await bot.running.worker._handle(row)  # we wake up late
 
     assert len(bot.fake.texts(PERSON)) == 1
 
