@@ -83,7 +83,7 @@ URGENT_PREFIX = "urgent"
 REPLY = "reply"  # the outbox kind of what a handling sends (see ``bot.exchange_log``)
 
 
-class Outcome:
+class SendOutcome:
     """What a send attempt came to, as a label for metrics and logs."""
 
     SENT = "sent"
@@ -198,7 +198,7 @@ class Dispatcher:
                 OutboxMessage, row_id, options=[selectinload(OutboxMessage.files)]
             )
             if row is None:
-                return _Result(Outcome.OTHER, error="row vanished")
+                return _Result(SendOutcome.OTHER, error="row vanished")
             method, params = row.method, {**row.params, "chat_id": row.chat_id}
             for file in row.files:
                 params[file.field] = InputFile(file.content, filename=file.filename)
@@ -207,30 +207,30 @@ class Dispatcher:
         try:
             result = await self._request(method, params, if_file_gone)
         except RetryAfter as exc:
-            return _Result(Outcome.RETRY_AFTER, error=str(exc), delay=_seconds(exc.retry_after))
+            return _Result(SendOutcome.RETRY_AFTER, error=str(exc), delay=_seconds(exc.retry_after))
         except ChatMigrated as exc:
-            return _Result(Outcome.OTHER, error=str(exc), new_chat_id=int(exc.new_chat_id))
+            return _Result(SendOutcome.OTHER, error=str(exc), new_chat_id=int(exc.new_chat_id))
         except TimedOut as exc:
-            return _Result(Outcome.TIMEOUT, error=f"timed out: {exc}")
+            return _Result(SendOutcome.TIMEOUT, error=f"timed out: {exc}")
         except Forbidden as exc:
             text = str(exc).lower()
-            kind = Outcome.DEACTIVATED if "deactivated" in text else Outcome.BLOCKED
+            kind = SendOutcome.DEACTIVATED if "deactivated" in text else SendOutcome.BLOCKED
             return _Result(kind, error=str(exc), permanent=True, unreachable=True)
         except BadRequest as exc:
             if is_not_modified(exc):  # an edit already shown: an earlier try got through
                 edited = params.get("message_id")
-                return _Result(Outcome.SENT, message_id=int(edited) if edited else None)
+                return _Result(SendOutcome.SENT, message_id=int(edited) if edited else None)
             not_found = "chat not found" in str(exc).lower()
-            kind = Outcome.CHAT_NOT_FOUND if not_found else Outcome.BAD_REQUEST
+            kind = SendOutcome.CHAT_NOT_FOUND if not_found else SendOutcome.BAD_REQUEST
             return _Result(kind, error=str(exc), permanent=True, unreachable=not_found)
         except NetworkError as exc:  # includes 5xx answers
-            return _Result(Outcome.NETWORK, error=f"network: {exc}")
+            return _Result(SendOutcome.NETWORK, error=f"network: {exc}")
         except TelegramError as exc:
-            return _Result(Outcome.OTHER, error=f"{type(exc).__name__}: {exc}")
+            return _Result(SendOutcome.OTHER, error=f"{type(exc).__name__}: {exc}")
         finally:
             outbound_sink.reset(token)
         message_id = result.get("message_id") if isinstance(result, dict) else None
-        return _Result(Outcome.SENT, message_id=message_id)
+        return _Result(SendOutcome.SENT, message_id=message_id)
 
     async def _request(self, method: str, params: dict[str, Any], if_file_gone: Any) -> Any:
         """One Bot API call; a file Telegram no longer knows is replaced by the given text."""
@@ -275,14 +275,14 @@ class Dispatcher:
                 subject_id=row.subject_id,
                 in_reply_to=row.in_reply_to,
             )
-            if result.outcome == Outcome.SENT and row.kind == REPLY:
+            if result.outcome == SendOutcome.SENT and row.kind == REPLY:
                 await session.delete(row)  # its record is the exchange-log row just written
-            elif result.outcome == Outcome.SENT:
+            elif result.outcome == SendOutcome.SENT:
                 mark_sent(row, result.message_id)
                 await drop_files(session, row.id)
                 await self._observe_urgent(session, row)
             else:
-                if result.outcome != Outcome.DEFERRED:
+                if result.outcome != SendOutcome.DEFERRED:
                     metrics.SEND_FAILURES.labels(kind=result.outcome).inc()
                 await self._after_failure(session, row, result, settings.outbox_max_attempts)
             await session.commit()
@@ -357,7 +357,7 @@ class _Result:
 
 def _later(delay: float) -> _Result:
     """Refused by the rate limiter: not a failure, just not yet."""
-    return _Result(Outcome.DEFERRED, delay=max(delay, 0.05), error=None)
+    return _Result(SendOutcome.DEFERRED, delay=max(delay, 0.05), error=None)
 
 
 def _seconds(value: int | timedelta) -> float:

@@ -265,7 +265,7 @@ class InboxWorker:
         for row in claimed:
             task = asyncio.create_task(self._handle(row))
             self._in_flight.add(task)
-            task.add_done_callback(self._finished)
+            task.add_done_callback(self._slot_freed)
         if not claimed:
             await self._wait_for_work()
 
@@ -283,7 +283,7 @@ class InboxWorker:
             await asyncio.gather(*(self._handle(row) for row in claimed))
         raise TimeoutError("inbox not drained in time")
 
-    def _finished(self, task: asyncio.Task[None]) -> None:
+    def _slot_freed(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
         self.wake.set()
 

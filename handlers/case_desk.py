@@ -28,7 +28,6 @@ from handlers.case_notify import (
 from handlers.common import acknowledge, drop_buttons, edit_text, handles
 from models.accounts import Account
 from models.cases import (
-    TRANSITIONS,
     Action,
     Case,
     CaseFilter,
@@ -36,6 +35,7 @@ from models.cases import (
     CaseStatus,
     Outcome,
     TransitionRefused,
+    actions_for,
     age,
     case_by_id,
     count_unassigned,
@@ -205,8 +205,7 @@ def card_buttons(context: HCContext, case: Case) -> InlineKeyboardMarkup | None:
     }
     buttons = [
         InlineKeyboardButton(labels[action], callback_data=f"case:{action.value}:{case.id}")
-        for action in (Action.TAKE, Action.ARRIVE, Action.CLOSE, Action.RELEASE, Action.REOPEN)
-        if (case.status, action) in TRANSITIONS and may_act(context.account, case, action)
+        for action in actions_for(context.account, case)
     ]
     if not buttons:
         return None

@@ -127,8 +127,17 @@ def next_status(status: CaseStatus, action: Action) -> CaseStatus:
         raise TransitionRefused(f"{action.value} from {status.value}") from None
 
 
-def allowed_actions(status: CaseStatus) -> list[Action]:
-    return [action for (state, action) in TRANSITIONS if state is status]
+# The order of a case card's buttons.
+ACTION_ORDER = (Action.TAKE, Action.ARRIVE, Action.CLOSE, Action.RELEASE, Action.REOPEN)
+
+
+def actions_for(actor: Account, case: Case) -> list[Action]:
+    """What this person may do to this case now, in the order of the card's buttons."""
+    return [
+        action
+        for action in ACTION_ORDER
+        if (case.status, action) in TRANSITIONS and may_act(actor, case, action)
+    ]
 
 
 def may_act(actor: Account, case: Case, action: Action) -> bool:

@@ -45,8 +45,3 @@ def _current(connection: Connection) -> str | None:
 
 async def schema_is_current(database_url: str) -> bool:
     return await current_revision(database_url) == head_revision(database_url)
-
-
-def run_upgrade_blocking(database_url: str) -> None:
-    """``alembic upgrade head`` from sync code (the CLI); env.py runs its own event loop."""
-    upgrade(database_url)

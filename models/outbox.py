@@ -275,15 +275,6 @@ def mark_failed(row: OutboxMessage, error: str) -> None:
     row.locked_until = None
 
 
-async def failed_messages(session: AsyncSession) -> list[OutboxMessage]:
-    query = (
-        select(OutboxMessage)
-        .where(OutboxMessage.status == OutboxStatus.FAILED)
-        .order_by(OutboxMessage.id)
-    )
-    return list(await session.scalars(query))
-
-
 @dataclass(frozen=True)
 class OutboxHealth:
     pending: int

@@ -13,7 +13,7 @@ from models.base import clock
 from models.exchange import Direction, Exchange
 from models.outbox import OutboxStatus
 from models.roles import Role
-from tests.conftest import BotHarness, make_settings
+from tests.conftest import TELEGRAM_RATES, BotHarness, make_settings
 from tests.delivery_helpers import account, alert, courier, outbox_row, send_due
 
 __all__ = ["courier"]
@@ -213,3 +213,29 @@ async def test_two_dispatchers_never_send_a_row_twice(courier: BotHarness) -> No
         await asyncio.gather(drain(first), drain(other))
     for chat in range(1, 41):
         assert courier.fake.texts(2000 + chat) == [f"{chat}-{n}" for n in range(3)]
+
+
+async def test_a_burst_of_first_contacts_is_answered_within_telegrams_limits(
+    database_url: str,
+) -> None:
+    """60 people write for the first time at once: each gets the privacy notice and the
+    answer (120 messages), never more than 30 in any second, none dropped, each chat in order."""
+    people = range(7000, 7060)
+    async with BotHarness(make_settings(database_url, **TELEGRAM_RATES)) as harness:
+        for person in people:
+            harness.fake.add_user(person)
+            harness.fake.user_writes(person, "/help")
+        await harness.running.poller.poll_once()
+        await harness.running.worker.drain(within_seconds=30)
+        deadline = asyncio.get_running_loop().time() + 30
+        while asyncio.get_running_loop().time() < deadline:
+            if all(len(harness.fake.texts(person)) >= 2 for person in people):
+                break
+            await send_due(harness)
+            await asyncio.sleep(0.1)
+
+        assert harness.fake.max_rate(1.0) <= 30
+        for person in people:
+            notice, answer = harness.fake.texts(person)
+            assert "privacy" in notice.lower()
+            assert answer != notice

@@ -82,6 +82,19 @@ async def done_count(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
     return int(count or 0)
 
 
+async def sends_in_flight(sessionmaker: async_sessionmaker[AsyncSession]) -> dict[int, int]:
+    """Per chat, the outbox rows marked "sending" (a send under way, or cut by a kill)."""
+    from models.outbox import OutboxMessage, OutboxStatus
+
+    async with sessionmaker() as session:
+        rows = await session.execute(
+            select(OutboxMessage.chat_id, func.count())
+            .where(OutboxMessage.status == OutboxStatus.SENDING)
+            .group_by(OutboxMessage.chat_id)
+        )
+    return {int(chat): int(count) for chat, count in rows}
+
+
 async def wait_until_done(
     sessionmaker: async_sessionmaker[AsyncSession], expected: int, within: float
 ) -> int:
