@@ -26,12 +26,15 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks._common import TOKEN, percentile, postgres_url, sqlite_url
+from sqlalchemy import text
+
+from benchmarks._common import POSTGRES_URL, TOKEN, _reset, percentile, postgres_url, sqlite_url
 from bot.fakeapi import FakeTelegram, FakeTelegramServer
 from models.db import make_engine, make_sessionmaker
 
@@ -88,19 +91,57 @@ def most_in_one_second(moments: list[float]) -> int:
     return most
 
 
-def bot_command(kind: str, base_url: str, database_url: str) -> tuple[list[str], dict[str, str]]:
+def bot_command(
+    kind: str, base_url: str, database_url: str
+) -> tuple[list[str], dict[str, str], Path]:
+    """The command, environment and folder of a bot; ``full@TREE`` is the full bot of another
+    checkout (the code before a change, measured in the same run)."""
+    tree = Path(kind.partition("@")[2] or ROOT)
     env = {k: v for k, v in os.environ.items() if not k.startswith("HELPCENTER_")}
-    env["PYTHONPATH"] = str(ROOT)
+    env["PYTHONPATH"] = str(tree)
     if kind in ("echo", "naive"):
         baseline = "benchmarks.steady_bots"
-        return [sys.executable, "-m", baseline, kind, base_url, TOKEN, database_url], env
+        return [sys.executable, "-m", baseline, kind, base_url, TOKEN, database_url], env, tree
     env.update(
         HELPCENTER_TOKEN=TOKEN,
         HELPCENTER_API_BASE_URL=base_url,
         HELPCENTER_DATABASE_URL=database_url,
         HELPCENTER_DEFAULT_LANGUAGE="it",
     )
-    return [sys.executable, "-m", "bot.cli", "run"], env
+    return [sys.executable, "-m", "bot.cli", "run"], env, tree
+
+
+def migrated_by(tree: Path, database_url: str) -> str:
+    """A fresh database migrated by another checkout's own migrations."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HELPCENTER_")}
+    env.update(PYTHONPATH=str(tree), HELPCENTER_DATABASE_URL=database_url, HELPCENTER_TOKEN=TOKEN)
+    subprocess.run(
+        [sys.executable, "-m", "bot.cli", "db", "upgrade"], env=env, cwd=tree, check=True
+    )
+    return database_url
+
+
+def empty_sqlite_url() -> str:
+    return f"sqlite+aiosqlite:///{tempfile.mkdtemp(prefix='hc-bench-')}/bench.db"
+
+
+def empty_postgres_url(suffix: str) -> str | None:
+    """An empty PostgreSQL database (schema dropped), or None if PostgreSQL is away."""
+    url = POSTGRES_URL + suffix
+    try:
+        asyncio.run(_reset(url))
+        asyncio.run(_drop_schema(url))
+    except OSError:
+        return None
+    return url
+
+
+async def _drop_schema(url: str) -> None:
+    engine = make_engine(url)
+    async with engine.begin() as connection:
+        await connection.execute(text("DROP SCHEMA public CASCADE"))
+        await connection.execute(text("CREATE SCHEMA public"))
+    await engine.dispose()
 
 
 async def known_people(database_url: str, telegram_ids: range) -> None:
@@ -137,12 +178,12 @@ class RunningBot:
 
     async def __aenter__(self) -> RunningBot:
         base_url = await self.server.start()
-        command, env = bot_command(self.kind, base_url, self.database_url)
+        command, env, tree = bot_command(self.kind, base_url, self.database_url)
         log = (Path(self.database_url.rpartition("/")[2] or "bench").with_suffix(".log")).name
         self.process = subprocess.Popen(  # noqa: ASYNC220 (started once, before measuring)
             command,
             env=env,
-            cwd=ROOT,
+            cwd=tree,
             stdout=open(f"/tmp/hc-bench-{self.kind}-{log}", "ab"),  # noqa: SIM115, ASYNC230
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -162,7 +203,7 @@ class RunningBot:
 
 async def steady(name: str, kind: str, database_url: str, seconds: float) -> Steady:
     people = range(1, PEOPLE + 1)
-    if kind == "full":
+    if kind.startswith("full"):
         await known_people(database_url, people)
     async with RunningBot(kind, database_url) as bot:
         for chat in people:
@@ -204,9 +245,9 @@ async def steady(name: str, kind: str, database_url: str, seconds: float) -> Ste
     )
 
 
-async def first_contacts(name: str, database_url: str) -> Burst:
+async def first_contacts(name: str, kind: str, database_url: str) -> Burst:
     newcomers = range(100_000, 100_000 + FIRST_CONTACTS)
-    async with RunningBot("full", database_url) as bot:
+    async with RunningBot(kind, database_url) as bot:
         bot.fake.add_user(1)
         warm = time.monotonic()
         await known_people(database_url, range(1, 2))
@@ -257,16 +298,21 @@ def print_bursts(rows: list[Burst]) -> None:
 
 
 async def main(
-    seconds: float, runs: list[tuple[str, str, str]], bursts: list[tuple[str, str]]
+    seconds: float, runs: list[tuple[str, str, str]], bursts: list[tuple[str, str, str]]
 ) -> None:
     print_steady([await steady(name, kind, url, seconds) for name, kind, url in runs])
-    print_bursts([await first_contacts(name, url) for name, url in bursts])
+    print_bursts([await first_contacts(name, kind, url) for name, kind, url in bursts])
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="another checkout (e.g. a worktree of main): its full bot is measured too",
+    )
     args = parser.parse_args()
     # Databases are migrated before the event loop starts (Alembic runs its own loop).
     runs = [
@@ -274,8 +320,18 @@ if __name__ == "__main__":
         ("naive durable, SQLite", "naive", sqlite_url()),
         ("full bot, SQLite", "full", sqlite_url()),
     ]
-    bursts = [("full bot, SQLite", sqlite_url())]
+    bursts = [("full bot, SQLite", "full", sqlite_url())]
+    before = f"full@{args.before.resolve()}" if args.before else None
+    if before:
+        runs.insert(
+            2, ("before: full bot, SQLite", before, migrated_by(args.before, empty_sqlite_url()))
+        )
+        bursts.insert(
+            0, ("before: full bot, SQLite", before, migrated_by(args.before, empty_sqlite_url()))
+        )
     if not args.skip_postgres and (steady_pg := postgres_url()):
         runs.append(("full bot, PostgreSQL", "full", steady_pg))
-        bursts.append(("full bot, PostgreSQL", postgres_url(suffix="_burst") or steady_pg))
+        bursts.append(("full bot, PostgreSQL", "full", postgres_url(suffix="_burst") or steady_pg))
+        if before and (old_pg := empty_postgres_url("_before")):
+            runs.append(("before: full bot, PostgreSQL", before, migrated_by(args.before, old_pg)))
     asyncio.run(main(args.seconds, runs, bursts))

@@ -331,7 +331,9 @@ class InboxWorker:
         if scope is None:
             return
         if scope.error is not None:
-            await self._failed(row.update_id, scope.error, scope.incident, scope.outbound)
+            parked = await self._failed(row.update_id, scope.error, scope.incident, scope.outbound)
+            if not parked:
+                return  # the retry answers the press
         await self._answer_button(scope)
         if scope.error is None and scope.replies and self.send_chats is not None:
             await self.send_chats({reply.chat_id for reply in scope.replies})
@@ -379,12 +381,13 @@ class InboxWorker:
             current_scope.reset(token)
 
     async def _answer_button(self, scope: UpdateScope) -> None:
-        """Answer the button press once, after the commit (or the failure), never before.
+        """Answer the button press once: after the commit, or when the update is parked.
 
-        Telegram takes one answer per press; a handling retried after an outage finds its press
-        answered already ("query is too old … or query ID is invalid"): that means answered. A
-        timeout or a lost connection only means late; the spinner stops by itself. Its log row
-        was written with the handling (or its failure record).
+        Telegram takes one answer per press, so a handling that will be retried does not
+        answer (its retry does, with the answer its handler chooses then). "Query is too old …
+        or query ID is invalid" means answered already or too late; a timeout or a lost
+        connection only means late: the spinner stops by itself. Its log row was written with
+        the handling (or its failure record).
         """
         if scope.callback_query_id is None:
             return
@@ -422,10 +425,11 @@ class InboxWorker:
         error: BaseException,
         incident: str | None,
         outbound: list[dict[str, Any]],
-    ) -> None:
+    ) -> bool:
+        """Record a failed handling: retried later, or parked (returns True) with an apology."""
         if is_transient(error):
             await self._retry_later(update_id, error, outbound)
-            return
+            return False
         cause = f": {error}" if isinstance(error, UnreadableUpdate) else ""  # its cause's type
         summary = f"{incident or '-'} {type(error).__name__}{cause}\n" + "".join(
             traceback.format_tb(error.__traceback__)
@@ -446,7 +450,7 @@ class InboxWorker:
                 await session.commit()
         except (SQLAlchemyError, OSError):
             log.warning("could not record failure of update %s; its lease will expire", update_id)
-            return
+            return False
         metrics.UPDATES_HANDLED.labels(outcome="parked" if parked else "retry").inc()
         if parked:
             log.error(
@@ -457,6 +461,7 @@ class InboxWorker:
             )
             if apology_id is not None and self.send_now is not None:
                 await self.send_now(apology_id)  # durable first, then at once
+        return parked
 
     async def _retry_later(
         self, update_id: int, error: BaseException, outbound: list[dict[str, Any]]

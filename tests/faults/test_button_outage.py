@@ -1,8 +1,8 @@
-"""The database goes away right after a button press was answered (PostgreSQL behind a proxy).
+"""The database goes away while a button press is being handled (PostgreSQL behind a proxy).
 
 The running bot (inbox worker and outbox dispatcher, in this process) must handle the press
-once the database is back: the retry's answer is refused by Telegram (the press was answered
-before the outage), and that refusal must not turn an outage into a parked update.
+once the database is back: the interrupted handling sent nothing (its messages wait in its
+transaction), the outage does not count as the press's fault, and the press is answered once.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from models.cases import Case
 from models.db import make_engine, make_sessionmaker
@@ -43,8 +43,8 @@ async def test_send_now_pressed_as_the_database_goes_away_is_handled_when_it_is_
     loop = asyncio.get_running_loop()
     cut = {"done": False}
 
-    def outage_after_the_answer(method: str, params: Any) -> None:
-        if method == "answerCallbackQuery" and not cut["done"]:
+    def outage_while_opening_the_case(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if not cut["done"] and statement.lstrip().upper().startswith("INSERT INTO HELP_CASE"):
             cut["done"] = True
             proxy.outage()
             loop.call_later(OUTAGE_SECONDS, proxy.restore)
@@ -63,7 +63,9 @@ async def test_send_now_pressed_as_the_database_goes_away_is_handled_when_it_is_
         async with BotHarness(make_settings(via_proxy)) as bot:
             await team(bot)
             ready = await police_ready_to_send(bot)
-            bot.fake.fail_where(outage_after_the_answer)
+            event.listen(
+                bot.engine.sync_engine, "before_cursor_execute", outage_while_opening_the_case
+            )
             bot.fake.user_presses(POLICE, ready, "🚨 Invia subito")
             assert await bot.running.poller.poll_once() == 1  # stored before the outage
             await bot.running.start()
@@ -77,7 +79,8 @@ async def test_send_now_pressed_as_the_database_goes_away_is_handled_when_it_is_
                 await asyncio.sleep(1.0)  # let the dispatcher send the alerts
             finally:
                 await bot.running.stop()
-            assert cut["done"], "the press was answered before the outage"
+            assert cut["done"], "the outage came while the case was being opened"
+            assert len(bot.fake.calls_of("answerCallbackQuery")) == 1
             cases, [press] = await handled()
             assert cases == 1
             assert press.status is InboxStatus.DONE and press.attempts == 0
