@@ -19,6 +19,7 @@ from telegram import Message, Update
 from telegram.ext import filters
 
 from bot.i18n import N_, Translator
+from bot.rendering import MESSAGE_LIMIT, fit_html
 from bot.runtime import HCContext, current_scope
 from models.base import clock
 from models.directory import Admits, Category, Fee, Freshness, Service, freshness, localized
@@ -210,9 +211,6 @@ def html_kwargs() -> dict[str, Any]:
     return {"parse_mode": "HTML"}
 
 
-MESSAGE_LIMIT = 4000
-
-
 async def send_cards(context: HCContext, chat_id: int, blocks: list[str], **kwargs: Any) -> None:
     """Send blocks separated by blank lines, as few messages as Telegram's length allows."""
     messages: list[str] = []
@@ -220,7 +218,7 @@ async def send_cards(context: HCContext, chat_id: int, blocks: list[str], **kwar
         if messages and len(messages[-1]) + len(block) + 2 <= MESSAGE_LIMIT:
             messages[-1] += "\n\n" + block
         else:
-            messages.append(block[:MESSAGE_LIMIT])
+            messages.append(fit_html(block))
     for n, text in enumerate(messages):
         extra = kwargs if n == len(messages) - 1 else {}
         await context.bot.send_message(chat_id, text, **html_kwargs(), **extra)

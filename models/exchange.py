@@ -9,6 +9,7 @@ table, so the log and the inbox cannot disagree.
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -162,6 +163,22 @@ def _describe_message(message: dict[str, Any], *, edited: bool) -> UpdateFacts:
     return UpdateFacts(kind, chat.get("id"), user.get("id"), message.get("message_id"), text)
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` with NaN and infinities written as text (``"NaN"``), which JSON allows.
+
+    Python's JSON reader accepts ``NaN``; PostgreSQL's JSONB refuses it, and an update that
+    cannot be stored would block the inbox for every later one. Handlers see a string where
+    a number was expected, and refuse it like any other bad value.
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [json_safe(item) for item in value]
+    return value
+
+
 async def store_updates(session: AsyncSession, updates: list[dict[str, Any]]) -> None:
     """Put raw updates into the inbox; a redelivered ``update_id`` is ignored."""
     now = clock.now()
@@ -178,7 +195,7 @@ async def store_updates(session: AsyncSession, updates: list[dict[str, Any]]) ->
                 "message_id": facts.message_id,
                 "kind": facts.kind,
                 "text": facts.text,
-                "payload": raw,
+                "payload": json_safe(raw),
                 "status": InboxStatus.PENDING,
                 "attempts": 0,
                 "claims": 0,
