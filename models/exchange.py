@@ -164,16 +164,20 @@ def _describe_message(message: dict[str, Any], *, edited: bool) -> UpdateFacts:
 
 
 def json_safe(value: Any) -> Any:
-    """``value`` with NaN and infinities written as text (``"NaN"``), which JSON allows.
+    """``value`` as PostgreSQL can store it: NaN and infinities as text, NUL as U+FFFD.
 
-    Python's JSON reader accepts ``NaN``; PostgreSQL's JSONB refuses it, and an update that
-    cannot be stored would block the inbox for every later one. Handlers see a string where
-    a number was expected, and refuse it like any other bad value.
+    Python's JSON reader accepts ``NaN`` and ``\\u0000``; PostgreSQL refuses both (in JSONB
+    and in text columns), and an update that cannot be stored would block the inbox for
+    every later one. Handlers then see a string where a number was expected, or a visible
+    replacement character, and refuse them like any other bad value. The same on SQLite, so
+    the bot answers alike on both.
     """
     if isinstance(value, float) and not math.isfinite(value):
         return repr(value)
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
     if isinstance(value, dict):
-        return {key: json_safe(item) for key, item in value.items()}
+        return {json_safe(key): json_safe(item) for key, item in value.items()}
     if isinstance(value, list):
         return [json_safe(item) for item in value]
     return value
@@ -183,7 +187,8 @@ async def store_updates(session: AsyncSession, updates: list[dict[str, Any]]) ->
     """Put raw updates into the inbox; a redelivered ``update_id`` is ignored."""
     now = clock.now()
     rows = []
-    for raw in updates:
+    for received in updates:
+        raw = json_safe(received)
         facts = describe_update(raw)
         rows.append(
             {
@@ -195,7 +200,7 @@ async def store_updates(session: AsyncSession, updates: list[dict[str, Any]]) ->
                 "message_id": facts.message_id,
                 "kind": facts.kind,
                 "text": facts.text,
-                "payload": json_safe(raw),
+                "payload": raw,
                 "status": InboxStatus.PENDING,
                 "attempts": 0,
                 "claims": 0,

@@ -41,7 +41,7 @@ async def test_bad_input_gets_a_polite_answer_and_is_logged(
     [row] = await _inbound(bot)
     assert row.status is InboxStatus.DONE and row.flow == "fallback"
     if text is not None:
-        assert row.text == text
+        assert row.text == text.replace("\x00", "\ufffd")  # NUL: PostgreSQL cannot store it
 
 
 async def test_an_edited_message_is_logged_and_acknowledged_once(bot: BotHarness) -> None:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
 
+from bot.console import open_console
 from bot.fakeapi import callback_update
 from bot.parsing import (
     callback_data,
@@ -418,3 +420,15 @@ async def test_odd_command_arguments_get_one_polite_answer(bot: BotHarness, comm
     answer = await bot.says(COORDINATOR, command)
     await _handled_cleanly(bot)
     assert answer and all(len(m.get("text") or m.get("caption") or "") < 4096 for m in answer)
+
+
+async def test_the_console_takes_a_superscript_button_number_as_text(tmp_path: Path) -> None:
+    console, close = await open_console(
+        Role.OPERATOR, f"sqlite+aiosqlite:///{tmp_path / 'c.db'}", "en"
+    )
+    try:
+        await console.step("/language")
+        answer = await console.step("#²")
+        assert any("/help" in line for line in answer)  # the bot's "I did not understand"
+    finally:
+        await close()
