@@ -9,7 +9,6 @@ and goes through the outbox.
 
 from __future__ import annotations
 
-import html
 import logging
 from typing import Any
 
@@ -18,6 +17,7 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Cont
 
 from bot.i18n import N_
 from bot.parsing import callback_data, parse_id, parse_number
+from bot.rendering import bold
 from bot.runtime import HCContext, Runtime, runtime_of
 from handlers.bad_input import stale_button
 from handlers.common import Command, handles
@@ -66,9 +66,8 @@ def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
 
 def shelter_text(service: ServiceRow, context: HCContext) -> str:
     _ = context._
-    name = html.escape(service.name_in(_.language))
     line = beds_line(service, clock.now(), context.settings.bed_count_stale_hours, _)
-    return f"<b>{name}</b>\n{line}"
+    return f"{bold(service.name_in(_.language))}\n{line}"
 
 
 def shelter_keyboard(service: ServiceRow, context: HCContext) -> InlineKeyboardMarkup:
