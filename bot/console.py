@@ -18,6 +18,7 @@ from pydantic import SecretStr
 
 from bot.app import HelpCenterBot, build_application
 from bot.fakeapi import FakeRequest, FakeTelegram
+from bot.parsing import parse_index
 from config.settings import Settings
 from models import migrate
 from models.accounts import get_or_create_account, set_role
@@ -53,8 +54,9 @@ class Console:
             await hook(self.running)
 
     def _push(self, line: str) -> str | None:
-        if line.startswith("#") and line[1:].isdigit():
-            return self._press(int(line[1:]))
+        number = parse_index(line[1:], 1000) if line.startswith("#") else None
+        if number is not None:
+            return self._press(number)
         if line.startswith("/where"):
             parts = line.split()
             try:

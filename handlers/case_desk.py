@@ -14,8 +14,10 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest
 
 from bot.i18n import N_, Translator
+from bot.parsing import callback_data, parse_id
 from bot.runtime import HCContext
 from bot.telegram_errors import is_unknown_file
+from handlers.bad_input import stale_button
 from handlers.case_drafts import send
 from handlers.case_notify import (
     OUTCOME_LABELS,
@@ -145,7 +147,11 @@ async def list_cases(update: Update, context: HCContext) -> None:
     if not cases:
         text += "\n" + _("Nothing here right now.")
     rows = [
-        [InlineKeyboardButton(case_line(case, _), callback_data=f"case:show:{case.id}")]
+        [
+            InlineKeyboardButton(
+                case_line(case, _), callback_data=callback_data("case", "show", case.id)
+            )
+        ]
         for case in cases
     ]
     rows.append(
@@ -205,7 +211,7 @@ def card_buttons(context: HCContext, case: Case) -> InlineKeyboardMarkup | None:
         Action.REOPEN: _("Reopen"),
     }
     buttons = [
-        InlineKeyboardButton(labels[action], callback_data=f"case:{action.value}:{case.id}")
+        InlineKeyboardButton(labels[action], callback_data=callback_data("case", action, case.id))
         for action in (Action.TAKE, Action.ARRIVE, Action.CLOSE, Action.RELEASE, Action.REOPEN)
         if (case.status, action) in TRANSITIONS and may_act(context.account, case, action)
     ]
@@ -248,11 +254,12 @@ async def case_button(update: Update, context: HCContext) -> None:
     query = update.callback_query
     assert query is not None and query.data is not None
     parts = query.data.split(":")
-    try:
-        action, case_id = parts[1], int(parts[2])
-    except (IndexError, ValueError):
+    case_id = parse_id(parts[2]) if len(parts) > 2 else None
+    if case_id is None:
         await acknowledge(update, context)
+        await stale_button(update, context)
         return
+    action = parts[1]
     case = await case_by_id(context.session, case_id)
     if case is None:
         await acknowledge(update, context)
@@ -337,7 +344,11 @@ async def _ask_outcome(update: Update, context: HCContext, case: Case) -> None:
         await send(update, context, refused_text(context, case))
         return
     rows = [
-        [InlineKeyboardButton(_(label), callback_data=f"case:out:{case.id}:{outcome.value}")]
+        [
+            InlineKeyboardButton(
+                _(label), callback_data=callback_data("case", "out", case.id, outcome)
+            )
+        ]
         for outcome, label in OUTCOME_LABELS.items()
     ]
     await send(
@@ -352,6 +363,7 @@ async def _close(update: Update, context: HCContext, case: Case, value: str) -> 
     outcome = next((o for o in Outcome if o.value == value), None)
     if outcome is None:
         await acknowledge(update, context)
+        await stale_button(update, context)
         return
     await _move(update, context, case, Action.CLOSE.value, outcome=outcome)
 
@@ -367,6 +379,7 @@ async def _move(
     action = next((a for a in Action if a.value == action_name), None)
     if action is None:
         await acknowledge(update, context)
+        await stale_button(update, context)
         return
     try:
         await move_case(context.session, case, action, context.account, outcome=outcome)
@@ -399,7 +412,11 @@ async def _ask_duplicate_of(update: Update, context: HCContext, case: Case) -> N
     if not candidates:
         return
     rows = [
-        [InlineKeyboardButton(case_line(other, _), callback_data=f"case:dup:{case.id}:{other.id}")]
+        [
+            InlineKeyboardButton(
+                case_line(other, _), callback_data=callback_data("case", "dup", case.id, other.id)
+            )
+        ]
         for other in candidates
     ]
     text = _("Which case does {ref} repeat? Pick it if you know (optional).").format(
@@ -410,7 +427,8 @@ async def _ask_duplicate_of(update: Update, context: HCContext, case: Case) -> N
 
 async def _duplicate_of(update: Update, context: HCContext, case: Case, value: str) -> None:
     await acknowledge(update, context)
-    original = await case_by_id(context.session, int(value)) if value.isdigit() else None
+    original_id = parse_id(value)
+    original = await case_by_id(context.session, original_id) if original_id else None
     _ = context._
     if original is None or not await mark_duplicate_of(
         context.session, case, original, context.account

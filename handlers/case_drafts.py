@@ -18,8 +18,9 @@ from typing import Any
 from telegram import Message, Update
 from telegram.ext import filters
 
+from bot.parsing import valid_coordinates
 from bot.runtime import HCContext, current_scope
-from models.cases import draft_of_telegram_user, valid_location
+from models.cases import draft_of_telegram_user
 
 DRAFT_GROUP = -2
 MAX_PLACE = 300
@@ -75,10 +76,8 @@ class Incoming:
             found.text = text.strip()
         point = message.location or (message.venue.location if message.venue else None)
         if point is not None:
-            if valid_location(point.latitude, point.longitude):
-                found.location = (point.latitude, point.longitude)
-            else:
-                found.bad_location = True
+            found.location = valid_coordinates(point.latitude, point.longitude)
+            found.bad_location = found.location is None
         if message.photo:
             found.photo = message.photo[-1].file_id  # the largest size; never downloaded
         return found

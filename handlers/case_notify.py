@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.i18n import N_, Catalogs, Translator
+from bot.parsing import callback_data
 from config.settings import Settings
 from models.accounts import Account
 from models.cases import (
@@ -127,10 +128,10 @@ def alert_buttons(case: Case, _: Translator) -> dict[str, Any]:
     return {
         "inline_keyboard": [
             [
-                {"text": _("✋ Take it"), "callback_data": f"case:take:{case.id}"},
-                {"text": _("Can't"), "callback_data": f"case:cant:{case.id}"},
+                {"text": _("✋ Take it"), "callback_data": callback_data("case", "take", case.id)},
+                {"text": _("Can't"), "callback_data": callback_data("case", "cant", case.id)},
             ],
-            [{"text": _("Open the case"), "callback_data": f"case:show:{case.id}"}],
+            [{"text": _("Open the case"), "callback_data": callback_data("case", "show", case.id)}],
         ]
     }
 

@@ -33,7 +33,9 @@ from bot.contacts_text import (
     render_stats,
 )
 from bot.i18n import N_
+from bot.parsing import callback_data, parse_id
 from bot.runtime import HCContext
+from handlers.bad_input import stale_button
 from handlers.common import Command, acknowledge, edit_text, handles, reply
 from models import contacts as people
 from models.accounts import audit, set_role
@@ -223,6 +225,7 @@ async def _toggle(
         await _next(update, context, draft, after)
         return
     if value not in kind.__members__.values():
+        await stale_button(update, context, answer=True)
         return
     chosen: list[str] = list(draft.get(key) or [])
     chosen.remove(value) if value in chosen else chosen.append(value)
@@ -345,9 +348,9 @@ async def _show_person(update: Update, context: HCContext, person: people.Person
     total = await people.count_contacts(context.session, person)
     text = render_person(person, history, total, _, context.settings.tz)
     if person.consent_at is None:
-        buttons = [(_("Record consent"), f"pp:consent:{person.id}")]
+        buttons = [(_("Record consent"), callback_data("pp", "consent", person.id))]
     else:
-        buttons = [(_("Withdraw consent"), f"pp:withdraw:{person.id}")]
+        buttons = [(_("Withdraw consent"), callback_data("pp", "withdraw", person.id))]
     await _show(update, context, text, reply_markup=_keyboard(buttons))
 
 
@@ -447,7 +450,8 @@ async def _set_identity(
 async def person_button(update: Update, context: HCContext) -> None:
     _ = context._
     parts = _data(update)
-    person = await context.session.get(people.Person, int(parts[2])) if len(parts) == 3 else None
+    person_id = parse_id(parts[2]) if len(parts) == 3 else None
+    person = await context.session.get(people.Person, person_id) if person_id else None
     if person is None:
         await _show(update, context, _("This record no longer exists."))
         return
@@ -491,7 +495,7 @@ async def merge_command(update: Update, context: HCContext) -> None:
         "Merge {drop} ({drop_total} contacts) into {keep} ({keep_total} contacts)? "
         "The contacts move to {keep}; {drop} will point to it."
     ).format(drop=drop.code, drop_total=drop_total, keep=keep.code, keep_total=keep_total)
-    buttons = [(_("Merge"), f"mg:{keep.id}:{drop.id}"), (_("Cancel"), "mg:cancel")]
+    buttons = [(_("Merge"), callback_data("mg", keep.id, drop.id)), (_("Cancel"), "mg:cancel")]
     await reply(update, context, text, reply_markup=_keyboard(buttons))
 
 
@@ -499,11 +503,15 @@ async def merge_command(update: Update, context: HCContext) -> None:
 async def merge_button(update: Update, context: HCContext) -> None:
     _ = context._
     parts = _data(update)
-    if len(parts) != 3:
+    if parts == ["mg", "cancel"]:
         await _show(update, context, _("Nothing merged."))
         return
-    keep = await context.session.get(people.Person, int(parts[1]))
-    drop = await context.session.get(people.Person, int(parts[2]))
+    keep_id, drop_id = (parse_id(p) for p in parts[1:]) if len(parts) == 3 else (None, None)
+    if keep_id is None or drop_id is None:
+        await stale_button(update, context, answer=True)
+        return
+    keep = await context.session.get(people.Person, keep_id)
+    drop = await context.session.get(people.Person, drop_id)
     if keep is None or drop is None or drop.merged_into_id is not None:
         await _show(update, context, _("Nothing merged: one of the records changed meanwhile."))
         return
@@ -537,11 +545,16 @@ def _parse_day(text: str) -> date | None:
     return None
 
 
+FIRST_YEAR, LAST_YEAR = 2000, 2100  # the service's records; beyond, date arithmetic overflows
+
+
 def _custom_period(args: list[str], context: HCContext) -> Period | None:
     if len(args) != 2:
         return None
     first, last = _parse_day(args[0]), _parse_day(args[1])
     if first is None or last is None or last < first:
+        return None
+    if first.year < FIRST_YEAR or last.year > LAST_YEAR:
         return None
     return Period.custom(first, last, context.settings.tz)
 
@@ -589,6 +602,8 @@ async def stats_button(update: Update, context: HCContext) -> None:
     parts = _data(update)
     if len(parts) == 2 and parts[1] in PERIODS:
         await _send_stats(update, context, _period(parts[1], context))
+    else:
+        await stale_button(update, context, answer=True)
 
 
 async def _send_stats(update: Update, context: HCContext, period: Period) -> None:
@@ -629,6 +644,8 @@ async def export_button(update: Update, context: HCContext) -> None:
     parts = _data(update)
     if len(parts) == 2 and parts[1] in PERIODS:
         await _send_export(update, context, _period(parts[1], context))
+    else:
+        await stale_button(update, context, answer=True)
 
 
 async def _send_export(update: Update, context: HCContext, period: Period) -> None:
@@ -663,7 +680,7 @@ async def audit_command(update: Update, context: HCContext) -> None:
     _ = context._
     args = context.args or []
     subject_type = args[0] if args else None
-    subject_id = int(args[1]) if len(args) > 1 and args[1].isdigit() else None
+    subject_id = parse_id(args[1]) if len(args) > 1 else None
     lines = await audit_entries(
         context.session, limit=20, subject_type=subject_type, subject_id=subject_id
     )

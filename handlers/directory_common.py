@@ -9,7 +9,6 @@ other features' text handlers are untouched, and a restart forgets nothing.
 
 from __future__ import annotations
 
-import html
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,6 +17,7 @@ from telegram import Message, Update
 from telegram.ext import filters
 
 from bot.i18n import N_, Translator
+from bot.rendering import MESSAGE_LIMIT, bold, escape, fit_html
 from bot.runtime import HCContext, current_scope
 from models.base import clock
 from models.directory import Admits, Category, Fee, Freshness, Service, freshness, localized
@@ -158,7 +158,7 @@ def conditions(service: Service, _: Translator) -> list[str]:
     for texts in (service.eligibility, service.application_process, service.notes):
         text = localized(texts, language)
         if text:
-            lines.append(html.escape(text))
+            lines.append(escape(text))
     return lines
 
 
@@ -173,7 +173,7 @@ def service_card(
     _ = context._
     now = clock.now()
     zone = context.settings.tz
-    title = f"<b>{html.escape(service.name_in(_.language))}</b>"
+    title = bold(service.name_in(_.language))
     if number is not None:
         title = f"{number}. {title}"
     if distance_m is not None:
@@ -182,9 +182,9 @@ def service_card(
     if with_beds and service.is_shelter:
         lines.append(beds_line(service, now, context.settings.bed_count_stale_hours, _))
     if service.location is not None:
-        lines.append("📍 " + html.escape(service.location.address))
+        lines.append("📍 " + escape(service.location.address))
     if service.phone:
-        lines.append("☎️ " + html.escape(service.phone))
+        lines.append("☎️ " + escape(service.phone))
     lines.extend(conditions(service, _))
     return "\n".join(lines)
 
@@ -196,21 +196,18 @@ def help_center_line(service: Service | None, context: HCContext) -> str:
     now = clock.now()
     zone = context.settings.tz
     parts = [
-        _("Help Center: {name}").format(name=html.escape(service.name_in(_.language))),
+        _("Help Center: {name}").format(name=escape(service.name_in(_.language))),
         status_line(service_status(service, now, zone), now, zone, _),
     ]
     if service.location is not None:
-        parts.append("📍 " + html.escape(service.location.address))
+        parts.append("📍 " + escape(service.location.address))
     if service.phone:
-        parts.append("☎️ " + html.escape(service.phone))
+        parts.append("☎️ " + escape(service.phone))
     return "\n".join(parts)
 
 
 def html_kwargs() -> dict[str, Any]:
     return {"parse_mode": "HTML"}
-
-
-MESSAGE_LIMIT = 4000
 
 
 async def send_cards(context: HCContext, chat_id: int, blocks: list[str], **kwargs: Any) -> None:
@@ -220,7 +217,7 @@ async def send_cards(context: HCContext, chat_id: int, blocks: list[str], **kwar
         if messages and len(messages[-1]) + len(block) + 2 <= MESSAGE_LIMIT:
             messages[-1] += "\n\n" + block
         else:
-            messages.append(block[:MESSAGE_LIMIT])
+            messages.append(fit_html(block))
     for n, text in enumerate(messages):
         extra = kwargs if n == len(messages) - 1 else {}
         await context.bot.send_message(chat_id, text, **html_kwargs(), **extra)

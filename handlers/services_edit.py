@@ -7,7 +7,6 @@ staff account to the shelters it may update.
 
 from __future__ import annotations
 
-import html
 from datetime import date
 from typing import Any
 
@@ -15,7 +14,10 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler
 
 from bot.i18n import N_, Translator
+from bot.parsing import callback_data, parse_id, parse_telegram_id, shown
+from bot.rendering import fit_html, html_format
 from bot.runtime import HCContext
+from handlers.bad_input import stale_button
 from handlers.common import Command, acknowledge, handles
 from handlers.directory_common import (
     category_label,
@@ -55,6 +57,9 @@ COMMANDS = [
     ),
 ]
 PREFIX = "edit:"
+MAX_NOTE = 1000  # a note is shown in every card of the service
+MAX_CLOSURE_NOTE = 200  # the column's size
+CATEGORY_VALUES = frozenset(c.value for c in Category)
 FIELD_NAMES = {
     "hours": N_("the opening hours"),
     "closure": N_("the closure dates"),
@@ -72,7 +77,7 @@ def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
 async def edit_menu(update: Update, context: HCContext) -> None:
     _ = context._
     buttons = [
-        [InlineKeyboardButton(category_label(c, _), callback_data=f"{PREFIX}cat:{c.value}")]
+        [InlineKeyboardButton(category_label(c, _), callback_data=callback_data("edit", "cat", c))]
         for c in Category
     ]
     await say(
@@ -85,18 +90,19 @@ def _card_keyboard(service: Service, context: HCContext) -> InlineKeyboardMarkup
     sid = service.id
     rows = [
         [
-            InlineKeyboardButton(_("🕒 Hours"), callback_data=f"{PREFIX}hours:{sid}"),
-            InlineKeyboardButton(_("🚫 Add a closure"), callback_data=f"{PREFIX}closure:{sid}"),
-            InlineKeyboardButton(_("📝 Notes"), callback_data=f"{PREFIX}notes:{sid}"),
+            InlineKeyboardButton(_("🕒 Hours"), callback_data=callback_data("edit", "hours", sid)),
+            InlineKeyboardButton(
+                _("🚫 Add a closure"), callback_data=callback_data("edit", "closure", sid)
+            ),
+            InlineKeyboardButton(_("📝 Notes"), callback_data=callback_data("edit", "notes", sid)),
         ]
     ]
     today = clock.now().astimezone(context.settings.tz).date()
     for closure in service.closures:
         if closure.day >= today:
             label = _("↩️ Reopen on {date}").format(date=f"{closure.day:%d/%m/%Y}")
-            rows.append(
-                [InlineKeyboardButton(label, callback_data=f"{PREFIX}reopen:{sid}:{closure.day}")]
-            )
+            data = callback_data("edit", "reopen", sid, closure.day.isoformat())
+            rows.append([InlineKeyboardButton(label, callback_data=data)])
     return InlineKeyboardMarkup(rows)
 
 
@@ -121,18 +127,24 @@ async def on_button(update: Update, context: HCContext) -> None:
     assert query is not None and query.data is not None and chat is not None
     action, *args = query.data.removeprefix(PREFIX).split(":")
     await acknowledge(update, context)
-    if action == "cat" and args:
+    if action == "cat" and args and args[0] in CATEGORY_VALUES:
         services = await services_in(context.session, [args[0]])
         buttons = [
-            [InlineKeyboardButton(s.name_in(_.language)[:60], callback_data=f"{PREFIX}svc:{s.id}")]
+            [
+                InlineKeyboardButton(
+                    s.name_in(_.language)[:60], callback_data=callback_data("edit", "svc", s.id)
+                )
+            ]
             for s in services
         ]
         text = _("Which service?") if buttons else _("No service of this kind yet.")
         await say(update, context, text, reply_markup=InlineKeyboardMarkup(buttons))
         return
-    service = (
-        await service_by_id(context.session, int(args[0])) if args and args[0].isdigit() else None
-    )
+    if action == "cat":
+        await stale_button(update, context)
+        return
+    service_id = parse_id(args[0]) if args else None
+    service = await service_by_id(context.session, service_id) if service_id else None
     if service is None:
         await say(update, context, _("That service no longer exists."))
         return
@@ -141,38 +153,56 @@ async def on_button(update: Update, context: HCContext) -> None:
         await say(
             update,
             context,
-            _editor_card(service, context),
+            fit_html(_editor_card(service, context)),
             reply_markup=_card_keyboard(service, context),
             **html_kwargs(),
         )
-    elif action == "reopen" and len(args) == 2:
-        if await remove_closure(
-            context.session, service, date.fromisoformat(args[1]), by=context.account
-        ):
+    elif action == "reopen" and len(args) == 2 and (day := _iso_day(args[1])) is not None:
+        if await remove_closure(context.session, service, day, by=context.account):
             await _edited(update, context, service, "closure")
-    elif action in FIELD_NAMES:
+    elif action in FIELD_NAMES and len(args) == 1:
         await wait_for(context, chat.id, action, str(service.id))
         await say(update, context, _prompt(action, service, context), **html_kwargs())
+    else:
+        await stale_button(update, context)
+
+
+def _iso_day(text: str) -> date | None:
+    """A closure day as the reopen button writes it (``2026-12-25``), or None."""
+    try:
+        return date.fromisoformat(text) if len(text) == 10 else None
+    except ValueError:
+        return None
 
 
 def _prompt(action: str, service: Service, context: HCContext) -> str:
     _ = context._
+    name = service.name_in(_.language)
     if action == "hours":
-        return _(
-            "Send the new weekly hours of {name}, for example:\n"
-            "<code>mon-fri 09:00-13:00 14:00-17:30; sat 09:00-12:00</code>\n"
-            "<code>daily 20:00-08:00</code> (past midnight is fine)\n"
-            "<code>closed</code>\nOr /cancel."
-        ).format(name=html.escape(service.name_in(_.language)))
+        return html_format(
+            _(
+                "Send the new weekly hours of {name}, for example:\n"
+                "<code>mon-fri 09:00-13:00 14:00-17:30; sat 09:00-12:00</code>\n"
+                "<code>daily 20:00-08:00</code> (past midnight is fine)\n"
+                "<code>closed</code>\nOr /cancel."
+            ),
+            name=name,
+        )
     if action == "closure":
-        return _(
-            "Send the date {name} is closed, like 25/12 or 2026-12-25, and a note if you "
-            "like (25/12 Christmas). Or /cancel."
-        ).format(name=html.escape(service.name_in(_.language)))
-    return _(
-        "Send the new note for {name} (it replaces the current one; send - to remove it). "
-        "Or /cancel."
-    ).format(name=html.escape(service.name_in(_.language)))
+        return html_format(
+            _(
+                "Send the date {name} is closed, like 25/12 or 2026-12-25, and a note if you "
+                "like (25/12 Christmas). Or /cancel."
+            ),
+            name=name,
+        )
+    return html_format(
+        _(
+            "Send the new note for {name} (it replaces the current one; send - to remove it). "
+            "Or /cancel."
+        ),
+        name=name,
+    )
 
 
 @handles("services-edit", Permission.EDIT_SERVICES)
@@ -185,13 +215,18 @@ async def typed_edit(update: Update, context: HCContext) -> None:
     assert message is not None and message.text is not None and chat is not None
     asked = pending(context, chat.id)
     assert asked is not None
-    service = await service_by_id(context.session, int(asked.value))
+    service_id = parse_id(asked.value)
+    service = await service_by_id(context.session, service_id) if service_id else None
     if service is None:
         await stop_waiting(context, chat.id)
         await say(update, context, _("That service no longer exists."))
         return
     context.scope.concerns("service", service.id)
     text = message.text.strip()
+    limit = MAX_NOTE if asked.kind == "notes" else MAX_CLOSURE_NOTE
+    if asked.kind != "hours" and len(text) > limit:
+        await say(update, context, _too_long(_, limit))
+        return
     try:
         if asked.kind == "hours":
             await set_hours(context.session, service, parse_hours(text.lower()), by=context.account)
@@ -227,7 +262,7 @@ async def _edited(update: Update, context: HCContext, service: Service, field: s
     await say(
         update,
         context,
-        _("Saved.") + "\n\n" + _editor_card(service, context),
+        fit_html(_("Saved.") + "\n\n" + _editor_card(service, context)),
         reply_markup=_card_keyboard(service, context),
         **html_kwargs(),
     )
@@ -245,6 +280,10 @@ async def _edited(update: Update, context: HCContext, service: Service, field: s
             subject_type="service",
             subject_id=service.id,
         )
+
+
+def _too_long(_: Translator, limit: int) -> str:
+    return _("That is a bit long: please keep it under {limit} characters.").format(limit=limit)
 
 
 def _edit_notice(_: Translator, editor: str, field: str, service: Service) -> str:
@@ -270,7 +309,8 @@ async def staff_command(update: Update, context: HCContext) -> None:
     removing = bool(args) and args[0].lower() == "remove"
     if removing:
         args = args[1:]
-    if len(args) != 2 or not args[0].lstrip("-").isdigit():
+    telegram_id = parse_telegram_id(args[0]) if len(args) == 2 else None
+    if telegram_id is None:
         await say(
             update,
             context,
@@ -280,10 +320,11 @@ async def staff_command(update: Update, context: HCContext) -> None:
             ),
         )
         return
-    account = await account_by_telegram_id(context.session, int(args[0]))
+    account = await account_by_telegram_id(context.session, telegram_id)
     service = await service_by_key(context.session, args[1])
     if service is None or not service.is_shelter:
-        await say(update, context, _("I know no shelter with the id {id}.").format(id=args[1]))
+        text = _("I know no shelter with the id {id}.").format(id=shown(args[1]))
+        await say(update, context, text)
         return
     if account is None or account.role is not Role.SHELTER_STAFF:
         await say(

@@ -10,6 +10,7 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler
 from bot.i18n import N_, language_name
 from bot.menus import set_chat_menu
 from bot.runtime import HCContext
+from handlers.bad_input import stale_button
 from handlers.common import Command, acknowledge, edit_text, handles, reply
 from models.accounts import InviteError, create_invite, redeem_invite
 from models.roles import Permission, Role
@@ -137,7 +138,7 @@ async def choose_language(update: Update, context: HCContext) -> None:
     code = query.data.removeprefix(LANGUAGE_PREFIX)
     catalogs = context.runtime.catalogs
     if code not in catalogs.languages:
-        await acknowledge(update, context)
+        await stale_button(update, context, answer=True)
         return
     context.account.language = code
     context.scope.translator = catalogs.translator(code)

@@ -304,10 +304,6 @@ async def drop_draft(session: AsyncSession, draft: CaseDraft) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def valid_location(latitude: float, longitude: float) -> bool:
-    return -90.0 <= latitude <= 90.0 and -180.0 <= longitude <= 180.0
-
-
 async def next_reference(session: AsyncSession, prefix: str, tz: ZoneInfo) -> str:
     """``PREFIX-DDMM-NN``: the local day and the case's number that day (race-free).
 
