@@ -66,6 +66,8 @@ EVENT_LABELS = {
     "reopen": N_("reopened"),
     "release": N_("handed back"),
     "duplicate_of": N_("duplicate of"),
+    "unalerted": N_("nobody could be alerted"),
+    "alerted_late": N_("alert reached the team"),
 }
 
 

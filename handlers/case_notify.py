@@ -19,7 +19,7 @@ from __future__ import annotations
 import enum
 import html
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -237,8 +237,11 @@ async def escalate_due_cases(
             session, first=first, repeat=repeat, skip_locked=not settings.is_sqlite
         )
         for round_ in rounds:
-            if enqueue_alert_round(session, round_, settings, catalogs) == 0:
+            reached = enqueue_alert_round(session, round_, settings, catalogs)
+            if reached == 0:
                 await unalerted_unless_delivered(session, round_.case.id)
+            else:
+                await reached_at_last(session, round_, reached, catalogs)
         late = await alert_unalerted_cases(session, settings, catalogs)
         await session.commit()
     if rounds:
@@ -257,19 +260,32 @@ async def alert_unalerted_cases(
     for round_ in await claim_unalerted(session, skip_locked=not settings.is_sqlite):
         if not round_.recipients and settings.team_chat_id is None:
             continue  # still nobody
-        if not await mark_alerted(session, round_):
+        assert round_.late is not None
+        if not await mark_alerted(
+            session, round_.case, round_.late, alerted=len(round_.recipients)
+        ):
             continue  # another sweep alerted for it
         enqueue_alert_round(session, round_, settings, catalogs)
-        await enqueue_reached_feedback(session, round_, catalogs)
+        await enqueue_reached_feedback(session, round_.case, round_.late, catalogs)
         reached += 1
     return reached
 
 
+async def reached_at_last(
+    session: AsyncSession, round_: AlertRound, reached: int, catalogs: Catalogs
+) -> None:
+    """An escalation round reached someone about a case that was unalerted: it no longer is
+    (so the same sweep does not alert for it a second time), and the requester is told."""
+    case = round_.case
+    since = case.unalerted_since
+    if since is not None and await mark_alerted(session, case, since, alerted=reached):
+        await enqueue_reached_feedback(session, case, since, catalogs)
+
+
 async def enqueue_reached_feedback(
-    session: AsyncSession, round_: AlertRound, catalogs: Catalogs
+    session: AsyncSession, case: Case, since: datetime, catalogs: Catalogs
 ) -> bool:
     """The requester was told nobody could be alerted: now someone has been."""
-    case = round_.case
     reporter = await session.get(Account, case.reporter_id) if case.reporter_id else None
     if reporter is None or reporter.telegram_id < 0:  # gone, or erased with /forget
         return False
@@ -292,7 +308,7 @@ async def enqueue_reached_feedback(
         account_id=reporter.id,
         subject_type="case",
         subject_id=case.id,
-        dedupe_key=f"case:{case.id}:reached:{round_.key}",
+        dedupe_key=f"case:{case.id}:reached:{since.timestamp():.6f}",
     )
     return True
 
@@ -447,6 +463,6 @@ async def tell_requester_alerts_failed(
         account_id=reporter.id,
         subject_type="case",
         subject_id=case.id,
-        dedupe_key=f"case:{case.id}:unreached:{case.unalerted_since.timestamp():.0f}",
+        dedupe_key=f"case:{case.id}:unreached:{case.unalerted_since.timestamp():.6f}",
     )
     return True

@@ -549,7 +549,7 @@ class AlertRound:
     def key(self) -> str:
         """What tells this round's alerts apart from every other round's (dedupe keys)."""
         if self.late is not None:
-            return f"late:{self.late.timestamp():.0f}"
+            return f"late:{self.late.timestamp():.6f}"
         return f"escalation:{self.step}"
 
 
@@ -667,28 +667,19 @@ async def claim_unalerted(
     return rounds
 
 
-async def mark_alerted(session: AsyncSession, round_: AlertRound) -> bool:
-    """The round reached someone: the case is no longer unalerted. False if another sweep
-    got there first (its alerts are then the ones sent)."""
-    case = round_.case
-    if round_.late is None:
-        return True
+async def mark_alerted(session: AsyncSession, case: Case, since: datetime, *, alerted: int) -> bool:
+    """A round reached someone about a case unalerted since ``since``: it no longer is.
+    False if another sweep got there first (its alerts are then the ones sent)."""
     done = await session.execute(
         update(Case)
-        .where(Case.id == case.id, Case.unalerted_since == round_.late)
+        .where(Case.id == case.id, Case.unalerted_since == since)
         .values(unalerted_since=None)
         .execution_options(synchronize_session=False)
     )
     if int(getattr(done, "rowcount", 0) or 0) != 1:
         return False
     case.unalerted_since = None
-    record(
-        session,
-        case,
-        "alerted_late",
-        None,
-        detail=f"{len(round_.recipients)} alerted",
-    )
+    record(session, case, "alerted_late", None, detail=f"{alerted} alerted")
     return True
 
 

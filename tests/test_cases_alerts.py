@@ -8,15 +8,18 @@ with 403 because the person blocked the bot a second ago.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
 from bot import metrics
-from bot.health import health_report, warn_if_nobody_can_be_alerted
+from bot.health import health_report, warn_at_start_up, warn_if_nobody_can_be_alerted
 from models.accounts import Account, account_by_telegram_id
+from models.base import clock
 from models.cases import ALERT_KINDS
 from models.exchange import Exchange, InboxStatus
+from models.migrate import upgrade
 from models.outbox import OutboxMessage
 from models.roles import Role
 from tests.cases_helpers import (
@@ -32,7 +35,7 @@ from tests.cases_helpers import (
     team,
     texts,
 )
-from tests.conftest import ADMIN_ID, BotHarness
+from tests.conftest import ADMIN_ID, BotHarness, make_settings
 from tests.directory_helpers import load_example, set_local_time
 from tests.test_cases_urgent import police_ask_for_help
 
@@ -99,6 +102,20 @@ async def test_with_nobody_to_alert_the_police_hear_the_truth_then_the_admin_get
     out = await bot.presses(ADMIN_ID, admin_alert, "✋ Lo prendo io")
     await deliver_outbox(bot)
     assert "dell'Help Center sta arrivando" in bot.fake.last_text(POLICE)
+
+
+async def test_a_coordinator_who_writes_after_a_long_wait_gets_one_alert(bot: BotHarness) -> None:
+    await bot.grant(POLICE, Role.POLICE, first_name="Paolo", language_code="it")
+    await police_ask_for_help(bot)
+    clock.advance(20 * 60)  # overdue for escalation several times over; still nobody
+    await sweep(bot)
+    await bot.grant(CARLA, Role.COORDINATOR, first_name="Carla", language_code="it")
+    clock.advance(10 * 60)  # the next escalation is due when Carla becomes reachable
+    await sweep(bot)
+    assert len(alerts_in(bot, CARLA)) == 1, "one alert, not an escalation and a late one"
+    assert (await only_case(bot)).unalerted_since is None
+    reached = [t for t in bot.fake.texts(POLICE) if "ora è arrivata" in t]
+    assert len(reached) == 1
 
 
 async def test_a_report_nobody_can_receive_says_so_once(bot: BotHarness) -> None:
@@ -229,23 +246,19 @@ async def test_a_reply_refused_because_the_person_just_blocked_is_not_a_failure(
     await bot.says(STRANGER, "/start")
     question = (await bot.says(STRANGER, "/forget"))[-1]
     bot.fake.user_presses(STRANGER, question, IT("Yes, erase my data"))
-    bot.fake.block(STRANGER)  # blocks the bot right after pressing: the answer is refused
-    await bot.deliver()
-    async with bot.session() as session:
-        statuses = list(
-            await session.scalars(select(Exchange.status).where(Exchange.update_id > 0))
-        )
-        outbox = list(await session.scalars(select(OutboxMessage.kind)))
-    assert set(statuses) == {InboxStatus.DONE}, "handled, not retried nor parked"
-    assert "apology" not in outbox, "no apology to a chat that cannot receive it"
-
-    bot.fake.user_blocks(STRANGER)  # Telegram's my_chat_member about the block, a moment later
+    bot.fake.user_blocks(STRANGER)  # blocks the bot right after pressing, before the answer
     await bot.deliver()
     async with bot.session() as session:
         accounts = await session.scalar(
             select(func.count()).select_from(Account).where(Account.telegram_id == STRANGER)
         )
+        statuses = list(
+            await session.scalars(select(Exchange.status).where(Exchange.update_id > 0))
+        )
+        outbox = list(await session.scalars(select(OutboxMessage.kind)))
     assert accounts == 0, "erased, and the block event made no new account"
+    assert set(statuses) == {InboxStatus.DONE}, "all handled: none retried, parked or stuck"
+    assert "apology" not in outbox, "no apology to a chat that cannot receive it"
 
 
 @pytest.mark.parametrize("with_coordinator", [False, True])
@@ -258,3 +271,15 @@ async def test_start_up_warns_when_nobody_on_the_team_can_receive_alerts(
         warned = await warn_if_nobody_can_be_alerted(bot.sessionmaker)
     assert warned is not with_coordinator
     assert ("nobody on the team can receive alerts" in caplog.text) is not with_coordinator
+
+
+def test_helpcenter_run_checks_at_start_up(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What ``helpcenter run`` calls before starting: a fresh database, the admin of the
+    settings has never written, so nobody can receive alerts."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
+    upgrade(url)
+    with caplog.at_level(logging.WARNING):
+        warn_at_start_up(make_settings(url))
+    assert "nobody on the team can receive alerts" in caplog.text
