@@ -43,6 +43,7 @@ from models.cases import (
     claim_unalerted,
     mark_alerted,
     sent_alerts,
+    unalerted_after_refusals,
     unalerted_unless_delivered,
 )
 from models.directory import help_center
@@ -242,7 +243,11 @@ async def escalate_due_cases(
                 await unalerted_unless_delivered(session, round_.case.id)
             else:
                 await reached_at_last(session, round_, reached, catalogs)
+        lost = await unalerted_after_refusals(session)
         late = await alert_unalerted_cases(session, settings, catalogs)
+        for case in lost:
+            if case.unalerted_since is not None:  # and still nobody to alert
+                await tell_requester_alerts_failed(session, case.id, settings, catalogs)
         await session.commit()
     if rounds:
         log.info("escalated %d case(s)", len(rounds))

@@ -646,9 +646,10 @@ async def claim_unalerted(
 ) -> list[AlertRound]:
     """Unassigned cases nobody has been alerted about, with whoever can be alerted now.
 
-    A case is claimed with a conditional update on the ``unalerted_since`` it was read with,
-    so two sweeps (two workers) never both alert for it. A case with nobody to alert yet is
-    left as it is (the caller may still have a team chat to alert: it gets an empty round).
+    Each round carries the ``unalerted_since`` it was read with: :func:`mark_alerted` clears
+    it with a conditional update on that value, so two sweeps (two workers) never both alert
+    for it. A case with nobody to alert yet comes with an empty round (the caller may still
+    have a team chat to alert).
     """
     query = (
         select(Case)
@@ -706,6 +707,41 @@ async def unalerted_unless_delivered(session: AsyncSession, case_id: int) -> boo
         return False
     mark_unalerted(session, case)
     return True
+
+
+def _case_alerts(*statuses: OutboxStatus) -> Any:
+    return (
+        select(OutboxMessage.id)
+        .where(
+            OutboxMessage.subject_type == "case",
+            OutboxMessage.subject_id == Case.id,
+            OutboxMessage.kind.in_(ALERT_KINDS),
+            OutboxMessage.status.in_(statuses),
+        )
+        .exists()
+    )
+
+
+async def unalerted_after_refusals(session: AsyncSession, *, limit: int = 100) -> list[Case]:
+    """The sweep's backstop for :func:`unalerted_unless_delivered`: unassigned cases whose
+    alerts all failed but that are not marked unalerted (two alerts failing at the same
+    moment in two transactions each see the other still on its way). Marks and returns them.
+    """
+    query = (
+        select(Case)
+        .where(
+            Case.status == CaseStatus.NEW,
+            Case.unalerted_since.is_(None),
+            _case_alerts(OutboxStatus.FAILED),
+            ~_case_alerts(OutboxStatus.PENDING, OutboxStatus.SENDING, OutboxStatus.SENT),
+        )
+        .order_by(Case.id)
+        .limit(limit)
+    )
+    found = list(await session.scalars(query))
+    for case in found:
+        mark_unalerted(session, case)
+    return found
 
 
 async def count_unalerted(session: AsyncSession) -> int:

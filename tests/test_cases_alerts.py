@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from bot import metrics
 from bot.health import health_report, warn_at_start_up, warn_if_nobody_can_be_alerted
@@ -20,7 +20,7 @@ from models.base import clock
 from models.cases import ALERT_KINDS
 from models.exchange import Exchange, InboxStatus
 from models.migrate import upgrade
-from models.outbox import OutboxMessage
+from models.outbox import OutboxMessage, OutboxStatus
 from models.roles import Role
 from tests.cases_helpers import (
     ANNA,
@@ -219,6 +219,53 @@ async def test_an_alert_refused_by_the_only_recipient_leaves_the_case_unalerted(
     await sweep(bot)
     assert len(alerts_in(bot, ANNA)) == 1
     assert (await only_case(bot)).unalerted_since is None
+
+
+async def test_when_every_alert_is_refused_at_once_the_coordinator_gets_the_case(
+    bot: BotHarness,
+) -> None:
+    """Anna and Bruno both blocked the bot: their alerts fail in the same dispatch round."""
+    await team(bot, on_duty=(ANNA, BRUNO))
+    bot.fake.block(ANNA)
+    bot.fake.block(BRUNO)
+    await police_ask_for_help(bot)
+    await sweep(bot)
+    assert len(alerts_in(bot, CARLA)) == 1
+    assert (await only_case(bot)).unalerted_since is None
+    assert "ora è arrivata" in bot.fake.last_text(POLICE)
+
+
+async def test_alerts_lost_without_anyone_noticing_are_caught_by_the_sweep(
+    bot: BotHarness,
+) -> None:
+    """Two alerts failing at the same moment in two transactions each see the other one still
+    on its way: the outbox is left with every alert failed and the case not marked."""
+    await load_example(bot)
+    set_local_time(2026, 12, 2, 10, 0)
+    await bot.grant(POLICE, Role.POLICE, first_name="Paolo", language_code="it")
+    await bot.grant(ANNA, Role.OPERATOR, first_name="Anna", language_code="it")
+    await bot.says(ANNA, "/duty on")
+    await police_ask_for_help(bot)
+    async with bot.session() as session:
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.kind.in_(ALERT_KINDS))
+            .values(status=OutboxStatus.FAILED)
+        )
+        await session.execute(
+            update(Account)
+            .where(Account.telegram_id == ANNA)
+            .values(unreachable_since=clock.now(), unreachable_reason="blocked")
+        )
+        await session.commit()
+
+    await sweep(bot)
+    case = await only_case(bot)
+    assert case.unalerted_since is not None
+    assert "non è stato possibile consegnare i miei avvisi" in bot.fake.last_text(POLICE)
+    await sweep(bot)
+    corrections = [t for t in bot.fake.texts(POLICE) if "non è stato possibile" in t]
+    assert len(corrections) == 1, "told once"
 
 
 async def test_blocking_the_bot_marks_a_person_unreachable_and_creates_no_account(
