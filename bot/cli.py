@@ -212,6 +212,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = load_settings(**overrides)
     if args.workers > 1 and settings.is_sqlite:
         raise CliError("several workers need PostgreSQL: SQLite is for one process only")
+    from bot.health import warn_at_start_up
+
+    warn_at_start_up(settings)
     if settings.webhook_url:
         from bot.webhook import run_webhook
 

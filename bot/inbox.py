@@ -475,8 +475,8 @@ class InboxWorker:
                     ):
                         return None
                     payload = payload or await _payload(session, update_id)
-                if payload is None:
-                    return None
+                if payload is None:  # erased by /forget before its turn: nothing to act on
+                    payload = {"update_id": update_id}
                 scope = UpdateScope(session=session, update_id=update_id, known_senders=known)
                 await self._run_handlers(scope, payload, watch)
                 if scope.error is not None:

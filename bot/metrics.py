@@ -23,3 +23,7 @@ INBOX_PARKED = Gauge("helpcenter_inbox_parked", "Updates parked as failed after 
 WEBHOOK_REFUSED = Counter(
     "helpcenter_webhook_refused_total", "Webhook requests refused, by reason", ["reason"]
 )
+CASES_UNALERTED = Gauge(
+    "helpcenter_cases_unalerted",
+    "Open, unassigned cases nobody could be alerted about (nobody reachable on the team)",
+)

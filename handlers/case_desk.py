@@ -73,6 +73,8 @@ EVENT_LABELS = {
     "reopen": N_("reopened"),
     "release": N_("handed back"),
     "duplicate_of": N_("duplicate of"),
+    "unalerted": N_("nobody could be alerted"),
+    "alerted_late": N_("alert reached the team"),
 }
 
 
@@ -114,9 +116,22 @@ async def _switch_duty(update: Update, context: HCContext, on: bool) -> None:
 
 def duty_text(context: HCContext) -> str:
     _ = context._
-    if context.account.on_duty:
-        return _("🟢 You are on duty: you receive alerts for new cases and urgent requests.")
-    return _("⚪ You are off duty: you receive no alerts.")
+    account = context.account
+    if not account.on_duty:
+        return _("⚪ You are off duty: you receive no alerts.")
+    if account.unreachable_since is not None:
+        return _(
+            "🟠 You are on duty, but my alerts cannot reach you: Telegram refuses them (you "
+            "may have blocked the bot). Write to me in our private chat to receive them again."
+        )
+    text = _("🟢 You are on duty: you receive alerts for new cases and urgent requests.")
+    since = context.scope.was_unreachable_since
+    if since is not None:
+        local = since.astimezone(context.settings.tz)
+        text += "\n" + _(
+            "⚠️ Since {time} I could not deliver my alerts to you; from now on they reach you."
+        ).format(time=f"{local:%d/%m %H:%M}")
+    return text
 
 
 def duty_button(context: HCContext) -> InlineKeyboardMarkup:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import ReplyKeyboardRemove, Update
 from telegram.ext import (
     Application,
@@ -24,7 +25,11 @@ from bot.i18n import N_
 from bot.runtime import HCContext, runtime_of
 from handlers import case_desk, report, urgent
 from handlers.case_drafts import DRAFT_GROUP, DraftActive, load_draft, send
-from handlers.case_notify import ESCALATION_SWEEP_SECONDS, escalate_due_cases
+from handlers.case_notify import (
+    ESCALATION_SWEEP_SECONDS,
+    escalate_due_cases,
+    tell_requester_alerts_failed,
+)
 from handlers.common import Command, handles
 from models.cases import DRAFT_PERMISSIONS, draft_of, drop_draft, may_finish
 from models.roles import Permission
@@ -60,6 +65,12 @@ def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
     application.add_handler(
         CallbackQueryHandler(case_desk.duty_button_pressed, pattern=r"^duty:(on|off)$")
     )
+    runtime = runtime_of(application)
+
+    async def alert_lost(session: AsyncSession, case_id: int) -> None:
+        await tell_requester_alerts_failed(session, case_id, runtime.settings, runtime.catalogs)
+
+    runtime.extras.setdefault("on_alert_lost", []).append(alert_lost)
     if application.job_queue is not None:
         application.job_queue.run_repeating(
             escalation_job, interval=ESCALATION_SWEEP_SECONDS, first=5, name="case-escalation"

@@ -190,11 +190,15 @@ def service_card(
 
 
 def help_center_line(service: Service | None, context: HCContext) -> str:
-    _ = context._
+    return help_center_text(service, context._, context.settings.tz)
+
+
+def help_center_text(service: Service | None, _: Translator, zone: ZoneInfo) -> str:
+    """The Help Center's name, open now or when it opens, address and phone (HTML); for a
+    message rendered outside an update too (an alert that reached nobody)."""
     if service is None:
         return _("Ask the Help Center at the railway station.")
     now = clock.now()
-    zone = context.settings.tz
     parts = [
         _("Help Center: {name}").format(name=escape(service.name_in(_.language))),
         status_line(service_status(service, now, zone), now, zone, _),

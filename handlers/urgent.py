@@ -11,8 +11,9 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, ReplyKeyboardRe
 
 from bot.runtime import HCContext
 from handlers.case_drafts import MAX_PLACE, Incoming, send
+from handlers.case_notify import Reach
 from handlers.common import acknowledge, drop_buttons, handles
-from handlers.report import location_keyboard, nobody_on_duty_text, open_from_draft, too_long
+from handlers.report import location_keyboard, open_from_draft, send_nobody_reachable, too_long
 from models.cases import (
     DRAFT_PERMISSIONS,
     URGENT_FLOW,
@@ -128,11 +129,19 @@ async def submit(update: Update, context: HCContext, draft: CaseDraft) -> None:
         seen=data.get("need"),
         photo_file_id=data.get("photo"),
     )
-    case, nobody_on_duty = await open_from_draft(context, draft, facts)
+    case, reach = await open_from_draft(context, draft, facts)
     _ = context._
-    text = _(
-        "Request {ref} sent. The operators have been alerted; I will tell you who is coming."
-    ).format(ref=case.reference)
-    if nobody_on_duty:
-        text += "\n\n" + nobody_on_duty_text(context)
-    await send(update, context, text)
+    if reach is Reach.NOBODY:
+        registered = _("Request {ref} registered.").format(ref=case.reference)
+        await send_nobody_reachable(update, context, registered)
+        return
+    if reach is Reach.COORDINATORS:
+        text = _(
+            "Request {ref} sent. No operator is on duty right now: the coordinators have "
+            "been alerted; I will tell you who is coming."
+        )
+    else:
+        text = _(
+            "Request {ref} sent. The operators have been alerted; I will tell you who is coming."
+        )
+    await send(update, context, text.format(ref=case.reference))
