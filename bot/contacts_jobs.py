@@ -1,6 +1,7 @@
-"""Scheduled work of the contact database: the daily retention sweep and the monthly report.
+"""Scheduled work of the contact database: the daily retention sweep and the monthly report,
+and every minute the end of each /forget (see :func:`forget_follow_ups`).
 
-Both sweep the database and claim their slot with :func:`models.jobs.claim_job_run`, so they
+Both sweeps claim their slot with :func:`models.jobs.claim_job_run`, so they
 run once per day (or month) however many workers there are and whenever a worker restarts.
 The report is rendered in each coordinator's language and enqueued in the outbox.
 """
@@ -20,13 +21,14 @@ from config.settings import Settings
 from models.accounts import Account
 from models.jobs import claim_job_run
 from models.outbox import enqueue
-from models.privacy import RetentionResult, run_retention
+from models.privacy import RetentionResult, complete_forgetting, run_retention
 from models.roles import Role
 from models.stats import Period, compute_stats
 
 log = logging.getLogger(__name__)
 
 JOB_INTERVAL_SECONDS = 15 * 60
+FOLLOW_UP_INTERVAL_SECONDS = 60
 
 
 async def retention_sweep(
@@ -93,4 +95,16 @@ async def contacts_jobs(context: Any) -> None:
         await session.commit()
     async with runtime.sessionmaker() as session:
         await monthly_report_sweep(session, runtime.settings, runtime.catalogs, now)
+        await session.commit()
+
+
+async def forget_follow_ups(context: Any) -> None:
+    """JobQueue callback: the updates that waited while their sender was forgotten, once
+    handled, are anonymised with their replies (:func:`models.privacy.complete_forgetting`).
+    Idempotent, so several workers running it at once do no harm."""
+    from bot.runtime import runtime_of
+
+    runtime = runtime_of(context.application)
+    async with runtime.sessionmaker() as session:
+        await complete_forgetting(session)
         await session.commit()
