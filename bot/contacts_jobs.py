@@ -1,5 +1,5 @@
 """Scheduled work of the contact database: the daily retention sweep and the monthly report,
-and every minute the end of each /forget (see :func:`forget_follow_ups`).
+and every minute what privacy leaves for after a handling (:func:`privacy_follow_ups`).
 
 Both sweeps claim their slot with :func:`models.jobs.claim_job_run`, so they
 run once per day (or month) however many workers there are and whenever a worker restarts.
@@ -21,7 +21,12 @@ from config.settings import Settings
 from models.accounts import Account
 from models.jobs import claim_job_run
 from models.outbox import enqueue
-from models.privacy import RetentionResult, complete_forgetting, run_retention
+from models.privacy import (
+    RetentionResult,
+    blank_parked_identity,
+    complete_forgetting,
+    run_retention,
+)
 from models.roles import Role
 from models.stats import Period, compute_stats
 
@@ -98,13 +103,16 @@ async def contacts_jobs(context: Any) -> None:
         await session.commit()
 
 
-async def forget_follow_ups(context: Any) -> None:
-    """JobQueue callback: the updates that waited while their sender was forgotten, once
-    handled, are anonymised with their replies (:func:`models.privacy.complete_forgetting`).
-    Idempotent, so several workers running it at once do no harm."""
+async def privacy_follow_ups(context: Any) -> None:
+    """JobQueue callback, every minute: what privacy leaves for after a handling. Updates that
+    waited while their sender was forgotten, once handled, are anonymised with their replies
+    (:func:`models.privacy.complete_forgetting`); parked updates that may identify someone
+    lose their arguments (:func:`models.privacy.blank_parked_identity`). Idempotent, so
+    several workers running it at once do no harm."""
     from bot.runtime import runtime_of
 
     runtime = runtime_of(context.application)
     async with runtime.sessionmaker() as session:
         await complete_forgetting(session)
+        await blank_parked_identity(session)
         await session.commit()

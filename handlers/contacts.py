@@ -20,7 +20,7 @@ from bot.contacts_jobs import (
     FOLLOW_UP_INTERVAL_SECONDS,
     JOB_INTERVAL_SECONDS,
     contacts_jobs,
-    forget_follow_ups,
+    privacy_follow_ups,
 )
 from bot.contacts_text import (
     ACTIONS,
@@ -103,10 +103,10 @@ def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
             contacts_jobs, interval=JOB_INTERVAL_SECONDS, first=60, name="contacts"
         )
         application.job_queue.run_repeating(
-            forget_follow_ups,
+            privacy_follow_ups,
             interval=FOLLOW_UP_INTERVAL_SECONDS,
             first=FOLLOW_UP_INTERVAL_SECONDS,
-            name="forget_follow_ups",
+            name="privacy_follow_ups",
         )
 
 

@@ -94,6 +94,26 @@ async def keep_only_command(session: AsyncSession, update_id: int, command: str)
     )
 
 
+async def blank_parked_identity(session: AsyncSession) -> int:
+    """Parked updates (their handling failed every time) that may identify someone keep only
+    their command word, as a handled one does: the blanking made in the failed handling was
+    rolled back with it, and must stay undone while the update can still be retried."""
+    parked = await session.execute(
+        select(Exchange.update_id, Exchange.text).where(
+            Exchange.status == InboxStatus.FAILED,
+            Exchange.direction == Direction.IN,
+            Exchange.text.like("/%"),
+        )
+    )
+    blanked = 0
+    for update_id, text in parked.all():
+        command = identity_command(text)
+        if command is not None and update_id is not None:
+            await keep_only_command(session, update_id, command)
+            blanked += 1
+    return blanked
+
+
 def accept_privacy(session: AsyncSession, account: Account) -> bool:
     """Record that the person accepted the notice; False if they already had."""
     if account.privacy_accepted_at is not None:

@@ -9,10 +9,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType, SimpleNamespace
 
+import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import select
 
-from bot.contacts_jobs import forget_follow_ups
+from bot.contacts_jobs import privacy_follow_ups
+from models import contacts as contacts_model
 from models.accounts import account_by_telegram_id
 from models.base import clock
 from models.contacts import ContactDraft, Person, save_draft
@@ -177,7 +179,7 @@ async def test_a_message_sent_right_after_forget_is_answered_then_anonymised(
             )
         )
         assert waiting == []
-    await forget_follow_ups(SimpleNamespace(application=bot.application))  # the minute job
+    await privacy_follow_ups(SimpleNamespace(application=bot.application))  # the minute job
     async with bot.session() as session:
         rows = list(await session.scalars(select(Exchange)))
         assert await complete_forgetting(session) == 0  # nothing left to do
@@ -239,6 +241,27 @@ async def test_a_name_typed_in_place_of_a_code_is_neither_repeated_nor_logged(
     await bot.says(OPERATOR, "/staffof 3331234567 dormitorio")  # nor this
     async with bot.session() as session:
         rows = list(await session.scalars(select(Exchange)))
+    assert _leaks(rows, "Mario", "3331234567") == []
+
+
+async def test_an_identity_message_whose_handling_fails_is_blanked_once_parked(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_settings(database_url, encryption_key=Fernet.generate_key().decode())
+    async with BotHarness(settings.model_copy(update={"inbox_max_attempts": 1})) as bot:
+        await bot.grant(OPERATOR, Role.OPERATOR)
+        answer = await bot.says(OPERATOR, "/person new MR 1985 M")
+        code = answer[-1]["text"].split()[-1]
+
+        def broken(*args: object, **kwargs: object) -> None:
+            raise RuntimeError("the key store is broken")
+
+        monkeypatch.setattr(contacts_model, "set_identity", broken)
+        await bot.says(OPERATOR, f"/person {code} identity Mario Rossi; 3331234567")
+        await privacy_follow_ups(SimpleNamespace(application=bot.application))  # the minute job
+        async with bot.session() as session:
+            rows = list(await session.scalars(select(Exchange)))
+    assert [r.text for r in rows if r.status == InboxStatus.FAILED] == ["/person"]
     assert _leaks(rows, "Mario", "3331234567") == []
 
 
