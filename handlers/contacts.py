@@ -12,13 +12,16 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import null
-from sqlalchemy import update as sql_update
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, TypeHandler
 
 from bot.charts import bar_chart, time_chart
-from bot.contacts_jobs import JOB_INTERVAL_SECONDS, contacts_jobs
+from bot.contacts_jobs import (
+    FOLLOW_UP_INTERVAL_SECONDS,
+    JOB_INTERVAL_SECONDS,
+    contacts_jobs,
+    privacy_follow_ups,
+)
 from bot.contacts_text import (
     ACTIONS,
     CHANNELS,
@@ -42,8 +45,14 @@ from models.accounts import audit, set_role
 from models.base import clock
 from models.contact_export import ExportOptions, export_xlsx
 from models.contacts import Action, Channel, ContactFacts, Gender, Housing, Need, Outcome
-from models.exchange import Exchange
-from models.privacy import accept_privacy, audit_entries, forget_account, held_data
+from models.privacy import (
+    accept_privacy,
+    audit_entries,
+    forget_account,
+    held_data,
+    identity_command,
+    keep_only_command,
+)
 from models.roles import Permission, Role
 from models.stats import Period, compute_stats
 
@@ -61,6 +70,7 @@ COMMANDS = [
 ]
 
 PRIVACY_GROUP = -1  # after the account is loaded (-10), before any answer (0)
+IDENTITY_LOG_GROUP = -9  # before any feature reads the message, whoever sent it
 PERIODS = {
     "week": N_("This week"),
     "month": N_("This month"),
@@ -89,9 +99,16 @@ def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
     add(CommandHandler("forget", forget_command))
     add(CallbackQueryHandler(forget_button, pattern="^fg:"))
     add(TypeHandler(Update, first_contact_notice), group=PRIVACY_GROUP)
+    add(TypeHandler(Update, blank_identity_arguments), group=IDENTITY_LOG_GROUP)
     if application.job_queue is not None:
         application.job_queue.run_repeating(
             contacts_jobs, interval=JOB_INTERVAL_SECONDS, first=60, name="contacts"
+        )
+        application.job_queue.run_repeating(
+            privacy_follow_ups,
+            interval=FOLLOW_UP_INTERVAL_SECONDS,
+            first=FOLLOW_UP_INTERVAL_SECONDS,
+            name="privacy_follow_ups",
         )
 
 
@@ -147,10 +164,19 @@ async def contact_command(update: Update, context: HCContext) -> None:
 
 
 def _unknown_code(_: Any, code: str) -> str:
+    """Echo what was typed only if it is shaped like a code (a name typed instead of a code
+    must not come back in the answer, which the exchange log keeps)."""
+    if people.looks_like_code(code):
+        return _(
+            "No person with the code {code}. Check it (the last character is a check letter), "
+            "or register them with /person new INITIALS YEAR SEX, for example "
+            "/person new MR 1985 M."
+        ).format(code=code[:24])
     return _(
-        "No person with the code {code}. Check it (the last character is a check letter), "
-        "or register them with /person new INITIALS YEAR SEX, for example /person new MR 1985 M."
-    ).format(code=code[:24])
+        "That is not a person's code: a code looks like MR1985M-V (initials, year of birth, "
+        "sex, check letter). Register someone new with /person new INITIALS YEAR SEX, for "
+        "example /person new MR 1985 M."
+    )
 
 
 async def _ask_channel(update: Update, context: HCContext, draft: dict[str, Any]) -> None:
@@ -423,14 +449,9 @@ def _apply_facts(person: people.Person, pairs: list[str]) -> str | None:
 async def _set_identity(
     update: Update, context: HCContext, person: people.Person, text: str
 ) -> None:
-    """Name and phone, encrypted; the message that carried them is blanked in the log."""
+    """Name and phone, encrypted (the message that carried them was blanked in the log
+    before anything read it, see :func:`blank_identity_arguments`)."""
     _ = context._
-    # Saved or refused, the message that carried a name must not stay readable in the log.
-    await context.session.execute(
-        sql_update(Exchange)
-        .where(Exchange.update_id == context.scope.update_id)
-        .values(text=None, payload=null())
-    )
     name, _sep, phone = (part.strip() for part in text.partition(";"))
     try:
         people.set_identity(
@@ -510,11 +531,11 @@ async def merge_button(update: Update, context: HCContext) -> None:
     if keep_id is None or drop_id is None:
         await stale_button(update, context, answer=True)
         return
-    keep = await context.session.get(people.Person, keep_id)
-    drop = await context.session.get(people.Person, drop_id)
-    if keep is None or drop is None or drop.merged_into_id is not None:
+    pair = await people.lock_for_merge(context.session, keep_id, drop_id)
+    if pair is None:
         await _show(update, context, _("Nothing merged: one of the records changed meanwhile."))
         return
+    keep, drop = pair
     moved = await people.merge_people(context.session, keep, drop, context.account)
     context.scope.concerns("person", keep.id)
     text = _("Merged: {drop} is now part of {keep} ({moved} contacts moved).").format(
@@ -700,6 +721,16 @@ async def audit_command(update: Update, context: HCContext) -> None:
 # ---- privacy -----------------------------------------------------------------------------
 
 
+async def blank_identity_arguments(update: Update, context: HCContext) -> None:
+    """Group -9: a command that may carry a name, a phone or a code loses its arguments in the
+    exchange log before it is handled, so that no answer (refused, mistyped, denied, saved)
+    leaves them in clear (see ``models.privacy.identity_command``)."""
+    message = update.effective_message
+    command = identity_command(message.text if message is not None else None)
+    if command is not None:
+        await keep_only_command(context.session, context.scope.update_id, command)
+
+
 async def first_contact_notice(update: Update, context: HCContext) -> None:
     """Group -1: on the update that created the account, the notice comes first.
 
@@ -772,7 +803,7 @@ async def forget_button(update: Update, context: HCContext) -> None:
     account = context.account
     if account.role is not Role.PUBLIC:
         await set_role(context.session, account, Role.PUBLIC, by=account)
-    await forget_account(context.session, account)
+    await forget_account(context.session, account, current_update_id=context.scope.update_id)
     await _show(
         update, context, _("Done: your data has been erased. You can write again at any time.")
     )
