@@ -69,6 +69,7 @@ async def test_a_pending_long_poll_does_not_hold_the_stop(
         assert processes[0].returncode == 0, (tmp_path / "bot.log").read_text()
         result = await audit(sessionmaker, pushed, fake)
     await engine.dispose()
+    print(f"\nstopped {took:.2f}s after the signal")  # pytest -s shows the figure
     assert took < STOP_WITHIN, f"stopping took {took:.1f}s"
     assert result.lost == [] and result.not_done == []
 
@@ -95,6 +96,7 @@ async def test_a_message_being_handled_is_answered_before_the_bot_stops(
         assert processes[0].returncode == 0, (tmp_path / "bot.log").read_text()
         result = await audit(sessionmaker, pushed, fake)
     await engine.dispose()
+    print(f"\nstopped {took:.2f}s after the signal")  # pytest -s shows the figure
     assert took < STOP_WITHIN, f"stopping took {took:.1f}s"
     assert result.lost == [] and result.not_done == []
     assert result.handled == 1
