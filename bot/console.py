@@ -19,7 +19,7 @@ from pydantic import SecretStr
 from bot.app import HelpCenterBot, build_application
 from bot.fakeapi import FakeRequest, FakeTelegram
 from bot.parsing import parse_index
-from config.settings import Settings
+from config.settings import load_settings
 from models import migrate
 from models.accounts import get_or_create_account, set_role
 from models.db import make_engine, make_sessionmaker
@@ -111,10 +111,14 @@ class Console:
 async def open_console(
     role: Role, database_url: str, language: str | None
 ) -> tuple[Console, Callable[[], Any]]:
-    await asyncio.to_thread(migrate.upgrade, database_url)
-    settings = Settings(
-        token=SecretStr(CONSOLE_TOKEN), database_url=database_url, poll_timeout_seconds=0
+    # The environment's settings apply too: a mistake in them is one line (SettingsError).
+    settings = load_settings(
+        require_token=False,
+        token=SecretStr(CONSOLE_TOKEN),
+        database_url=database_url,
+        poll_timeout_seconds=0,
     )
+    await asyncio.to_thread(migrate.upgrade, database_url)
     fake = FakeTelegram(token=CONSOLE_TOKEN)
     fake.add_user(CONSOLE_USER, first_name="Console", language_code=language or "it")
     sessionmaker = make_sessionmaker(make_engine(database_url))

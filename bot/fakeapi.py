@@ -1739,7 +1739,8 @@ class FakeTelegramServer:
 
     async def start(self) -> str:
         """Start listening; returns :attr:`base_url`."""
-        self._runner = web.AppRunner(self._app(), access_log=None)
+        # A long poll whose client went away (a bot that stopped) is not waited out on stop.
+        self._runner = web.AppRunner(self._app(), access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()

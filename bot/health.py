@@ -1,6 +1,8 @@
 """Health and the gauges: is the database there, how far behind are the inbox and outbox.
 
-``GET /healthz`` (webhook mode, or the health port in polling mode) answers 200 with JSON
+``GET /healthz`` and ``GET /metrics`` are served on their own listener,
+``health_host:health_port`` (loopback by default, off unless ``health_port`` is set), in
+both modes: never on the public webhook listener. ``/healthz`` answers 200 with JSON
 when the database answers, 503 otherwise. Parked updates and failed messages are reported
 (they need a person: ``helpcenter inbox failed``) but do not make the bot unhealthy, because
 restarting it would not fix them. So are cases nobody could be alerted about
@@ -11,11 +13,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from typing import Any
 
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from bot import metrics
 from bot.runtime import Runtime
@@ -115,3 +123,39 @@ async def refresh_gauges(runtime: Runtime, every: float = GAUGE_REFRESH_SECONDS)
         except Exception:  # never let a metrics refresh take the bot down
             log.exception("gauge refresh failed")
         await asyncio.sleep(every)
+
+
+def make_health_app(runtime: Runtime) -> Starlette:
+    """``/healthz`` and ``/metrics``: for the operator's monitoring, not for the public."""
+
+    async def healthz(_request: Request) -> Response:
+        report = await health_report(runtime.sessionmaker)
+        return JSONResponse(report, status_code=200 if report["ok"] else 503)
+
+    async def metrics_endpoint(_request: Request) -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return Starlette(
+        routes=[
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/metrics", metrics_endpoint, methods=["GET"]),
+        ]
+    )
+
+
+def bind_health(settings: Settings) -> socket.socket | None:
+    """The health listener's socket (bound at start-up, before anything runs), if any."""
+    from bot.listeners import bind
+
+    if settings.health_port is None:
+        return None
+    return bind(settings.health_host, settings.health_port, "HELPCENTER_HEALTH_PORT")
+
+
+def serve_health(sock: socket.socket, runtime: Runtime) -> asyncio.Task[None]:
+    """Serve :func:`make_health_app` on ``sock`` until the task is cancelled."""
+    from bot.listeners import QuietServer, server_config
+
+    server = QuietServer(server_config(make_health_app(runtime)))
+    log.info("health and metrics on %s:%s", *sock.getsockname()[:2])
+    return asyncio.create_task(server.serve(sockets=[sock]), name="health-listener")

@@ -21,6 +21,11 @@ LOCALES_DIR = Path(__file__).parent / "locales"
 SOURCE_LANGUAGE = "en"
 
 
+def available_languages(directory: Path = LOCALES_DIR) -> list[str]:
+    """The languages the bot can speak: English (the source) and every folder of catalogues."""
+    return sorted({SOURCE_LANGUAGE, *(p.name for p in directory.iterdir() if p.is_dir())})
+
+
 def N_(message: str) -> str:
     """Mark a string for translation where it is defined; translate it where it is shown."""
     return message

@@ -1,4 +1,4 @@
-"""Prometheus metrics (served at ``/metrics`` in webhook mode)."""
+"""Prometheus metrics (served at ``/metrics`` on the health listener, see ``bot.health``)."""
 
 from prometheus_client import Counter, Gauge, Histogram
 
