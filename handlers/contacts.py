@@ -17,6 +17,7 @@ from sqlalchemy import update as sql_update
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, TypeHandler
 
+from bot.audit_text import audit_sentence
 from bot.charts import bar_chart, time_chart
 from bot.contacts_jobs import JOB_INTERVAL_SECONDS, contacts_jobs
 from bot.contacts_text import (
@@ -231,8 +232,9 @@ async def _toggle(
 
 
 async def _next(update: Update, context: HCContext, draft: dict[str, Any], step: str) -> None:
-    """Save the draft and show the step ``step``."""
+    """Save the draft and show the step ``step`` (remembered: a /note shows it again)."""
     _ = context._
+    draft["step"] = step
     await people.save_draft(context.session, context.account, draft)
     summary = render_draft(draft, _) + "\n\n"
     if step == "place":
@@ -293,9 +295,13 @@ async def note_command(update: Update, context: HCContext) -> None:
         )
         return
     draft["notes"] = ((draft.get("notes") or "") + "\n" + text).strip()[:2000]
-    await people.save_draft(context.session, context.account, draft)
-    buttons = [(_("Save"), "ct:save"), (_("Cancel"), "ct:cancel")]
-    await reply(update, context, render_draft(draft, _), reply_markup=_keyboard(buttons))
+    # The note joins the draft; the person goes on from the step they were at (an outcome
+    # not chosen yet is still asked, not skipped).
+    if not draft.get("channel"):
+        await people.save_draft(context.session, context.account, draft)
+        await _ask_channel(update, context, draft)
+        return
+    await _next(update, context, draft, draft.get("step") or "confirm")
 
 
 # ---- /person -----------------------------------------------------------------------------
@@ -670,12 +676,7 @@ async def audit_command(update: Update, context: HCContext) -> None:
     if not lines:
         await reply(update, context, _("The audit log has no entries for this."))
         return
-    tz = context.settings.tz
-    rendered = [
-        f"{line.at.astimezone(tz):%d/%m %H:%M} {line.actor} ({line.role}) {line.action} "
-        f"{line.subject} {line.detail}".rstrip()
-        for line in lines
-    ]
+    rendered = [audit_sentence(line, _, context.settings.tz) for line in lines]
     header = _("Latest audit entries (newest first); /audit person ID filters.")
     await reply(update, context, header + "\n" + "\n".join(rendered)[:3800])
 
