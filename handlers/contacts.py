@@ -543,12 +543,19 @@ def _parse_day(text: str) -> date | None:
     return None
 
 
+class ReversedPeriod(ValueError):
+    """Two readable days, the last before the first: told as such, not as a format error."""
+
+
 def _custom_period(args: list[str], context: HCContext) -> Period | None:
+    """The period typed as FROM TO; None if unreadable; :class:`ReversedPeriod` if reversed."""
     if len(args) != 2:
         return None
     first, last = _parse_day(args[0]), _parse_day(args[1])
-    if first is None or last is None or last < first:
+    if first is None or last is None:
         return None
+    if last < first:
+        raise ReversedPeriod
     return Period.custom(first, last, context.settings.tz)
 
 
@@ -570,7 +577,15 @@ async def _for_period(
     if not args:
         await reply(update, context, question, reply_markup=_period_buttons(prefix, context._))
         return
-    period = _custom_period(args, context)
+    try:
+        period = _custom_period(args, context)
+    except ReversedPeriod:
+        text = context._(
+            "The period ends before it starts: write the first day first, then the last "
+            "({first} {last})."
+        ).format(first=args[1], last=args[0])
+        await reply(update, context, text)
+        return
     if period is None:
         await reply(update, context, usage)
         return

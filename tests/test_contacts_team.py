@@ -6,10 +6,13 @@ from sqlalchemy import select
 
 from bot.i18n import Catalogs
 from models.accounts import Account
-from models.contacts import Contact, Person
+from models.base import clock
+from models.contacts import Channel, Contact, ContactFacts, Person, create_person, record_contact
+from models.directory import Service, set_beds
 from models.roles import Role
 from tests.cases_helpers import set_language
 from tests.conftest import ADMIN_ID, BotHarness
+from tests.directory_helpers import set_local_time
 
 OPERATOR = 101
 FR = Catalogs("it").translator("fr")
@@ -69,3 +72,68 @@ async def test_the_audit_log_reads_as_sentences_in_the_admins_language(bot: BotH
         f"{fr_who} a consulté la fiche de personne n° {person.id}",
         f"{fr_who} a enregistré personne n° {person.id}",
     ]
+
+
+# ---- /stats --------------------------------------------------------------------------------
+
+COORDINATOR = 201
+
+
+def shelter(key: str) -> Service:
+    return Service(
+        key=key,
+        category="night_shelter",
+        names={"it": key},
+        descriptions={},
+        eligibility={},
+        application_process={},
+        notes={},
+    )
+
+
+async def test_stats_say_how_many_shelters_reported_and_the_age_reference(
+    bot: BotHarness,
+) -> None:
+    await bot.grant(COORDINATOR, Role.COORDINATOR)
+    set_local_time(2026, 3, 10, 20, 0)
+    async with bot.session() as session:
+        big, small, silent = shelter("big"), shelter("small"), shelter("silent")
+        session.add_all([big, small, silent])
+        await session.flush()
+        for service in (big, small, silent):
+            await session.refresh(service, ["beds"])
+        await set_beds(session, big, total=20, free=5, by=None)
+        await set_beds(session, small, total=10, free=0, by=None)
+        await create_person(session, initials="MR", birth_year=2008)  # 18 in 2026
+        await session.commit()
+    async with bot.session() as session:
+        person = await session.scalar(select(Person))
+        assert person is not None
+        await record_contact(
+            session,
+            ContactFacts(occurred_at=clock.now(), channel=Channel.STREET, person_id=person.id),
+        )
+        await session.commit()
+
+    text = (await bot.says(COORDINATOR, "/stats 2026-03-01 2026-03-31"))[0]["text"]
+    assert "Posti letto occupati: 25 su 30 (83%), dai conteggi di 2 dormitori" in text
+    assert "Età (raggiunta nel 2026): 18-24 1" in text
+
+    await set_language(bot, COORDINATOR, "fr")
+    text = (await bot.says(COORDINATOR, "/stats 2025-12-01 2026-03-31"))[0]["text"]
+    assert "d'après les comptages de 2 centres d'hébergement" in text
+    assert "Âge (atteint en 2026) : 18-24 1" in text
+
+
+async def test_a_reversed_period_gets_its_own_message(bot: BotHarness) -> None:
+    await bot.grant(COORDINATOR, Role.COORDINATOR)
+    said = (await bot.says(COORDINATOR, "/stats 2025-03-31 2025-03-01"))[-1]["text"]
+    assert said == (
+        "Il periodo finisce prima di iniziare: scrivi prima il primo giorno, poi l'ultimo "
+        "(2025-03-01 2025-03-31)."
+    )
+    said = (await bot.says(COORDINATOR, "/stats marzo"))[-1]["text"]
+    assert said == IT("Write the period as /stats 2025-01-01 2025-03-31.")
+    await set_language(bot, COORDINATOR, "fr")
+    said = (await bot.says(COORDINATOR, "/stats 31/03/2025 01/03/2025"))[-1]["text"]
+    assert said.startswith("La période se termine avant de commencer")
