@@ -20,6 +20,7 @@ from handlers.common import Command, acknowledge, handles
 from handlers.directory_common import (
     category_label,
     html_kwargs,
+    note_line,
     pending,
     say,
     service_card,
@@ -33,6 +34,7 @@ from models.directory import (
     Service,
     add_closure,
     assign_staff,
+    notes_of,
     remove_closure,
     service_by_id,
     service_by_key,
@@ -104,13 +106,20 @@ def _editor_card(service: Service, context: HCContext) -> str:
     _ = context._
     today = clock.now().astimezone(context.settings.tz).date()
     closures = [f"{c.day:%d/%m/%Y}" for c in service.closures if c.day >= today]
-    return "\n".join(
-        [
-            service_card(service, context),
-            _("Hours: {hours}").format(hours=format_hours(s.as_slot() for s in service.slots)),
-            _("Closed on: {dates}").format(dates=", ".join(closures) or "—"),
-        ]
-    )
+    lines = [
+        service_card(service, context),
+        _("Hours: {hours}").format(hours=hours_text(service, _)),
+        _("Closed on: {dates}").format(dates=", ".join(closures) or "—"),
+    ]
+    # Every language's note, so the editor sees which ones an edit left older.
+    lines += [f"📝 {note.language}: {note_line(note, _)}" for note in notes_of(service)]
+    return "\n".join(lines)
+
+
+def hours_text(service: Service, _: Translator) -> str:
+    """The weekly hours with the reader's day names (``lun-ven 09:00-13:00``)."""
+    text = format_hours((s.as_slot() for s in service.slots), _.language)
+    return text or _("closed all week")
 
 
 @handles("services-edit", Permission.EDIT_SERVICES)
@@ -170,8 +179,8 @@ def _prompt(action: str, service: Service, context: HCContext) -> str:
             "like (25/12 Christmas). Or /cancel."
         ).format(name=html.escape(service.name_in(_.language)))
     return _(
-        "Send the new note for {name} (it replaces the current one; send - to remove it). "
-        "Or /cancel."
+        "Send the new note for {name} in your language: the notes in other languages are "
+        "kept and shown as older. Send - to remove yours. Or /cancel."
     ).format(name=html.escape(service.name_in(_.language)))
 
 
@@ -194,7 +203,8 @@ async def typed_edit(update: Update, context: HCContext) -> None:
     text = message.text.strip()
     try:
         if asked.kind == "hours":
-            await set_hours(context.session, service, parse_hours(text.lower()), by=context.account)
+            slots = parse_hours(text.lower(), languages=(_.language,))
+            await set_hours(context.session, service, slots, by=context.account)
         elif asked.kind == "closure":
             first, _sep, note = text.partition(" ")
             today = clock.now().astimezone(context.settings.tz).date()

@@ -167,6 +167,7 @@ async def forget_account(session: AsyncSession, account: Account) -> ForgetResul
         more.update(await step(session, account))
     account.telegram_id = -account.id
     account.display_name = None
+    account.username = None
     account.language = None
     account.privacy_accepted_at = None
     account.unreachable_since = None

@@ -272,7 +272,7 @@ async def test_an_operator_changes_hours_adds_a_closure_and_the_staff_are_told(b
     bad = await bot.says(OPERATOR, "sempre aperto")
     assert "Non riesco a leggerlo" in texts(bad)
     saved = await bot.says(OPERATOR, "daily 17:00-09:00")
-    assert "Orari: daily 17:00-09:00" in texts(saved)
+    assert "Orari: lun-dom 17:00-09:00" in texts(saved)  # was the English "daily"
     await bot.presses(OPERATOR, saved[-1], "🚫 Aggiungi chiusura")
     closed = await bot.says(OPERATOR, "24/12 lavori")
     assert "Chiuso il: 24/12/2026" in texts(closed)
