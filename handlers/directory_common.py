@@ -35,7 +35,7 @@ from models.prompts import ChatPrompt, close_prompt, expect_answer
 from models.schedule import OpenStatus, status
 
 WAIT_MINUTES = 30
-KINDS = frozenset({"place", "beds", "hours", "closure", "notes"})
+KINDS = frozenset({"place", "beds", "hours", "closure", "notes", "staff"})
 
 CATEGORY_LABELS = {
     Category.NIGHT_SHELTER: N_("🛏 Night shelters"),

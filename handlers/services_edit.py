@@ -11,7 +11,7 @@ import html
 from datetime import date
 from typing import Any
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, MessageOriginUser, Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler
 
 from bot.i18n import N_, Translator
@@ -27,7 +27,7 @@ from handlers.directory_common import (
     stop_waiting,
     wait_for,
 )
-from models.accounts import Account, account_by_telegram_id
+from models.accounts import Account, account_by_telegram_id, account_by_username
 from models.base import clock
 from models.directory import (
     Category,
@@ -41,6 +41,8 @@ from models.directory import (
     services_in,
     set_hours,
     set_notes,
+    shelters,
+    shelters_of,
     staff_of,
     unassign_staff,
 )
@@ -67,6 +69,7 @@ FIELD_NAMES = {
 def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
     application.add_handler(CommandHandler("editservice", edit_menu))
     application.add_handler(CommandHandler("staffof", staff_command))
+    application.add_handler(CallbackQueryHandler(staff_button, pattern=f"^{STAFF_PREFIX}"))
     application.add_handler(CallbackQueryHandler(on_button, pattern=f"^{PREFIX}"))
 
 
@@ -272,12 +275,129 @@ def _assigned_notice(_: Translator, service: Service) -> str:
 # ---- staff assignment ------------------------------------------------------------------------
 
 
+STAFF_PREFIX = "staff:"
+
+
 @handles("services-edit", Permission.ASSIGN_SHELTER_STAFF)
 async def staff_command(update: Update, context: HCContext) -> None:
-    """``/staffof TELEGRAM_ID SHELTER_ID`` adds; ``/staffof remove ...`` takes it away."""
+    """``/staffof``: who? (a forwarded message of theirs, or their @username), then the
+    shelters as buttons. ``/staffof @name`` goes straight to the shelters. The older
+    ``/staffof [remove] TELEGRAM_ID SHELTER_ID`` still works, for scripts."""
     _ = context._
+    chat = update.effective_chat
+    assert chat is not None
     args = list(context.args or [])
-    removing = bool(args) and args[0].lower() == "remove"
+    if len(args) == 1 and args[0].startswith("@"):
+        await _show_shelters_for(
+            update, context, await account_by_username(context.session, args[0])
+        )
+        return
+    if args:
+        await _staff_by_ids(update, context, args)
+        return
+    await wait_for(context, chat.id, "staff", "")
+    await say(update, context, _ask_who(_))
+
+
+def _ask_who(_: Translator) -> str:
+    return _(
+        "Whose shelters? Forward me a message they wrote, or send their @username (they "
+        "must have written to me once). Or /cancel."
+    )
+
+
+async def typed_staff(update: Update, context: HCContext) -> None:
+    """The answer to "whose shelters?": a forwarded message or an @username."""
+    _ = context._
+    message = update.effective_message
+    chat = update.effective_chat
+    assert message is not None and chat is not None
+    origin = message.forward_origin
+    if isinstance(origin, MessageOriginUser):
+        account = await account_by_telegram_id(context.session, origin.sender_user.id)
+    elif origin is not None:  # their privacy settings hide who wrote it
+        await say(
+            update,
+            context,
+            _(
+                "Their privacy settings hide who wrote that message. Send their @username "
+                "instead (they must have written to me once). Or /cancel."
+            ),
+        )
+        return
+    elif (message.text or "").strip().startswith("@"):
+        account = await account_by_username(context.session, message.text or "")
+    else:
+        await say(update, context, _ask_who(_))
+        return
+    if account is not None and account.role is Role.SHELTER_STAFF:
+        await stop_waiting(context, chat.id)
+    await _show_shelters_for(update, context, account)
+
+
+async def _show_shelters_for(update: Update, context: HCContext, account: Account | None) -> None:
+    """The shelters as buttons, those the person already updates ticked (a tap switches)."""
+    _ = context._
+    if account is None or account.role is not Role.SHELTER_STAFF:
+        await say(update, context, _not_shelter_staff(_))
+        return
+    await say(
+        update,
+        context,
+        _("Which shelters may they update? Tap to add or remove."),
+        reply_markup=await _shelter_keyboard(context, account),
+    )
+
+
+def _not_shelter_staff(_: Translator) -> str:
+    return _(
+        "That person is not registered as shelter staff. Invite them first with "
+        "/invite shelter_staff, then try again."
+    )
+
+
+async def _shelter_keyboard(context: HCContext, account: Account) -> InlineKeyboardMarkup:
+    _ = context._
+    theirs = {service.id for service in await shelters_of(context.session, account)}
+    rows = [
+        [
+            InlineKeyboardButton(
+                ("✅ " if shelter.id in theirs else "") + shelter.name_in(_.language)[:60],
+                callback_data=f"{STAFF_PREFIX}{account.id}:{shelter.id}",
+            )
+        ]
+        for shelter in await shelters(context.session)
+    ]
+    return InlineKeyboardMarkup(rows)
+
+
+@handles("services-edit", Permission.ASSIGN_SHELTER_STAFF)
+async def staff_button(update: Update, context: HCContext) -> None:
+    """A shelter tapped: the person becomes its staff, or stops being it."""
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    await acknowledge(update, context)
+    account_id, _sep, service_id = query.data.removeprefix(STAFF_PREFIX).partition(":")
+    account = await context.session.get(Account, int(account_id)) if account_id.isdigit() else None
+    service = (
+        await service_by_id(context.session, int(service_id)) if service_id.isdigit() else None
+    )
+    if service is None or not service.is_shelter:
+        await say(update, context, context._("That service no longer exists."))
+        return
+    if account is None or account.role is not Role.SHELTER_STAFF:
+        await say(update, context, _not_shelter_staff(context._))
+        return
+    context.scope.concerns("service", service.id)
+    theirs = {s.id for s in await shelters_of(context.session, account)}
+    await _assign(update, context, account, service, removing=service.id in theirs)
+    await query.edit_message_reply_markup(reply_markup=await _shelter_keyboard(context, account))
+
+
+async def _staff_by_ids(update: Update, context: HCContext, args: list[str]) -> None:
+    """``/staffof [remove] TELEGRAM_ID SHELTER_ID``: kept for scripts and old habits."""
+    _ = context._
+    removing = args[0].lower() == "remove"
     if removing:
         args = args[1:]
     if len(args) != 2 or not args[0].lstrip("-").isdigit():
@@ -285,8 +405,8 @@ async def staff_command(update: Update, context: HCContext) -> None:
             update,
             context,
             _(
-                "Write: /staffof TELEGRAM_ID SHELTER_ID (for example /staffof 123456789 "
-                "dormitorio-san-vincenzo), or /staffof remove TELEGRAM_ID SHELTER_ID."
+                "Write /staffof and forward me a message of theirs, or /staffof @username; "
+                "then pick the shelters."
             ),
         )
         return
@@ -296,14 +416,7 @@ async def staff_command(update: Update, context: HCContext) -> None:
         await say(update, context, _("I know no shelter with the id {id}.").format(id=args[1]))
         return
     if account is None or account.role is not Role.SHELTER_STAFF:
-        await say(
-            update,
-            context,
-            _(
-                "That person is not registered as shelter staff. Invite them first with "
-                "/invite shelter_staff, then try again."
-            ),
-        )
+        await say(update, context, _not_shelter_staff(_))
         return
     context.scope.concerns("service", service.id)
     await _assign(update, context, account, service, removing)

@@ -124,6 +124,14 @@ async def account_by_telegram_id(session: AsyncSession, telegram_id: int) -> Acc
     return await session.scalar(select(Account).where(Account.telegram_id == telegram_id))
 
 
+async def account_by_username(session: AsyncSession, username: str) -> Account | None:
+    """A staff account by its Telegram @username (kept for staff who have written to us)."""
+    name = username.strip().removeprefix("@").lower()
+    if not name:
+        return None
+    return await session.scalar(select(Account).where(Account.username == name).limit(1))
+
+
 @dataclass
 class Sender:
     """The sender of an update with what the first handlers need about them, read at once."""

@@ -320,7 +320,7 @@ async def test_staff_assignment_needs_a_shelter_staff_account_and_a_shelter(bot)
     not_a_shelter = await bot.says(OPERATOR, f"/staffof {STAFF} guardaroba")
     assert "Non conosco nessun dormitorio" in texts(not_a_shelter)
     usage = await bot.says(OPERATOR, "/staffof")
-    assert "/staffof ID_TELEGRAM" in texts(usage)
+    assert "Inoltrami un messaggio" in texts(usage)  # was the raw-id usage "/staffof ID_TELEGRAM"
     await bot.says(OPERATOR, f"/staffof {STAFF} asilo-corsica")
     await bot.says(OPERATOR, f"/staffof remove {STAFF} asilo-corsica")
     async with bot.session() as session:

@@ -6,7 +6,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from models.directory import ServiceEdit, service_by_key
+from bot.fakeapi import message_update
+from models.directory import Service, ServiceEdit, ShelterStaff, service_by_key
 from models.roles import Role
 from tests.cases_helpers import set_language
 from tests.conftest import BotHarness
@@ -117,3 +118,74 @@ async def test_a_note_is_edited_per_language_and_the_others_are_marked_older(
     french = texts(await bot.says(FRENCH, location=STATION))
     assert "Vestiaire" in french
     assert "Cette semaine : manteaux aussi" in french and "plus ancienne" not in french
+
+
+# ---- /staffof ------------------------------------------------------------------------------
+
+STAFF = 201
+CORSICA = "Asilo notturno di via Corsica"
+
+
+async def forwards(bot: BotHarness, operator: int, origin: dict[str, Any]) -> list[dict[str, Any]]:
+    """``operator`` forwards a message whose origin Telegram gives as ``origin``."""
+    before = len(bot.fake.sent_messages(operator))
+    update = message_update(bot.fake.user(operator), "Ciao, sono Lucia del dormitorio")
+    update["message"]["forward_origin"] = {"date": 1_796_000_000, **origin}
+    bot.fake.push_update(update)
+    await bot.deliver()
+    return bot.fake.sent_messages(operator)[before:]
+
+
+async def assigned(bot: BotHarness) -> list[str]:
+    async with bot.session() as session:
+        rows = await session.execute(
+            select(Service.key)
+            .join(ShelterStaff, ShelterStaff.service_id == Service.id)
+            .order_by(Service.key)
+        )
+        return [key for (key,) in rows]
+
+
+async def test_staffof_finds_the_person_by_a_forwarded_message_and_offers_shelters_as_buttons(
+    bot: BotHarness,
+) -> None:
+    await load_example(bot)
+    await bot.grant(OPERATOR, Role.OPERATOR)
+    await bot.grant(STAFF, Role.SHELTER_STAFF, first_name="Lucia", username="Lucia_C")
+
+    asked = await bot.says(OPERATOR, "/staffof")
+    assert "Inoltrami un messaggio scritto da questa persona" in texts(asked)
+    out = await forwards(bot, OPERATOR, {"type": "user", "sender_user": bot.fake.user(STAFF)})
+    assert "Quali dormitori può aggiornare?" in texts(out)
+    shelters = [row[0] for row in bot.fake.buttons(out[-1])]
+    assert CORSICA in shelters and not any(s.startswith("✅") for s in shelters)
+
+    await bot.presses(OPERATOR, out[-1], CORSICA)
+    assert await assigned(bot) == ["asilo-corsica"]
+    now = bot.fake.current_message(OPERATOR, out[-1]["message_id"])
+    assert now is not None and f"✅ {CORSICA}" in [row[0] for row in bot.fake.buttons(now)]
+    await bot.presses(OPERATOR, now, f"✅ {CORSICA}")
+    assert await assigned(bot) == []
+
+    await bot.says(OPERATOR, "/staffof")
+    hidden = await forwards(bot, OPERATOR, {"type": "hidden_user", "sender_user_name": "Lucia"})
+    assert "Le sue impostazioni di privacy nascondono chi ha scritto" in texts(hidden)
+
+
+async def test_staffof_finds_by_username_only_people_who_wrote_in_french(bot: BotHarness) -> None:
+    await load_example(bot)
+    await bot.grant(OPERATEUR, Role.OPERATOR)
+    await set_language(bot, OPERATEUR, "fr")
+    await bot.grant(STAFF, Role.SHELTER_STAFF, first_name="Lucia", username="Lucia_C")
+
+    unknown = await bot.says(OPERATEUR, "/staffof @lucia_c")
+    assert "Cette personne n'est pas enregistrée comme personnel" in texts(unknown)
+    await bot.says(STAFF, "/start")  # now she has written to the bot: her @username is known
+    out = await bot.says(OPERATEUR, "/staffof @Lucia_C")
+    assert "Quels centres d'hébergement peut-elle mettre à jour ?" in texts(out)
+    await bot.presses(OPERATEUR, out[-1], bot.fake.buttons(out[-1])[0][0])
+    assert len(await assigned(bot)) == 1
+
+    await bot.says(OPERATEUR, "/staffof")
+    out = await bot.says(OPERATEUR, "@lucia_c")
+    assert "Quels centres d'hébergement peut-elle mettre à jour ?" in texts(out)
