@@ -23,22 +23,22 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("service") as batch:
-        batch.add_column(
-            sa.Column(
-                "notes_updated",
-                sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
-                nullable=True,
-            )
-        )
-    with op.batch_alter_table("account") as batch:
-        batch.add_column(sa.Column("username", sa.String(length=32), nullable=True))
-        batch.create_index("ix_account_username", ["username"])
+    # Plain ALTER TABLE, no batch mode: rebuilding ``account`` on SQLite would cascade into
+    # every table that points at it (see 0007).
+    op.add_column(
+        "service",
+        sa.Column(
+            "notes_updated",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=True,
+        ),
+    )
+    op.add_column("account", sa.Column("username", sa.String(length=32), nullable=True))
+    op.create_index("ix_account_username", "account", ["username"])
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("account") as batch:
-        batch.drop_index("ix_account_username")
-        batch.drop_column("username")
-    with op.batch_alter_table("service") as batch:
-        batch.drop_column("notes_updated")
+    # SQLite 3.35+ drops a column in place (again: no rebuild, no cascade).
+    op.drop_index("ix_account_username", table_name="account")
+    op.drop_column("account", "username")
+    op.drop_column("service", "notes_updated")
