@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.i18n import N_
+from bot.i18n import N_, Translator
 from models.contacts import Action, Channel, Contact, Gender, Housing, Need, Outcome, Person
 from models.privacy import HeldData
 from models.stats import StatsReport
@@ -73,6 +73,7 @@ HOUSING = {
     Housing.INSECURE: N_("insecure housing"),
     Housing.INADEQUATE: N_("inadequate housing"),
 }
+AGE_LABELS = {"unknown": N_("unknown")}  # the bands themselves ("25-34") read the same
 NATIONALITY_GROUPS = {
     "italian": N_("Italian"),
     "eu": N_("other EU"),
@@ -171,7 +172,7 @@ def _duration(seconds: float | None) -> str:
     return f"{minutes // 60}h{minutes % 60:02d}" if minutes >= 60 else f"{minutes} min"
 
 
-def render_stats(report: StatsReport, _: Gettext) -> str:
+def render_stats(report: StatsReport, _: Translator) -> str:
     period = report.period
     lines = [
         _("Statistics {first} – {last}").format(
@@ -187,7 +188,9 @@ def render_stats(report: StatsReport, _: Gettext) -> str:
         _("Given or done: {value}").format(value=_top(report.by_action, ACTIONS, _)),
         _("Nationality: {value}").format(value=_top(report.by_nationality, NATIONALITY_GROUPS, _)),
         _("Gender: {value}").format(value=_top(report.by_gender, GENDERS, _)),
-        _("Age: {value}").format(value=_top(report.by_age_band, {}, _)),
+        _("Age (reached in {year}): {value}").format(
+            year=period.age_reference_year, value=_top(report.by_age_band, AGE_LABELS, _)
+        ),
     ]
     if report.urgent is None:
         lines.append(_("Urgent cases: not available yet"))
@@ -204,13 +207,17 @@ def render_stats(report: StatsReport, _: Gettext) -> str:
     elif report.beds.capacity == 0:
         lines.append(_("Bed occupancy: no bed counts in this period"))
     else:
-        lines.append(
-            _("Bed occupancy: {occupied} of {capacity} ({rate}%)").format(
-                occupied=report.beds.occupied,
-                capacity=report.beds.capacity,
-                rate=round(report.beds.rate * 100),
-            )
+        occupancy = _("Bed occupancy: {occupied} of {capacity} ({rate}%)").format(
+            occupied=report.beds.occupied,
+            capacity=report.beds.capacity,
+            rate=round(report.beds.rate * 100),
         )
+        reported = _.ngettext(
+            "from the counts of {n} shelter",
+            "from the counts of {n} shelters",
+            report.beds.shelters,
+        ).format(n=report.beds.shelters)
+        lines.append(f"{occupancy}, {reported}")
     return "\n".join(lines)
 
 

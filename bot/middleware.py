@@ -40,6 +40,7 @@ async def load_account(update: Update, context: HCContext) -> None:
     if account.role is not Role.PUBLIC:
         # Staff are told apart by name when they take a case; the public are not named.
         account.display_name = (user.first_name or "")[:64] or None
+        account.username = (user.username or "").lower()[:32] or None
     scope.account = account
     language = runtime.catalogs.pick(account.language, user.language_code)
     scope.translator = runtime.catalogs.translator(language)

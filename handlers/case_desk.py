@@ -32,6 +32,9 @@ from handlers.case_notify import (
 from handlers.common import acknowledge, drop_buttons, edit_text, handles
 from models.accounts import Account
 from models.cases import (
+    PRESSING_EMERGENCY,
+    PRESSING_LATER,
+    PRESSING_TODAY,
     TRANSITIONS,
     Action,
     Case,
@@ -42,6 +45,8 @@ from models.cases import (
     TransitionRefused,
     age,
     case_by_id,
+    case_by_reference,
+    cases_reported_by,
     count_unassigned,
     decline_case,
     duplicate_candidates,
@@ -50,6 +55,7 @@ from models.cases import (
     may_act,
     move_case,
     open_cases,
+    pressing_rank,
     set_duty,
     take_case,
 )
@@ -62,6 +68,15 @@ FILTER_LABELS = {
     CaseFilter.UNASSIGNED: N_("Unassigned"),
     CaseFilter.ALL: N_("All"),
 }
+
+# The urgency mark of a line in /cases: a colour anyone sees at a glance, and a word.
+PRESSING_MARKS = {
+    PRESSING_EMERGENCY: ("🔴", N_("emergency")),
+    PRESSING_TODAY: ("🟠", N_("today")),
+    PRESSING_LATER: ("🟢", N_("not urgent")),
+}
+# Where a card's Take came from: its button carries this, so the card stays a card.
+FROM_CARD = "card"
 
 EVENT_LABELS = {
     "created": N_("opened"),
@@ -148,6 +163,10 @@ def duty_button(context: HCContext) -> InlineKeyboardMarkup:
 
 @handles("cases", Permission.HANDLE_CASES, private_only=True)
 async def list_cases(update: Update, context: HCContext) -> None:
+    """``/cases``: the open cases, most pressing first; ``/cases BS-0112-02``: that case."""
+    if update.callback_query is None and context.args:
+        await _find_case(update, context, context.args[0])
+        return
     which = CaseFilter.ALL
     query = update.callback_query
     if query is not None and query.data is not None:
@@ -178,9 +197,27 @@ async def list_cases(update: Update, context: HCContext) -> None:
     await send(update, context, text, reply_markup=InlineKeyboardMarkup(rows))
 
 
+async def _find_case(update: Update, context: HCContext, reference: str) -> None:
+    """A case by its reference, open or closed: its card."""
+    case = await case_by_reference(context.session, reference[:20])
+    if case is None:
+        text = context._(
+            "No case has the reference {ref}. References look like BS-0112-02; /cases lists "
+            "the open ones."
+        ).format(ref=reference[:20].upper())
+        await send(update, context, text)
+        return
+    await send_card(update, context, case)
+
+
 def case_line(case: Case, _: Translator) -> str:
+    """One case in a list: urgency mark, kind, reference, urgency, age, status."""
     icon = "🚨" if case.kind is CaseKind.URGENT else "📋"
-    return f"{icon} {case.reference} · {age_text(age(case), _)} · {_(STATUS_LABELS[case.status])}"
+    mark, word = PRESSING_MARKS[pressing_rank(case.kind, case.urgency)]
+    return (
+        f"{mark} {icon} {case.reference} · {_(word)} · {age_text(age(case), _)} · "
+        f"{_(STATUS_LABELS[case.status])}"
+    )
 
 
 def age_text(elapsed: timedelta, _: Translator) -> str:
@@ -202,7 +239,7 @@ async def card_text(context: HCContext, case: Case) -> str:
     ]
     if owner is not None:
         lines.append(_("Owner: {name}").format(name=operator_name(context.settings, owner, _)))
-    lines += case_facts_lines(case, _)
+    lines += case_facts_lines(case, _, pin_below=True)
     if case.outcome is not None:
         lines.append(_("Outcome: {outcome}").format(outcome=_(OUTCOME_LABELS[case.outcome])))
     lines += ["", _("History:")]
@@ -225,8 +262,12 @@ def card_buttons(context: HCContext, case: Case) -> InlineKeyboardMarkup | None:
         Action.RELEASE: _("Hand back"),
         Action.REOPEN: _("Reopen"),
     }
+    suffix = {Action.TAKE: (FROM_CARD,)}
     buttons = [
-        InlineKeyboardButton(labels[action], callback_data=callback_data("case", action, case.id))
+        InlineKeyboardButton(
+            labels[action],
+            callback_data=callback_data("case", action, case.id, *suffix.get(action, ())),
+        )
         for action in (Action.TAKE, Action.ARRIVE, Action.CLOSE, Action.RELEASE, Action.REOPEN)
         if (case.status, action) in TRANSITIONS and may_act(context.account, case, action)
     ]
@@ -285,7 +326,7 @@ async def case_button(update: Update, context: HCContext) -> None:
         await acknowledge(update, context)
         await send_card(update, context, case)
     elif action == "take":
-        await _take(update, context, case)
+        await _take(update, context, case, from_card=parts[3:] == [FROM_CARD])
     elif action == "cant":
         await _cant(update, context, case)
     elif action == "close":
@@ -299,7 +340,9 @@ async def case_button(update: Update, context: HCContext) -> None:
         await _move(update, context, case, action)
 
 
-async def _take(update: Update, context: HCContext, case: Case) -> None:
+async def _take(update: Update, context: HCContext, case: Case, *, from_card: bool) -> None:
+    """The first Take wins. On an alert, the alert says so; on a card, the card keeps its
+    shape (its buttons go, as after any move) and the fresh card follows."""
     query = update.callback_query
     assert query is not None and query.message is not None
     _ = context._
@@ -333,7 +376,11 @@ async def _take(update: Update, context: HCContext, case: Case) -> None:
         settings=settings,
         catalogs=catalogs,
     )
-    await edit_text(update, alert_text(result.case, 0, _) + "\n\n" + _("✅ You took this case."))
+    if from_card:
+        await drop_buttons(update)
+    else:
+        taken = _("✅ You took this case.")
+        await edit_text(update, alert_text(result.case, 0, _) + "\n\n" + taken)
     await send_card(update, context, result.case)
 
 
@@ -464,3 +511,30 @@ def refused_text(context: HCContext, case: Case) -> str:
     return context._(
         "You can't do that on {ref} now: it is {status}, or it belongs to someone else."
     ).format(ref=case.reference, status=context._(STATUS_LABELS[case.status]))
+
+
+# ---- /myreports -----------------------------------------------------------------------------
+
+
+@handles("myreports", Permission.FOLLOW_OWN_REPORTS, private_only=True)
+async def my_reports(update: Update, context: HCContext) -> None:
+    """``/myreports``: the reports and urgent requests this person made and where each stands."""
+    _ = context._
+    cases = await cases_reported_by(context.session, context.account)
+    if not cases:
+        await send(update, context, _("You have not made any report or urgent request yet."))
+        return
+    lines = [_("Your reports and requests, the latest first:")]
+    lines += [my_case_line(context, case) for case in cases]
+    await send(update, context, "\n".join(lines)[:4000])
+
+
+def my_case_line(context: HCContext, case: Case) -> str:
+    """Where one's own report stands: no operator's name, no other reporter's words."""
+    _ = context._
+    icon = "🚨" if case.kind is CaseKind.URGENT else "📋"
+    opened = f"{case.created_at.astimezone(context.settings.tz):%d/%m %H:%M}"
+    line = f"{icon} {case.reference} · {opened} · {_(STATUS_LABELS[case.status])}"
+    if case.outcome is not None:
+        line += f" ({_(OUTCOME_LABELS[case.outcome])})"
+    return line

@@ -30,11 +30,14 @@ _loaded: ContextVar[tuple[int, str] | None] = ContextVar("case_draft_loaded", de
 
 
 async def load_draft(update: Update, context: HCContext) -> None:
-    """Group -2: note whether the sender has a conversation open (its flow name)."""
-    message = update.message
+    """Group -2: note whether the sender has a conversation open (its flow name), for a
+    message or a button pressed in their private chat."""
+    chat = update.effective_chat
     user = update.effective_user
     scope = current_scope.get()
-    if message is None or user is None or scope is None or message.chat.type != "private":
+    if update.message is None and update.callback_query is None:
+        return
+    if chat is None or user is None or scope is None or chat.type != "private":
         return
     if scope.draft_read:  # read with the account, in the same statement
         flow = scope.draft_flow

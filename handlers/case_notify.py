@@ -98,15 +98,19 @@ def operator_name(settings: Settings, operator: Account | None, _: Translator) -
     return operator.display_name
 
 
-def where_text(case: Case, _: Translator) -> str:
+def where_text(case: Case, _: Translator, *, pin_below: bool = False) -> str:
+    """The place; a shared pin is sent as a Telegram location right under the case card
+    (``pin_below``), while an alert points to the card."""
     if case.place:
         return case.place
     if case.latitude is not None:
+        if pin_below:
+            return _("the location sent below")
         return _("location pin shared (open the case to see it)")
     return _("not given")
 
 
-def case_facts_lines(case: Case, _: Translator) -> list[str]:
+def case_facts_lines(case: Case, _: Translator, *, pin_below: bool = False) -> list[str]:
     """What was reported, as the alert and the case card both show it."""
     lines = []
     if case.kind is CaseKind.REPORT:
@@ -115,7 +119,7 @@ def case_facts_lines(case: Case, _: Translator) -> list[str]:
                 category=_(CATEGORY_LABELS[case.category]), urgency=_(URGENCY_LABELS[case.urgency])
             )
         )
-    lines.append(_("Where: {place}").format(place=where_text(case, _)))
+    lines.append(_("Where: {place}").format(place=where_text(case, _, pin_below=pin_below)))
     if case.seen:
         lines.append(_("What: {text}").format(text=case.seen))
     if case.person:

@@ -18,15 +18,28 @@ from typing import Any, TypeVar
 from telegram import Chat, Update
 from telegram.error import BadRequest, NetworkError, RetryAfter
 
+from bot.i18n import N_, Translator
 from bot.runtime import HCContext
 from bot.telegram_errors import is_not_modified, is_stale_query
 from models.accounts import audit
-from models.roles import Permission, can
+from models.roles import GRANTS, RANK, Permission, Role, can, inviters_of, raises
 
 log = logging.getLogger(__name__)
 
 Callback = Callable[[Update, HCContext], Awaitable[Any]]
 F = TypeVar("F", bound=Callback)
+
+
+# What each role is called, to the person and in refusals (English source strings).
+ROLE_NAMES = {
+    Role.PUBLIC: N_("person in need or member of the public"),
+    Role.VOLUNTEER: N_("street volunteer"),
+    Role.POLICE: N_("police or railway staff"),
+    Role.SHELTER_STAFF: N_("shelter staff"),
+    Role.OPERATOR: N_("Help Center operator"),
+    Role.COORDINATOR: N_("coordinator"),
+    Role.ADMIN: N_("administrator"),
+}
 
 
 @dataclass(frozen=True)
@@ -85,12 +98,34 @@ async def deny(update: Update, context: HCContext, permission: Permission) -> No
     scope.flow = f"denied:{scope.flow or permission.value}"
     audit(context.session, context.account, "denied", detail=permission.value)
     log.info("denied %s to role %s", permission.value, context.account.role.value)
-    _ = context._
-    text = _(
-        "Sorry, this is reserved for Help Center staff. If you think you should have "
-        "access, ask a coordinator for an invite."
+    await reply(update, context, refusal_text(context._, context.account.role, permission))
+
+
+def refusal_text(_: Translator, role: Role, permission: Permission) -> str:
+    """A refusal that is true for the person's role: which roles have this, and whom to ask.
+
+    Derived from ``GRANTS`` and ``INVITABLE``: the people who could give a role that has the
+    permission (a coordinator or an administrator), or, when no role above theirs has it
+    (an administrator does not edit services, merge people or export), that it is kept apart.
+    """
+    if role is Role.PUBLIC:
+        return _(
+            "Sorry, this is reserved for Help Center staff. If you think you should have "
+            "access, ask a coordinator for an invite."
+        )
+    holders = sorted(GRANTS[permission], key=lambda r: RANK[r])
+    text = _("Sorry, this is reserved for: {roles}.").format(
+        roles=", ".join(_(ROLE_NAMES[r]) for r in holders)
     )
-    await reply(update, context, text)
+    mine = _(ROLE_NAMES[role])
+    givers = {g for r in holders if raises(role, r) for g in inviters_of(r)}
+    if Role.COORDINATOR in givers:
+        step = _("You are registered as {role}: if your work needs it, ask a coordinator.")
+    elif givers:
+        step = _("You are registered as {role}: if your work needs it, ask an administrator.")
+    else:
+        step = _("You are registered as {role}: this is kept apart from your role on purpose.")
+    return text + " " + step.format(role=mine)
 
 
 async def acknowledge(

@@ -15,6 +15,7 @@ from typing import Any
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, TypeHandler
 
+from bot.audit_text import audit_sentence
 from bot.charts import bar_chart, time_chart
 from bot.contacts_jobs import (
     FOLLOW_UP_INTERVAL_SECONDS,
@@ -260,8 +261,9 @@ async def _toggle(
 
 
 async def _next(update: Update, context: HCContext, draft: dict[str, Any], step: str) -> None:
-    """Save the draft and show the step ``step``."""
+    """Save the draft and show the step ``step`` (remembered: a /note shows it again)."""
     _ = context._
+    draft["step"] = step
     await people.save_draft(context.session, context.account, draft)
     summary = render_draft(draft, _) + "\n\n"
     if step == "place":
@@ -322,9 +324,13 @@ async def note_command(update: Update, context: HCContext) -> None:
         )
         return
     draft["notes"] = ((draft.get("notes") or "") + "\n" + text).strip()[:2000]
-    await people.save_draft(context.session, context.account, draft)
-    buttons = [(_("Save"), "ct:save"), (_("Cancel"), "ct:cancel")]
-    await reply(update, context, render_draft(draft, _), reply_markup=_keyboard(buttons))
+    # The note joins the draft; the person goes on from the step they were at (an outcome
+    # not chosen yet is still asked, not skipped).
+    if not draft.get("channel"):
+        await people.save_draft(context.session, context.account, draft)
+        await _ask_channel(update, context, draft)
+        return
+    await _next(update, context, draft, draft.get("step") or "confirm")
 
 
 # ---- /person -----------------------------------------------------------------------------
@@ -569,14 +575,21 @@ def _parse_day(text: str) -> date | None:
 FIRST_YEAR, LAST_YEAR = 2000, 2100  # the service's records; beyond, date arithmetic overflows
 
 
+class ReversedPeriod(ValueError):
+    """Two readable days, the last before the first: told as such, not as a format error."""
+
+
 def _custom_period(args: list[str], context: HCContext) -> Period | None:
+    """The period typed as FROM TO; None if unreadable; :class:`ReversedPeriod` if reversed."""
     if len(args) != 2:
         return None
     first, last = _parse_day(args[0]), _parse_day(args[1])
-    if first is None or last is None or last < first:
+    if first is None or last is None:
         return None
     if first.year < FIRST_YEAR or last.year > LAST_YEAR:
         return None
+    if last < first:
+        raise ReversedPeriod
     return Period.custom(first, last, context.settings.tz)
 
 
@@ -598,7 +611,15 @@ async def _for_period(
     if not args:
         await reply(update, context, question, reply_markup=_period_buttons(prefix, context._))
         return
-    period = _custom_period(args, context)
+    try:
+        period = _custom_period(args, context)
+    except ReversedPeriod:
+        text = context._(
+            "The period ends before it starts: write the first day first, then the last "
+            "({first} {last})."
+        ).format(first=args[1], last=args[0])
+        await reply(update, context, text)
+        return
     if period is None:
         await reply(update, context, usage)
         return
@@ -708,12 +729,7 @@ async def audit_command(update: Update, context: HCContext) -> None:
     if not lines:
         await reply(update, context, _("The audit log has no entries for this."))
         return
-    tz = context.settings.tz
-    rendered = [
-        f"{line.at.astimezone(tz):%d/%m %H:%M} {line.actor} ({line.role}) {line.action} "
-        f"{line.subject} {line.detail}".rstrip()
-        for line in lines
-    ]
+    rendered = [audit_sentence(line, _, context.settings.tz) for line in lines]
     header = _("Latest audit entries (newest first); /audit person ID filters.")
     await reply(update, context, header + "\n" + "\n".join(rendered)[:3800])
 

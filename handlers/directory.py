@@ -311,6 +311,8 @@ async def typed_text(update: Update, context: HCContext) -> None:
         await typed_place(update, context, asked.value)
     elif asked.kind == "beds":
         await beds.typed_number(update, context)
+    elif asked.kind == "staff":
+        await services_edit.typed_staff(update, context)
     else:
         await services_edit.typed_edit(update, context)
 

@@ -20,12 +20,22 @@ from bot.i18n import N_, Translator
 from bot.rendering import MESSAGE_LIMIT, bold, escape, fit_html
 from bot.runtime import HCContext, current_scope
 from models.base import clock
-from models.directory import Admits, Category, Fee, Freshness, Service, freshness, localized
+from models.directory import (
+    Admits,
+    Category,
+    Fee,
+    Freshness,
+    Note,
+    Service,
+    freshness,
+    localized,
+    note_for,
+)
 from models.prompts import ChatPrompt, close_prompt, expect_answer
 from models.schedule import OpenStatus, status
 
 WAIT_MINUTES = 30
-KINDS = frozenset({"place", "beds", "hours", "closure", "notes"})
+KINDS = frozenset({"place", "beds", "hours", "closure", "notes", "staff"})
 
 CATEGORY_LABELS = {
     Category.NIGHT_SHELTER: N_("🛏 Night shelters"),
@@ -155,11 +165,20 @@ def conditions(service: Service, _: Translator) -> list[str]:
     tags.append(_("small fee") if service.fee == Fee.SMALL_FEE else _("free"))
     lines = [" · ".join(tags)]
     language = _.language
-    for texts in (service.eligibility, service.application_process, service.notes):
+    for texts in (service.eligibility, service.application_process):
         text = localized(texts, language)
         if text:
             lines.append(escape(text))
+    note = note_for(service, language)
+    if note is not None:
+        lines.append(note_line(note, _))
     return lines
+
+
+def note_line(note: Note, _: Translator) -> str:
+    """A service's note, marked when a note in another language was written after it."""
+    text = escape(note.text)
+    return _("(older note) {text}").format(text=text) if note.older else text
 
 
 def service_card(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, MessageOriginUser, Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler
 
 from bot.i18n import N_, Translator
@@ -22,25 +22,29 @@ from handlers.common import Command, acknowledge, handles
 from handlers.directory_common import (
     category_label,
     html_kwargs,
+    note_line,
     pending,
     say,
     service_card,
     stop_waiting,
     wait_for,
 )
-from models.accounts import Account, account_by_telegram_id
+from models.accounts import Account, account_by_telegram_id, account_by_username
 from models.base import clock
 from models.directory import (
     Category,
     Service,
     add_closure,
     assign_staff,
+    notes_of,
     remove_closure,
     service_by_id,
     service_by_key,
     services_in,
     set_hours,
     set_notes,
+    shelters,
+    shelters_of,
     staff_of,
     unassign_staff,
 )
@@ -70,6 +74,7 @@ FIELD_NAMES = {
 def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
     application.add_handler(CommandHandler("editservice", edit_menu))
     application.add_handler(CommandHandler("staffof", staff_command))
+    application.add_handler(CallbackQueryHandler(staff_button, pattern=f"^{STAFF_PREFIX}"))
     application.add_handler(CallbackQueryHandler(on_button, pattern=f"^{PREFIX}"))
 
 
@@ -110,13 +115,20 @@ def _editor_card(service: Service, context: HCContext) -> str:
     _ = context._
     today = clock.now().astimezone(context.settings.tz).date()
     closures = [f"{c.day:%d/%m/%Y}" for c in service.closures if c.day >= today]
-    return "\n".join(
-        [
-            service_card(service, context),
-            _("Hours: {hours}").format(hours=format_hours(s.as_slot() for s in service.slots)),
-            _("Closed on: {dates}").format(dates=", ".join(closures) or "—"),
-        ]
-    )
+    lines = [
+        service_card(service, context),
+        _("Hours: {hours}").format(hours=hours_text(service, _)),
+        _("Closed on: {dates}").format(dates=", ".join(closures) or "—"),
+    ]
+    # Every language's note, so the editor sees which ones an edit left older.
+    lines += [f"📝 {note.language}: {note_line(note, _)}" for note in notes_of(service)]
+    return "\n".join(lines)
+
+
+def hours_text(service: Service, _: Translator) -> str:
+    """The weekly hours with the reader's day names (``lun-ven 09:00-13:00``)."""
+    text = format_hours((s.as_slot() for s in service.slots), _.language)
+    return text or _("closed all week")
 
 
 @handles("services-edit", Permission.EDIT_SERVICES)
@@ -198,8 +210,8 @@ def _prompt(action: str, service: Service, context: HCContext) -> str:
         )
     return html_format(
         _(
-            "Send the new note for {name} (it replaces the current one; send - to remove it). "
-            "Or /cancel."
+            "Send the new note for {name} in your language: the notes in other languages are "
+            "kept and shown as older. Send - to remove yours. Or /cancel."
         ),
         name=name,
     )
@@ -229,7 +241,8 @@ async def typed_edit(update: Update, context: HCContext) -> None:
         return
     try:
         if asked.kind == "hours":
-            await set_hours(context.session, service, parse_hours(text.lower()), by=context.account)
+            slots = parse_hours(text.lower(), languages=(_.language,))
+            await set_hours(context.session, service, slots, by=context.account)
         elif asked.kind == "closure":
             first, _sep, note = text.partition(" ")
             today = clock.now().astimezone(context.settings.tz).date()
@@ -301,12 +314,129 @@ def _assigned_notice(_: Translator, service: Service) -> str:
 # ---- staff assignment ------------------------------------------------------------------------
 
 
+STAFF_PREFIX = "staff:"
+
+
 @handles("services-edit", Permission.ASSIGN_SHELTER_STAFF)
 async def staff_command(update: Update, context: HCContext) -> None:
-    """``/staffof TELEGRAM_ID SHELTER_ID`` adds; ``/staffof remove ...`` takes it away."""
+    """``/staffof``: who? (a forwarded message of theirs, or their @username), then the
+    shelters as buttons. ``/staffof @name`` goes straight to the shelters. The older
+    ``/staffof [remove] TELEGRAM_ID SHELTER_ID`` still works, for scripts."""
     _ = context._
+    chat = update.effective_chat
+    assert chat is not None
     args = list(context.args or [])
-    removing = bool(args) and args[0].lower() == "remove"
+    if len(args) == 1 and args[0].startswith("@"):
+        await _show_shelters_for(
+            update, context, await account_by_username(context.session, args[0])
+        )
+        return
+    if args:
+        await _staff_by_ids(update, context, args)
+        return
+    await wait_for(context, chat.id, "staff", "")
+    await say(update, context, _ask_who(_))
+
+
+def _ask_who(_: Translator) -> str:
+    return _(
+        "Whose shelters? Forward me a message they wrote, or send their @username (they "
+        "must have written to me once). Or /cancel."
+    )
+
+
+async def typed_staff(update: Update, context: HCContext) -> None:
+    """The answer to "whose shelters?": a forwarded message or an @username."""
+    _ = context._
+    message = update.effective_message
+    chat = update.effective_chat
+    assert message is not None and chat is not None
+    origin = message.forward_origin
+    if isinstance(origin, MessageOriginUser):
+        account = await account_by_telegram_id(context.session, origin.sender_user.id)
+    elif origin is not None:  # their privacy settings hide who wrote it
+        await say(
+            update,
+            context,
+            _(
+                "Their privacy settings hide who wrote that message. Send their @username "
+                "instead (they must have written to me once). Or /cancel."
+            ),
+        )
+        return
+    elif (message.text or "").strip().startswith("@"):
+        account = await account_by_username(context.session, message.text or "")
+    else:
+        await say(update, context, _ask_who(_))
+        return
+    if account is not None and account.role is Role.SHELTER_STAFF:
+        await stop_waiting(context, chat.id)
+    await _show_shelters_for(update, context, account)
+
+
+async def _show_shelters_for(update: Update, context: HCContext, account: Account | None) -> None:
+    """The shelters as buttons, those the person already updates ticked (a tap switches)."""
+    _ = context._
+    if account is None or account.role is not Role.SHELTER_STAFF:
+        await say(update, context, _not_shelter_staff(_))
+        return
+    await say(
+        update,
+        context,
+        _("Which shelters may they update? Tap to add or remove."),
+        reply_markup=await _shelter_keyboard(context, account),
+    )
+
+
+def _not_shelter_staff(_: Translator) -> str:
+    return _(
+        "That person is not registered as shelter staff. Invite them first with "
+        "/invite shelter_staff, then try again."
+    )
+
+
+async def _shelter_keyboard(context: HCContext, account: Account) -> InlineKeyboardMarkup:
+    _ = context._
+    theirs = {service.id for service in await shelters_of(context.session, account)}
+    rows = [
+        [
+            InlineKeyboardButton(
+                ("✅ " if shelter.id in theirs else "") + shelter.name_in(_.language)[:60],
+                callback_data=f"{STAFF_PREFIX}{account.id}:{shelter.id}",
+            )
+        ]
+        for shelter in await shelters(context.session)
+    ]
+    return InlineKeyboardMarkup(rows)
+
+
+@handles("services-edit", Permission.ASSIGN_SHELTER_STAFF)
+async def staff_button(update: Update, context: HCContext) -> None:
+    """A shelter tapped: the person becomes its staff, or stops being it."""
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    await acknowledge(update, context)
+    account_id, _sep, service_id = query.data.removeprefix(STAFF_PREFIX).partition(":")
+    account = await context.session.get(Account, int(account_id)) if account_id.isdigit() else None
+    service = (
+        await service_by_id(context.session, int(service_id)) if service_id.isdigit() else None
+    )
+    if service is None or not service.is_shelter:
+        await say(update, context, context._("That service no longer exists."))
+        return
+    if account is None or account.role is not Role.SHELTER_STAFF:
+        await say(update, context, _not_shelter_staff(context._))
+        return
+    context.scope.concerns("service", service.id)
+    theirs = {s.id for s in await shelters_of(context.session, account)}
+    await _assign(update, context, account, service, removing=service.id in theirs)
+    await query.edit_message_reply_markup(reply_markup=await _shelter_keyboard(context, account))
+
+
+async def _staff_by_ids(update: Update, context: HCContext, args: list[str]) -> None:
+    """``/staffof [remove] TELEGRAM_ID SHELTER_ID``: kept for scripts and old habits."""
+    _ = context._
+    removing = args[0].lower() == "remove"
     if removing:
         args = args[1:]
     telegram_id = parse_telegram_id(args[0]) if len(args) == 2 else None
@@ -315,8 +445,8 @@ async def staff_command(update: Update, context: HCContext) -> None:
             update,
             context,
             _(
-                "Write: /staffof TELEGRAM_ID SHELTER_ID (for example /staffof 123456789 "
-                "dormitorio-san-vincenzo), or /staffof remove TELEGRAM_ID SHELTER_ID."
+                "Write /staffof and forward me a message of theirs, or /staffof @username; "
+                "then pick the shelters."
             ),
         )
         return
@@ -327,14 +457,7 @@ async def staff_command(update: Update, context: HCContext) -> None:
         await say(update, context, text)
         return
     if account is None or account.role is not Role.SHELTER_STAFF:
-        await say(
-            update,
-            context,
-            _(
-                "That person is not registered as shelter staff. Invite them first with "
-                "/invite shelter_staff, then try again."
-            ),
-        )
+        await say(update, context, _not_shelter_staff(_))
         return
     context.scope.concerns("service", service.id)
     await _assign(update, context, account, service, removing)

@@ -11,9 +11,17 @@ from bot.i18n import N_, language_name
 from bot.menus import set_chat_menu
 from bot.runtime import HCContext
 from handlers.bad_input import stale_button
-from handlers.common import Command, acknowledge, edit_text, handles, reply
+from handlers.common import (
+    ROLE_NAMES,
+    Command,
+    acknowledge,
+    drop_buttons,
+    edit_text,
+    handles,
+    reply,
+)
 from models.accounts import InviteError, create_invite, redeem_invite
-from models.roles import Permission, Role
+from models.roles import INVITABLE, Permission, Role
 
 COMMANDS = [
     Command("start", N_("Start and show what I can do")),
@@ -23,6 +31,7 @@ COMMANDS = [
 ]
 
 LANGUAGE_PREFIX = "lang:"
+INVITE_PREFIX = "inv:"
 
 
 def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
@@ -31,19 +40,11 @@ def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
     application.add_handler(CommandHandler("language", language_menu))
     application.add_handler(CallbackQueryHandler(choose_language, pattern=f"^{LANGUAGE_PREFIX}"))
     application.add_handler(CommandHandler("invite", invite))
+    application.add_handler(CallbackQueryHandler(invite_button, pattern=f"^{INVITE_PREFIX}"))
 
 
 def role_name(role: Role, _: object) -> str:
-    names = {
-        Role.PUBLIC: N_("person in need or member of the public"),
-        Role.VOLUNTEER: N_("street volunteer"),
-        Role.POLICE: N_("police or railway staff"),
-        Role.SHELTER_STAFF: N_("shelter staff"),
-        Role.OPERATOR: N_("Help Center operator"),
-        Role.COORDINATOR: N_("coordinator"),
-        Role.ADMIN: N_("administrator"),
-    }
-    return _(names[role])  # type: ignore[operator]
+    return _(ROLE_NAMES[role])  # type: ignore[operator]
 
 
 def help_text(context: HCContext) -> str:
@@ -151,25 +152,49 @@ async def choose_language(update: Update, context: HCContext) -> None:
 
 @handles("invite", Permission.INVITE, private_only=True)
 async def invite(update: Update, context: HCContext) -> None:
+    """``/invite``: buttons for the roles this person may give; ``/invite operator`` at once."""
     _ = context._
-    inviter = context.account
     role = _parse_role(context.args)
     if role is None:
-        choices = ", ".join(r.value for r in Role if r is not Role.PUBLIC)
-        await reply(
-            update,
-            context,
-            _("Which role? Write for example: /invite operator\nRoles: {roles}").format(
-                roles=choices
-            ),
-        )
+        text = _("Which role should the invite give? Only the roles you may give are shown.")
+        await reply(update, context, text, reply_markup=invitable_buttons(context))
         return
+    await _send_invite(update, context, role)
+
+
+@handles("invite", Permission.INVITE, private_only=True)
+async def invite_button(update: Update, context: HCContext) -> None:
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    role = _parse_role([query.data.removeprefix(INVITE_PREFIX)])
+    await acknowledge(update, context)
+    if role is None:
+        return
+    await drop_buttons(update)
+    await _send_invite(update, context, role)
+
+
+def invitable_buttons(context: HCContext) -> InlineKeyboardMarkup:
+    """One button per role this person may give (``models.roles.INVITABLE``), in rank order."""
+    _ = context._
+    roles = [r for r in Role if r in INVITABLE.get(context.account.role, frozenset())]
+    return InlineKeyboardMarkup(
+        [
+            [InlineKeyboardButton(role_name(r, _), callback_data=f"{INVITE_PREFIX}{r.value}")]
+            for r in roles
+        ]
+    )
+
+
+async def _send_invite(update: Update, context: HCContext, role: Role) -> None:
+    _ = context._
     try:
-        created = await create_invite(context.session, inviter, role)
+        created = await create_invite(context.session, context.account, role)
     except PermissionError:
-        await reply(
-            update, context, _("You cannot give the role {role}.").format(role=role_name(role, _))
+        text = _("You cannot give the role {role}. These are the roles you may give:").format(
+            role=role_name(role, _)
         )
+        await reply(update, context, text, reply_markup=invitable_buttons(context))
         return
     context.scope.concerns("invite", created.id)
     link = f"https://t.me/{context.bot.username}?start={created.code}"

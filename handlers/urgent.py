@@ -47,6 +47,25 @@ async def start_urgent(update: Update, context: HCContext) -> None:
     )
 
 
+async def ask(update: Update, context: HCContext, draft: CaseDraft) -> None:
+    """Ask again the question of the draft's current step (after "continue")."""
+    _ = context._
+    if draft.state == LOCATION:
+        text = _("I need the place: share your location with the button, or write it in words.")
+        await send(update, context, text, reply_markup=location_keyboard(context))
+    elif draft.state == NEED:
+        await send(update, context, _("2/3 In one line: what do you need from us?"))
+    else:
+        await send(
+            update,
+            context,
+            _("3/3 Send a photo if it helps, or send the request now."),
+            reply_markup=InlineKeyboardMarkup(
+                [[InlineKeyboardButton(_("🚨 Send now"), callback_data="urg:send")]]
+            ),
+        )
+
+
 async def urgent_step(update: Update, context: HCContext, draft: CaseDraft) -> None:
     message = update.message
     assert message is not None

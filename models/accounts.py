@@ -52,6 +52,8 @@ class Account(Base):
     language: Mapped[str | None] = mapped_column(String(8))
     # Kept for staff only: the requester of urgent help is told who is coming.
     display_name: Mapped[str | None] = mapped_column(String(64))
+    # Staff only too: their Telegram @username (lower case), so /staffof can find them by it.
+    username: Mapped[str | None] = mapped_column(String(32), index=True)
     operator_code: Mapped[str | None] = mapped_column(String(16), unique=True)
     on_duty: Mapped[bool] = mapped_column(Boolean, default=False)
     on_duty_since: Mapped[datetime | None]
@@ -120,6 +122,14 @@ def audit(
 
 async def account_by_telegram_id(session: AsyncSession, telegram_id: int) -> Account | None:
     return await session.scalar(select(Account).where(Account.telegram_id == telegram_id))
+
+
+async def account_by_username(session: AsyncSession, username: str) -> Account | None:
+    """A staff account by its Telegram @username (kept for staff who have written to us)."""
+    name = username.strip().removeprefix("@").lower()
+    if not name:
+        return None
+    return await session.scalar(select(Account).where(Account.username == name).limit(1))
 
 
 @dataclass

@@ -37,6 +37,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy import case as sql_case
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -802,15 +803,50 @@ class CaseFilter(enum.StrEnum):
     ALL = "all"
 
 
+# How pressing a case is, most pressing first: an urgent request (someone asks the team to
+# come now) ranks with a reported emergency. The desk lists by this rank, then by age.
+PRESSING_EMERGENCY, PRESSING_TODAY, PRESSING_LATER = 0, 1, 2
+
+
+def pressing_rank(kind: CaseKind, urgency: Urgency) -> int:
+    if kind is CaseKind.URGENT or urgency is Urgency.EMERGENCY:
+        return PRESSING_EMERGENCY
+    return PRESSING_TODAY if urgency is Urgency.TODAY else PRESSING_LATER
+
+
+def _pressing_rank_column() -> Any:
+    """:func:`pressing_rank` as SQL, so the database sorts and the limit keeps the right ones."""
+    return sql_case(
+        (Case.kind == CaseKind.URGENT, PRESSING_EMERGENCY),
+        (Case.urgency == Urgency.EMERGENCY, PRESSING_EMERGENCY),
+        (Case.urgency == Urgency.TODAY, PRESSING_TODAY),
+        else_=PRESSING_LATER,
+    )
+
+
 async def open_cases(
     session: AsyncSession, viewer: Account, which: CaseFilter, *, limit: int = 20
 ) -> list[Case]:
+    """Open cases, most pressing first, then the oldest first (waiting longest)."""
     query = select(Case).where(Case.status.in_(OPEN_STATUSES))
     if which is CaseFilter.MINE:
         query = query.where(Case.owner_id == viewer.id)
     elif which is CaseFilter.UNASSIGNED:
         query = query.where(Case.owner_id.is_(None))
-    query = query.order_by(Case.created_at).limit(limit)
+    query = query.order_by(_pressing_rank_column(), Case.created_at, Case.id).limit(limit)
+    return list(await session.scalars(query))
+
+
+async def cases_reported_by(
+    session: AsyncSession, reporter: Account, *, limit: int = 15
+) -> list[Case]:
+    """The reports and urgent requests ``reporter`` made, the latest first (closed included)."""
+    query = (
+        select(Case)
+        .where(Case.reporter_id == reporter.id)
+        .order_by(Case.created_at.desc(), Case.id.desc())
+        .limit(limit)
+    )
     return list(await session.scalars(query))
 
 

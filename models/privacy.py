@@ -254,6 +254,7 @@ async def forget_account(
         more.update(await step(session, account))
     account.telegram_id = -account.id
     account.display_name = None
+    account.username = None
     account.language = None
     account.privacy_accepted_at = None
     account.unreachable_since = None
@@ -506,6 +507,11 @@ class AuditLine:
     action: str
     subject: str
     detail: str
+    # The same, unformatted, for a reader that writes sentences in its own language.
+    actor_id: int | None = None
+    operator_code: str | None = None
+    subject_type: str | None = None
+    subject_id: int | None = None
 
 
 async def audit_entries(
@@ -534,7 +540,16 @@ async def audit_entries(
         subject = f"{entry.subject_type}#{entry.subject_id}" if entry.subject_type else ""
         lines.append(
             AuditLine(
-                entry.at, actor, entry.actor_role or "", entry.action, subject, entry.detail or ""
+                entry.at,
+                actor,
+                entry.actor_role or "",
+                entry.action,
+                subject,
+                entry.detail or "",
+                actor_id=entry.actor_id,
+                operator_code=operator_code,
+                subject_type=entry.subject_type,
+                subject_id=entry.subject_id,
             )
         )
     return lines

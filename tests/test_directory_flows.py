@@ -272,7 +272,7 @@ async def test_an_operator_changes_hours_adds_a_closure_and_the_staff_are_told(b
     bad = await bot.says(OPERATOR, "sempre aperto")
     assert "Non riesco a leggerlo" in texts(bad)
     saved = await bot.says(OPERATOR, "daily 17:00-09:00")
-    assert "Orari: daily 17:00-09:00" in texts(saved)
+    assert "Orari: lun-dom 17:00-09:00" in texts(saved)  # was the English "daily"
     await bot.presses(OPERATOR, saved[-1], "🚫 Aggiungi chiusura")
     closed = await bot.says(OPERATOR, "24/12 lavori")
     assert "Chiuso il: 24/12/2026" in texts(closed)
@@ -320,7 +320,7 @@ async def test_staff_assignment_needs_a_shelter_staff_account_and_a_shelter(bot)
     not_a_shelter = await bot.says(OPERATOR, f"/staffof {STAFF} guardaroba")
     assert "Non conosco nessun dormitorio" in texts(not_a_shelter)
     usage = await bot.says(OPERATOR, "/staffof")
-    assert "/staffof ID_TELEGRAM" in texts(usage)
+    assert "Inoltrami un messaggio" in texts(usage)  # was the raw-id usage "/staffof ID_TELEGRAM"
     await bot.says(OPERATOR, f"/staffof {STAFF} asilo-corsica")
     await bot.says(OPERATOR, f"/staffof remove {STAFF} asilo-corsica")
     async with bot.session() as session:
