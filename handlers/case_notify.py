@@ -110,6 +110,8 @@ def case_facts_lines(case: Case, _: Translator) -> list[str]:
 def alert_text(case: Case, step: int, _: Translator) -> str:
     if case.kind is CaseKind.URGENT:
         title = _("🚨 Urgent request {ref}").format(ref=case.reference)
+    elif case.kind is CaseKind.HELP_REQUEST:
+        title = _("💬 A person in need writes to the Help Center {ref}").format(ref=case.reference)
     else:
         title = _("📋 New report {ref}").format(ref=case.reference)
     lines = []

@@ -39,10 +39,15 @@ class Command:
 
 
 def handles(
-    flow: str, permission: Permission | None = None, *, private_only: bool = False
+    flow: str,
+    permission: Permission | None = None,
+    *,
+    private_only: bool = False,
+    refusal: Callable[[HCContext], Awaitable[str]] | None = None,
 ) -> Callable[[F], F]:
     """Name the flow an update belongs to and, if given, require a permission (with the
-    grants settings switch on); ``private_only``: answered only in a private chat."""
+    grants settings switch on); ``private_only``: answered only in a private chat;
+    ``refusal``: what someone without the permission is told instead of the usual words."""
 
     def decorate(callback: F) -> F:
         @functools.wraps(callback)
@@ -52,7 +57,8 @@ def handles(
             if permission is not None and not can(
                 context.account.role, permission, context.settings
             ):
-                await deny(update, context, permission)
+                text = await refusal(context) if refusal else None
+                await deny(update, context, permission, text)
                 return None
             if private_only and not in_private_chat(update):
                 await ask_to_write_privately(update, context)
@@ -80,13 +86,15 @@ async def ask_to_write_privately(update: Update, context: HCContext) -> None:
     await reply(update, context, text)
 
 
-async def deny(update: Update, context: HCContext, permission: Permission) -> None:
+async def deny(
+    update: Update, context: HCContext, permission: Permission, text: str | None = None
+) -> None:
     scope = context.scope
     scope.flow = f"denied:{scope.flow or permission.value}"
     audit(context.session, context.account, "denied", detail=permission.value)
     log.info("denied %s to role %s", permission.value, context.account.role.value)
     _ = context._
-    text = _(
+    text = text or _(
         "Sorry, this is reserved for Help Center staff. If you think you should have "
         "access, ask a coordinator for an invite."
     )

@@ -12,6 +12,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, ReplyKeyboardRe
 from bot.runtime import HCContext
 from handlers.case_drafts import MAX_PLACE, Incoming, send
 from handlers.common import acknowledge, drop_buttons, handles
+from handlers.needs import urgent_refused_text
 from handlers.report import location_keyboard, nobody_on_duty_text, open_from_draft, too_long
 from models.cases import (
     DRAFT_PERMISSIONS,
@@ -31,7 +32,7 @@ LOCATION, NEED, PHOTO = "location", "need", "photo"
 MAX_NEED = 300
 
 
-@handles(FLOW, DRAFT_PERMISSIONS[FLOW], private_only=True)
+@handles(FLOW, DRAFT_PERMISSIONS[FLOW], private_only=True, refusal=urgent_refused_text)
 async def start_urgent(update: Update, context: HCContext) -> None:
     await start_draft(context.session, context.account.id, FLOW, LOCATION)
     _ = context._
