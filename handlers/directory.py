@@ -22,12 +22,13 @@ from telegram import (
 )
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
-from bot.i18n import N_
+from bot.i18n import N_, distance
 from bot.runtime import HCContext
 from handlers import beds, services_edit
 from handlers.common import Command, acknowledge, handles
 from handlers.directory_common import (
     Waiting,
+    button_rows,
     category_label,
     help_center_line,
     html_kwargs,
@@ -41,7 +42,6 @@ from handlers.directory_common import (
 )
 from models.base import clock
 from models.directory import (
-    SHELTER_CATEGORIES,
     Category,
     Freshness,
     Nearby,
@@ -87,19 +87,15 @@ def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
 
 def categories_keyboard(context: HCContext, suffix: str = "") -> InlineKeyboardMarkup:
     _ = context._
-    rows: list[list[InlineKeyboardButton]] = [
-        [InlineKeyboardButton(_("🛏 A bed tonight"), callback_data=f"{PREFIX}bed")]
+    buttons = [
+        InlineKeyboardButton(
+            category_label(category, _),
+            callback_data=f"{PREFIX}{'near' if suffix else 'cat'}:{category.value}{suffix}",
+        )
+        for category in Category
     ]
-    row: list[InlineKeyboardButton] = []
-    for category in Category:
-        data = f"{PREFIX}{'near' if suffix else 'cat'}:{category.value}{suffix}"
-        row.append(InlineKeyboardButton(category_label(category, _), callback_data=data))
-        if len(row) == 2:
-            rows.append(row)
-            row = []
-    if row:
-        rows.append(row)
-    return InlineKeyboardMarkup(rows)
+    bed = [InlineKeyboardButton(_("🛏 A bed tonight"), callback_data=f"{PREFIX}bed")]
+    return InlineKeyboardMarkup([bed, *button_rows(buttons)])
 
 
 @handles("directory", Permission.USE_DIRECTORY)
@@ -134,9 +130,8 @@ async def on_button(update: Update, context: HCContext) -> None:
 
 
 def _categories(category: str) -> list[str]:
-    """Asking for shelters also shows the winter beds, and the reverse."""
-    if category in SHELTER_CATEGORIES:
-        return sorted(SHELTER_CATEGORIES)
+    """A category lists what its name says: night shelters are not the winter plan's beds
+    (and the reverse); "A bed tonight" (:func:`bed_tonight`) is the one answer for both."""
     return [category]
 
 
@@ -252,13 +247,13 @@ async def _venue(context: HCContext, chat_id: int, near: Nearby) -> None:
     where = near.service.location
     if where is None:
         return
-    distance = context._("{metres} m").format(metres=f"{round(near.distance_m, -1):.0f}")
+    away = distance(near.distance_m, context._)
     await context.bot.send_venue(
         chat_id,
         latitude=where.latitude,
         longitude=where.longitude,
         title=near.service.name_in(context._.language)[:200],
-        address=f"{where.address} · {distance}"[:200],
+        address=f"{where.address} · {away}"[:200],
     )
 
 

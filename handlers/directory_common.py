@@ -10,14 +10,14 @@ other features' text handlers are untouched, and a restart forgets nothing.
 from __future__ import annotations
 
 import html
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from telegram import Message, Update
+from telegram import InlineKeyboardButton, Message, Update
 from telegram.ext import filters
 
-from bot.i18n import N_, Translator
+from bot.i18n import N_, Translator, ago, day_month, distance, weekday_day_month
 from bot.runtime import HCContext, current_scope
 from models.base import clock
 from models.directory import Admits, Category, Fee, Freshness, Service, freshness, localized
@@ -122,10 +122,7 @@ def service_status(service: Service, now: datetime, zone: ZoneInfo) -> OpenStatu
 
 
 def age(updated_at: datetime, now: datetime, _: Translator) -> str:
-    minutes = max(int((now - updated_at).total_seconds() // 60), 0)
-    if minutes < 60:
-        return _("{n} min ago").format(n=minutes)
-    return _("{n} h ago").format(n=minutes // 60)
+    return ago(max(int((now - updated_at).total_seconds() // 60), 0), _)
 
 
 def beds_line(service: Service, now: datetime, stale_hours: float, _: Translator) -> str:
@@ -133,7 +130,9 @@ def beds_line(service: Service, now: datetime, stale_hours: float, _: Translator
     fresh = freshness(beds, now, stale_hours)
     if fresh is Freshness.UNKNOWN or beds is None or beds.updated_at is None:
         return _("❔ Free beds: no count from the shelter yet")
-    count = _("{free} free of {total}").format(free=beds.free, total=beds.total)
+    count = _.ngettext("{free} free of {total}", "{free} free of {total}", beds.free or 0).format(
+        free=beds.free, total=beds.total
+    )
     when = age(beds.updated_at, now, _)
     if fresh is Freshness.FRESH:
         return _("🛏 {count} (updated {age})").format(count=count, age=when)
@@ -177,8 +176,9 @@ def service_card(
     if number is not None:
         title = f"{number}. {title}"
     if distance_m is not None:
-        title += " — " + _("{metres} m").format(metres=f"{round(distance_m, -1):.0f}")
+        title += " — " + distance(distance_m, _)
     lines = [title, status_line(service_status(service, now, zone), now, zone, _)]
+    lines += season_lines(service, _) + closure_lines(service, now, zone, _)
     if with_beds and service.is_shelter:
         lines.append(beds_line(service, now, context.settings.bed_count_stale_hours, _))
     if service.location is not None:
@@ -187,6 +187,38 @@ def service_card(
         lines.append("☎️ " + html.escape(service.phone))
     lines.extend(conditions(service, _))
     return "\n".join(lines)
+
+
+def season_lines(service: Service, _: Translator) -> list[str]:
+    """The season a seasonal service opens in (the winter plan's beds), in words."""
+    seasons = {slot.as_slot().season for slot in service.slots}
+    if len(seasons) != 1 or (season := seasons.pop()) is None:
+        return []
+    start, end = (date(2000, d.month, d.day) for d in (season.start, season.end))
+    return [
+        _("📅 Open in season, from {start} to {end}").format(
+            start=day_month(start, _.language), end=day_month(end, _.language)
+        )
+    ]
+
+
+CLOSURE_NOTICE_DAYS = 14
+
+
+def closure_lines(service: Service, now: datetime, zone: ZoneInfo, _: Translator) -> list[str]:
+    """Coming closure dates (the next two weeks), with their note ("Christmas")."""
+    today = now.astimezone(zone).date()
+    lines = []
+    for closure in service.closures:
+        if not 0 <= (closure.day - today).days <= CLOSURE_NOTICE_DAYS:
+            continue
+        day = weekday_day_month(closure.day, _.language)
+        if closure.note:
+            line = _("⛔ Closed on {day}: {note}").format(day=day, note=html.escape(closure.note))
+        else:
+            line = _("⛔ Closed on {day}").format(day=day)
+        lines.append(line)
+    return lines
 
 
 def help_center_line(service: Service | None, context: HCContext) -> str:
@@ -198,12 +230,33 @@ def help_center_line(service: Service | None, context: HCContext) -> str:
     parts = [
         _("Help Center: {name}").format(name=html.escape(service.name_in(_.language))),
         status_line(service_status(service, now, zone), now, zone, _),
+        *closure_lines(service, now, zone, _),
     ]
     if service.location is not None:
         parts.append("📍 " + html.escape(service.location.address))
     if service.phone:
         parts.append("☎️ " + html.escape(service.phone))
     return "\n".join(parts)
+
+
+MAX_PAIRED_LABEL = 16  # longer labels get a row of their own: a phone cuts them off in pairs
+
+
+def button_rows(buttons: list[InlineKeyboardButton]) -> list[list[InlineKeyboardButton]]:
+    """Two buttons a row when both labels are short, else one: no label is cut off."""
+    rows: list[list[InlineKeyboardButton]] = []
+    waiting: InlineKeyboardButton | None = None
+    for button in buttons:
+        if len(button.text) > MAX_PAIRED_LABEL:
+            rows.append([button])
+        elif waiting is None:
+            waiting = button
+        else:
+            rows.append([waiting, button])
+            waiting = None
+    if waiting is not None:
+        rows.append([waiting])
+    return rows
 
 
 def html_kwargs() -> dict[str, Any]:

@@ -7,7 +7,7 @@ from typing import Any
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler
 
-from bot.i18n import N_, language_name
+from bot.i18n import N_, Translator, language_name, role_in
 from bot.menus import set_chat_menu
 from bot.runtime import HCContext
 from handlers import needs
@@ -35,17 +35,8 @@ def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
     application.add_handler(CommandHandler("invite", invite))
 
 
-def role_name(role: Role, _: object) -> str:
-    names = {
-        Role.PUBLIC: N_("person in need or member of the public"),
-        Role.VOLUNTEER: N_("street volunteer"),
-        Role.POLICE: N_("police or railway staff"),
-        Role.SHELTER_STAFF: N_("shelter staff"),
-        Role.OPERATOR: N_("Help Center operator"),
-        Role.COORDINATOR: N_("coordinator"),
-        Role.ADMIN: N_("administrator"),
-    }
-    return _(names[role])  # type: ignore[operator]
+def role_name(role: Role, _: Translator) -> str:
+    return role_in(role.value, _)
 
 
 def help_text(context: HCContext) -> str:
