@@ -27,11 +27,13 @@ from bot.runtime import HCContext
 from handlers import beds, services_edit
 from handlers.common import Command, acknowledge, handles
 from handlers.directory_common import (
+    DIRECTORY_PREFIX,
     Waiting,
     button_rows,
     category_label,
     help_center_line,
     html_kwargs,
+    needs_keyboard,
     pending,
     say,
     send_cards,
@@ -65,7 +67,7 @@ COMMANDS = [
     *services_edit.COMMANDS,
 ]
 
-PREFIX = "dir:"
+PREFIX = DIRECTORY_PREFIX
 TONIGHT = timedelta(hours=24)  # a shelter opening within a day counts for tonight
 
 
@@ -270,7 +272,7 @@ async def _nothing_near(update: Update, context: HCContext, category: str) -> No
         update,
         context,
         text + "\n\n" + help_center_line(center, context),
-        reply_markup=ReplyKeyboardRemove(),
+        reply_markup=needs_keyboard(context),  # the location button was a one-time keyboard
         **html_kwargs(),
     )
 
@@ -360,4 +362,4 @@ async def bed_tonight(update: Update, context: HCContext) -> None:
     )
     chat = update.effective_chat
     assert chat is not None
-    await send_cards(context, chat.id, lines)
+    await send_cards(context, chat.id, lines, reply_markup=needs_keyboard(context))

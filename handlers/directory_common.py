@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from telegram import InlineKeyboardButton, Message, Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.ext import filters
 
 from bot.i18n import N_, Translator, ago, day_month, distance, weekday_day_month
@@ -257,6 +257,36 @@ def button_rows(buttons: list[InlineKeyboardButton]) -> list[list[InlineKeyboard
     if waiting is not None:
         rows.append([waiting])
     return rows
+
+
+DIRECTORY_PREFIX = "dir:"  # the directory's buttons (handlers.directory)
+NEEDS_PREFIX = "need:"  # "near me" and the Help Center (handlers.needs)
+
+
+def needs_keyboard(context: HCContext) -> InlineKeyboardMarkup:
+    """What people come for: under /start, /help and every answer that would end there."""
+    _ = context._
+
+    def button(label: str, data: str) -> InlineKeyboardButton:
+        return InlineKeyboardButton(label, callback_data=data)
+
+    def category(label: str, which: Category) -> InlineKeyboardButton:
+        return button(label, f"{DIRECTORY_PREFIX}cat:{which.value}")
+
+    middle = [
+        category(_("🍲 A meal"), Category.MEALS),
+        category(_("🚿 Showers"), Category.SHOWERS),
+        category(_("🩺 A doctor"), Category.HEALTH),
+        button(_("📍 Near me"), f"{NEEDS_PREFIX}near"),
+    ]
+    return InlineKeyboardMarkup(
+        [
+            [button(_("🛏 A bed tonight"), f"{DIRECTORY_PREFIX}bed")],
+            *button_rows(middle),
+            [button(_("🆘 Talk to the Help Center"), f"{NEEDS_PREFIX}desk")],
+            [button(_("📋 All services"), f"{NEEDS_PREFIX}all")],
+        ]
+    )
 
 
 def html_kwargs() -> dict[str, Any]:

@@ -19,8 +19,6 @@ import unicodedata
 from typing import Any
 
 from telegram import (
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
     KeyboardButton,
     Message,
     ReplyKeyboardMarkup,
@@ -36,7 +34,9 @@ from handlers.case_drafts import MAX_TEXT
 from handlers.case_notify import alert_new_case, escalation_intervals
 from handlers.common import acknowledge, handles
 from handlers.directory_common import (
+    NEEDS_PREFIX,
     help_center_line,
+    needs_keyboard,
     service_status,
     status_line,
     stop_waiting,
@@ -48,7 +48,7 @@ from models.directory import Category as ServiceCategory
 from models.directory import Service, help_center
 from models.roles import Role
 
-PREFIX = "need:"
+PREFIX = NEEDS_PREFIX
 DESK_PROMPT = "desk_request"
 EMERGENCY_NUMBER = "112"
 
@@ -96,31 +96,6 @@ class Readable(filters.MessageFilter):
 
 
 # ---- the buttons -----------------------------------------------------------------------------
-
-
-def needs_keyboard(context: HCContext) -> InlineKeyboardMarkup:
-    """What people come for, one or two short buttons a row so no label is cut off."""
-    _ = context._
-    dir_ = directory.PREFIX
-
-    def button(label: str, data: str) -> InlineKeyboardButton:
-        return InlineKeyboardButton(label, callback_data=data)
-
-    return InlineKeyboardMarkup(
-        [
-            [button(_("🛏 A bed tonight"), f"{dir_}bed")],
-            [
-                button(_("🍲 A meal"), f"{dir_}cat:{ServiceCategory.MEALS.value}"),
-                button(_("🚿 Showers"), f"{dir_}cat:{ServiceCategory.SHOWERS.value}"),
-            ],
-            [
-                button(_("🩺 A doctor"), f"{dir_}cat:{ServiceCategory.HEALTH.value}"),
-                button(_("📍 Near me"), f"{PREFIX}near"),
-            ],
-            [button(_("🆘 Talk to the Help Center"), f"{PREFIX}desk")],
-            [button(_("📋 All services"), f"{PREFIX}all")],
-        ]
-    )
 
 
 def public_help_text(context: HCContext, more: list[str]) -> str:

@@ -162,7 +162,7 @@ async def test_an_old_count_is_shown_as_unconfirmed_never_as_fresh(bot):
     set_local_time(2026, 12, 2, 16, 0)  # 7 hours later, the default limit is 6
     bot.fake.add_user(FRENCH, first_name="Amadou", language_code="fr")
     text = texts(await bot.says(FRENCH, "/tonight"))
-    assert "⚠️ Non confirmé : 7 libres sur 60, dernier décompte il y a 7 h" in text
+    assert "⚠️ Non confirmé : 7 libres sur 60, dernier décompte il y a 7 heures" in text
     assert "(mis à jour" not in text.split("Asile de nuit")[1].split("\n\n")[0]
 
 
