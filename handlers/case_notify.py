@@ -286,6 +286,10 @@ async def enqueue_reporter_feedback(
         text = _("🚶 {name} from the Help Center is coming for your request {ref}.").format(
             name=name, ref=case.reference
         )
+    elif case.status is CaseStatus.TAKEN and case.kind is CaseKind.HELP_REQUEST:
+        text = _("{name} from the Help Center has read your request {ref}.").format(
+            name=name, ref=case.reference
+        )
     elif case.status is CaseStatus.TAKEN:
         text = _("Your report {ref} has been taken in charge by {name}. Thank you.").format(
             ref=case.reference, name=name

@@ -9,8 +9,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from models.base import clock
 from models.cases import Case, CaseKind, CaseStatus
-from tests.cases_helpers import ANNA, BRUNO, VOLUNTEER, alerts_in, deliver_outbox, team
+from tests.cases_helpers import ANNA, BRUNO, VOLUNTEER, alerts_in, deliver_outbox, sweep, team
 from tests.conftest import BotHarness
 from tests.directory_helpers import load_example, set_local_time, texts
 
@@ -185,3 +186,25 @@ async def test_urgent_refused_to_the_public_points_to_112_and_the_desk(
     [answer] = await bot.says(PERSON, "/urgent")
     assert word in answer["text"] and "+39 030 000 0001" in answer["text"]
     assert "invit" not in answer["text"].lower()
+
+
+async def test_a_request_nobody_takes_escalates_and_the_person_hears_when_it_is_read(
+    bot: BotHarness,
+) -> None:
+    await load_example(bot)
+    await team(bot, on_duty=(ANNA,))
+    set_local_time(2026, 12, 2, 10, 0)
+    await bot.known(PERSON, language_code="it")
+    await bot.says(PERSON, "voglio parlare con un operatore")
+    await bot.says(PERSON, "ho perso i documenti")
+    await deliver_outbox(bot)
+    assert len(alerts_in(bot, ANNA)) == 1
+    clock.advance(6 * 60)
+    assert await sweep(bot) == 1
+    reminder = alerts_in(bot, ANNA)[-1]
+    assert "sollecito 1" in reminder["text"] and "ho perso i documenti" in reminder["text"]
+    await bot.presses(ANNA, reminder, "✋ Lo prendo io")
+    await deliver_outbox(bot)
+    [request] = await _requests(bot)
+    told = texts(bot.fake.sent_messages(PERSON)[-1:])
+    assert "Anna dell'Help Center ha letto la tua richiesta " + request.reference in told
