@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from datetime import tzinfo
 
-from bot.i18n import N_, Translator
-from handlers.common import ROLE_NAMES
+from bot.i18n import N_, ROLE_NAMES, Translator
 from models.privacy import AuditLine
 from models.roles import Role
 

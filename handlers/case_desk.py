@@ -13,7 +13,7 @@ from datetime import timedelta
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest
 
-from bot.i18n import N_, Translator
+from bot.i18n import N_, Translator, ago
 from bot.parsing import callback_data, parse_id
 from bot.runtime import HCContext
 from bot.telegram_errors import is_unknown_file
@@ -221,11 +221,7 @@ def case_line(case: Case, _: Translator) -> str:
 
 
 def age_text(elapsed: timedelta, _: Translator) -> str:
-    minutes = max(int(elapsed.total_seconds() // 60), 0)
-    if minutes < 120:
-        return _.ngettext("{n} minute ago", "{n} minutes ago", minutes).format(n=minutes)
-    hours = minutes // 60
-    return _.ngettext("{n} hour ago", "{n} hours ago", hours).format(n=hours)
+    return ago(max(int(elapsed.total_seconds() // 60), 0), _)
 
 
 async def card_text(context: HCContext, case: Case) -> str:

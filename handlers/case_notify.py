@@ -130,6 +130,8 @@ def case_facts_lines(case: Case, _: Translator, *, pin_below: bool = False) -> l
 def alert_text(case: Case, step: int, _: Translator) -> str:
     if case.kind is CaseKind.URGENT:
         title = _("🚨 Urgent request {ref}").format(ref=case.reference)
+    elif case.kind is CaseKind.HELP_REQUEST:
+        title = _("💬 A person in need writes to the Help Center {ref}").format(ref=case.reference)
     else:
         title = _("📋 New report {ref}").format(ref=case.reference)
     lines = []
@@ -390,6 +392,10 @@ async def enqueue_reporter_feedback(
         )
     elif case.status is CaseStatus.TAKEN and case.kind is CaseKind.URGENT:
         text = _("🚶 {name} from the Help Center is coming for your request {ref}.").format(
+            name=name, ref=case.reference
+        )
+    elif case.status is CaseStatus.TAKEN and case.kind is CaseKind.HELP_REQUEST:
+        text = _("{name} from the Help Center has read your request {ref}.").format(
             name=name, ref=case.reference
         )
     elif case.status is CaseStatus.TAKEN:

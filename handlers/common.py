@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from telegram import Chat, Update
 from telegram.error import BadRequest, NetworkError, RetryAfter
 
-from bot.i18n import N_, Translator
+from bot.i18n import ROLE_NAMES, Translator
 from bot.runtime import HCContext
 from bot.telegram_errors import is_not_modified, is_stale_query
 from models.accounts import audit
@@ -28,18 +28,6 @@ log = logging.getLogger(__name__)
 
 Callback = Callable[[Update, HCContext], Awaitable[Any]]
 F = TypeVar("F", bound=Callback)
-
-
-# What each role is called, to the person and in refusals (English source strings).
-ROLE_NAMES = {
-    Role.PUBLIC: N_("person in need or member of the public"),
-    Role.VOLUNTEER: N_("street volunteer"),
-    Role.POLICE: N_("police or railway staff"),
-    Role.SHELTER_STAFF: N_("shelter staff"),
-    Role.OPERATOR: N_("Help Center operator"),
-    Role.COORDINATOR: N_("coordinator"),
-    Role.ADMIN: N_("administrator"),
-}
 
 
 @dataclass(frozen=True)
@@ -52,10 +40,15 @@ class Command:
 
 
 def handles(
-    flow: str, permission: Permission | None = None, *, private_only: bool = False
+    flow: str,
+    permission: Permission | None = None,
+    *,
+    private_only: bool = False,
+    refusal: Callable[[HCContext], Awaitable[str]] | None = None,
 ) -> Callable[[F], F]:
     """Name the flow an update belongs to and, if given, require a permission (with the
-    grants settings switch on); ``private_only``: answered only in a private chat."""
+    grants settings switch on); ``private_only``: answered only in a private chat;
+    ``refusal``: what someone without the permission is told instead of the usual words."""
 
     def decorate(callback: F) -> F:
         @functools.wraps(callback)
@@ -65,7 +58,8 @@ def handles(
             if permission is not None and not can(
                 context.account.role, permission, context.settings
             ):
-                await deny(update, context, permission)
+                text = await refusal(context) if refusal else None
+                await deny(update, context, permission, text)
                 return None
             if private_only and not in_private_chat(update):
                 await ask_to_write_privately(update, context)
@@ -93,12 +87,14 @@ async def ask_to_write_privately(update: Update, context: HCContext) -> None:
     await reply(update, context, text)
 
 
-async def deny(update: Update, context: HCContext, permission: Permission) -> None:
+async def deny(
+    update: Update, context: HCContext, permission: Permission, text: str | None = None
+) -> None:
     scope = context.scope
     scope.flow = f"denied:{scope.flow or permission.value}"
     audit(context.session, context.account, "denied", detail=permission.value)
     log.info("denied %s to role %s", permission.value, context.account.role.value)
-    await reply(update, context, refusal_text(context._, context.account.role, permission))
+    await reply(update, context, text or refusal_text(context._, context.account.role, permission))
 
 
 def refusal_text(_: Translator, role: Role, permission: Permission) -> str:

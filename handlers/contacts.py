@@ -697,14 +697,18 @@ async def _send_export(update: Update, context: HCContext, period: Period) -> No
     )
     name = f"helpcenter-{period.first_day}-{period.last_day}.xlsx"
     caption = _(
-        "Export {first} – {last}: {contacts} contacts, {people} people, "
-        "{exchanges} exchanges. Pseudonymous: no names, phones or message texts."
+        "Export {first} – {last}: {contacts}, {people}, {exchanges}. Pseudonymous: no "
+        "names, phones or message texts."
     ).format(
         first=period.first_day.strftime("%d/%m/%Y"),
         last=period.last_day.strftime("%d/%m/%Y"),
-        contacts=counts["contacts"],
-        people=counts["people"],
-        exchanges=counts["exchanges"],
+        contacts=_.ngettext("{n} contact", "{n} contacts", counts["contacts"]).format(
+            n=counts["contacts"]
+        ),
+        people=_.ngettext("{n} person", "{n} people", counts["people"]).format(n=counts["people"]),
+        exchanges=_.ngettext("{n} exchange", "{n} exchanges", counts["exchanges"]).format(
+            n=counts["exchanges"]
+        ),
     )
     await acknowledge(update, context)
     chat = update.effective_chat

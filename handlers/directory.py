@@ -22,7 +22,7 @@ from telegram import (
 )
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
-from bot.i18n import N_
+from bot.i18n import N_, distance
 from bot.parsing import callback_data, parse_coordinates, parse_index, valid_coordinates
 from bot.rendering import html_format
 from bot.runtime import HCContext
@@ -30,10 +30,13 @@ from handlers import beds, services_edit
 from handlers.bad_input import stale_button
 from handlers.common import Command, acknowledge, handles
 from handlers.directory_common import (
+    DIRECTORY_PREFIX,
     Waiting,
+    button_rows,
     category_label,
     help_center_line,
     html_kwargs,
+    needs_keyboard,
     pending,
     say,
     send_cards,
@@ -44,7 +47,6 @@ from handlers.directory_common import (
 )
 from models.base import clock
 from models.directory import (
-    SHELTER_CATEGORIES,
     Category,
     Freshness,
     Nearby,
@@ -68,7 +70,7 @@ COMMANDS = [
     *services_edit.COMMANDS,
 ]
 
-PREFIX = "dir:"
+PREFIX = DIRECTORY_PREFIX
 CATEGORY_VALUES = frozenset(c.value for c in Category)
 TONIGHT = timedelta(hours=24)  # a shelter opening within a day counts for tonight
 
@@ -94,22 +96,20 @@ def categories_keyboard(
 ) -> InlineKeyboardMarkup:
     """The categories; with ``near``, each button carries the shared location too."""
     _ = context._
-    rows: list[list[InlineKeyboardButton]] = [
-        [InlineKeyboardButton(_("🛏 A bed tonight"), callback_data=f"{PREFIX}bed")]
+    buttons = [
+        InlineKeyboardButton(
+            category_label(category, _), callback_data=_category_data(category, near)
+        )
+        for category in Category
     ]
-    row: list[InlineKeyboardButton] = []
-    for category in Category:
-        if near is None:
-            data = callback_data("dir", "cat", category.value)
-        else:
-            data = callback_data("dir", "near", category.value, f"{near[0]:.5f}", f"{near[1]:.5f}")
-        row.append(InlineKeyboardButton(category_label(category, _), callback_data=data))
-        if len(row) == 2:
-            rows.append(row)
-            row = []
-    if row:
-        rows.append(row)
-    return InlineKeyboardMarkup(rows)
+    bed = [InlineKeyboardButton(_("🛏 A bed tonight"), callback_data=callback_data("dir", "bed"))]
+    return InlineKeyboardMarkup([bed, *button_rows(buttons)])
+
+
+def _category_data(category: Category, near: tuple[float, float] | None) -> str:
+    if near is None:
+        return callback_data("dir", "cat", category.value)
+    return callback_data("dir", "near", category.value, f"{near[0]:.5f}", f"{near[1]:.5f}")
 
 
 @handles("directory", Permission.USE_DIRECTORY)
@@ -146,9 +146,8 @@ async def on_button(update: Update, context: HCContext) -> None:
 
 
 def _categories(category: str) -> list[str]:
-    """Asking for shelters also shows the winter beds, and the reverse."""
-    if category in SHELTER_CATEGORIES:
-        return sorted(SHELTER_CATEGORIES)
+    """A category lists what its name says: night shelters are not the winter plan's beds
+    (and the reverse); "A bed tonight" (:func:`bed_tonight`) is the one answer for both."""
     return [category]
 
 
@@ -269,13 +268,13 @@ async def _venue(context: HCContext, chat_id: int, near: Nearby) -> None:
     where = near.service.location
     if where is None:
         return
-    distance = context._("{metres} m").format(metres=f"{round(near.distance_m, -1):.0f}")
+    away = distance(near.distance_m, context._)
     await context.bot.send_venue(
         chat_id,
         latitude=where.latitude,
         longitude=where.longitude,
         title=near.service.name_in(context._.language)[:200],
-        address=f"{where.address} · {distance}"[:200],
+        address=f"{where.address} · {away}"[:200],
     )
 
 
@@ -294,7 +293,7 @@ async def _nothing_near(update: Update, context: HCContext, category: str) -> No
         update,
         context,
         text + "\n\n" + help_center_line(center, context),
-        reply_markup=ReplyKeyboardRemove(),
+        reply_markup=needs_keyboard(context),  # the location button was a one-time keyboard
         **html_kwargs(),
     )
 
@@ -386,4 +385,4 @@ async def bed_tonight(update: Update, context: HCContext) -> None:
     )
     chat = update.effective_chat
     assert chat is not None
-    await send_cards(context, chat.id, lines)
+    await send_cards(context, chat.id, lines, reply_markup=needs_keyboard(context))

@@ -7,12 +7,12 @@ from typing import Any
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler
 
-from bot.i18n import N_, language_name
+from bot.i18n import N_, Translator, language_name, role_in
 from bot.menus import set_chat_menu
 from bot.runtime import HCContext
+from handlers import needs
 from handlers.bad_input import stale_button
 from handlers.common import (
-    ROLE_NAMES,
     Command,
     acknowledge,
     drop_buttons,
@@ -32,6 +32,8 @@ COMMANDS = [
 
 LANGUAGE_PREFIX = "lang:"
 INVITE_PREFIX = "inv:"
+# What the needs buttons already offer: not repeated as commands to the public.
+BUTTONED = frozenset({"start", "help", "services", "tonight"})
 
 
 def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
@@ -43,22 +45,25 @@ def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
     application.add_handler(CallbackQueryHandler(invite_button, pattern=f"^{INVITE_PREFIX}"))
 
 
-def role_name(role: Role, _: object) -> str:
-    return _(ROLE_NAMES[role])  # type: ignore[operator]
+def role_name(role: Role, _: Translator) -> str:
+    return role_in(role.value, _)
 
 
 def help_text(context: HCContext) -> str:
+    """The public get a sentence and the needs buttons; the team their role's commands."""
     _ = context._
     from bot.app import features_commands
     from bot.menus import commands_for
 
-    lines = []
-    if context.account.role is not Role.PUBLIC:  # the public are not labelled
-        role = role_name(context.account.role, _)
-        lines += [_("You are registered as: {role}.").format(role=role), ""]
+    commands = commands_for(context.account.role, features_commands(), context.settings)
+    listed = [f"/{c.name} — {_(c.description)}" for c in commands]
+    if context.account.role is Role.PUBLIC:  # the public are not labelled: buttons, not commands
+        more = [line for c, line in zip(commands, listed, strict=True) if c.name not in BUTTONED]
+        return needs.public_help_text(context, more)
+    role = role_name(context.account.role, _)
+    lines = [_("You are registered as: {role}.").format(role=role), ""]
     lines.append(_("What you can do:"))
-    for command in commands_for(context.account.role, features_commands(), context.settings):
-        lines.append(f"/{command.name} — {_(command.description)}")
+    lines += listed
     return "\n".join(lines)
 
 
@@ -72,12 +77,17 @@ async def start(update: Update, context: HCContext) -> None:
         "Hello! This is the Help Center at the railway station. I can tell you where "
         "to sleep, eat, wash and get help nearby, and I can put you in touch with our team."
     )
-    await reply(update, context, welcome + "\n\n" + help_text(context))
+    await reply(
+        update,
+        context,
+        welcome + "\n\n" + help_text(context),
+        reply_markup=needs.needs_keyboard(context),
+    )
 
 
 @handles("help")
 async def help_command(update: Update, context: HCContext) -> None:
-    await reply(update, context, help_text(context))
+    await reply(update, context, help_text(context), reply_markup=needs.needs_keyboard(context))
 
 
 async def _redeem(update: Update, context: HCContext, code: str) -> None:

@@ -13,6 +13,7 @@ from bot.runtime import HCContext
 from handlers.case_drafts import MAX_PLACE, Incoming, send
 from handlers.case_notify import Reach
 from handlers.common import acknowledge, drop_buttons, handles
+from handlers.needs import urgent_refused_text
 from handlers.report import location_keyboard, open_from_draft, send_nobody_reachable, too_long
 from models.cases import (
     DRAFT_PERMISSIONS,
@@ -32,7 +33,7 @@ LOCATION, NEED, PHOTO = "location", "need", "photo"
 MAX_NEED = 300
 
 
-@handles(FLOW, DRAFT_PERMISSIONS[FLOW], private_only=True)
+@handles(FLOW, DRAFT_PERMISSIONS[FLOW], private_only=True, refusal=urgent_refused_text)
 async def start_urgent(update: Update, context: HCContext) -> None:
     await start_draft(context.session, context.account.id, FLOW, LOCATION)
     _ = context._

@@ -55,6 +55,7 @@ def _enum(e: type[enum.Enum], length: int = 20) -> Any:
 class CaseKind(enum.StrEnum):
     REPORT = "report"  # a sighting reported by a volunteer or an operator
     URGENT = "urgent"  # police or railway staff asking for someone to come now
+    HELP_REQUEST = "help_request"  # a person in need writing to the Help Center
 
 
 class CaseStatus(enum.StrEnum):

@@ -263,9 +263,16 @@ def looks_like_code(text: str) -> bool:
     return bool(_CODE_SHAPE.match(re.sub(r"[\s\-]", "", text.upper())))
 
 
+INVISIBLE = frozenset({"Cf", "Cc", "Zl", "Zp"})
+
+
 def normalise_code(text: str) -> str | None:
-    """The canonical code for what an operator typed, or None if malformed or mistyped."""
-    compact = re.sub(r"[\s\-]", "", text.upper())
+    """The canonical code for what an operator typed, or None if malformed or mistyped.
+
+    Invisible characters a copy and paste brings along (zero-width spaces and joiners,
+    direction marks, a byte-order mark, a soft hyphen) are dropped before the check."""
+    visible = "".join(ch for ch in text if unicodedata.category(ch) not in INVISIBLE)
+    compact = re.sub(r"[\s\-\u2010-\u2015]", "", visible.upper())
     if len(compact) < 8:
         return None
     body, check = compact[:-1], compact[-1]
