@@ -179,12 +179,12 @@ class RunningBot:
     async def __aenter__(self) -> RunningBot:
         base_url = await self.server.start()
         command, env, tree = bot_command(self.kind, base_url, self.database_url)
-        log = (Path(self.database_url.rpartition("/")[2] or "bench").with_suffix(".log")).name
+        log = Path(tempfile.gettempdir()) / f"hc-bench-{os.getpid()}-{id(self)}.log"
         self.process = subprocess.Popen(  # noqa: ASYNC220 (started once, before measuring)
             command,
             env=env,
             cwd=tree,
-            stdout=open(f"/tmp/hc-bench-{self.kind}-{log}", "ab"),  # noqa: SIM115, ASYNC230
+            stdout=log.open("ab"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
@@ -212,7 +212,7 @@ async def steady(name: str, kind: str, database_url: str, seconds: float) -> Ste
         for chat in people:  # warm-up: everyone once, not measured
             bot.fake.user_writes(chat, "/help")
         if not await wait_for(lambda: bot.answered(people, 1, warm), 120):
-            raise RuntimeError(f"{name}: the warm-up was not answered (see /tmp/hc-bench-*.log)")
+            raise RuntimeError(f"{name}: the warm-up was not answered (see hc-bench-*.log)")
         await asyncio.sleep(0.5)
         assert bot.process is not None
         cpu_before, start = cpu_seconds(bot.process.pid), time.monotonic()
@@ -253,7 +253,7 @@ async def first_contacts(name: str, kind: str, database_url: str) -> Burst:
         await known_people(database_url, range(1, 2))
         bot.fake.user_writes(1, "/help")
         if not await wait_for(lambda: bot.answered(range(1, 2), 1, warm), 120):
-            raise RuntimeError(f"{name}: the bot did not start (see /tmp/hc-bench-*.log)")
+            raise RuntimeError(f"{name}: the bot did not start (see hc-bench-*.log)")
         await asyncio.sleep(0.5)
         start = time.monotonic()
         for chat in newcomers:

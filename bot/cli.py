@@ -1,7 +1,8 @@
 """``helpcenter``: run the bot, migrate the database, manage users, look at the inbox.
 
-Every problem a person can fix (a missing setting, an old schema) is one clear line on
-stderr and a non-zero exit, without a traceback.
+Every problem a person can fix (a missing or malformed setting, a database that cannot be
+reached, a token Telegram refuses, a missing file, an old schema) is one clear line on stderr
+and a non-zero exit, without a traceback; the exit codes are listed in ``bot.startup``.
 """
 
 from __future__ import annotations
@@ -9,29 +10,29 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from config.settings import Settings, SettingsError, load_settings
+from bot.startup import (
+    EXIT_CONFIG,
+    EXIT_INTERRUPTED,
+    EXIT_SCHEMA,
+    CliError,
+    explain,
+    reaching_database,
+    stop_on_signals,
+    until_telegram_answers,
+)
+from config.settings import Settings, load_settings
 from models import migrate
 from models.db import make_engine, make_sessionmaker
 from models.roles import Role
 
-EXIT_CONFIG = 2
-EXIT_SCHEMA = 3
+__all__ = ["EXIT_CONFIG", "EXIT_SCHEMA", "CliError", "main"]
 
 # Feature modules that add subcommands: each has ``add_commands(subparsers)``.
 EXTENSIONS = ("bot.cli_directory", "bot.cli_contacts")
-
-
-class CliError(Exception):
-    """A problem with a one-line explanation and an exit code."""
-
-    def __init__(self, message: str, code: int = 1) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -39,17 +40,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # Alembic's "Context impl" lines on every schema check: only ``db upgrade`` shows its steps.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         handler: Callable[[argparse.Namespace], int] = args.handler
         return handler(args)
-    except SettingsError as exc:
-        print(f"helpcenter: configuration error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    except CliError as exc:
-        print(f"helpcenter: {exc}", file=sys.stderr)
-        return exc.code
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        problem = explain(exc)
+        if problem is None:
+            raise
+        message, code = problem
+        print(f"helpcenter: {message}", file=sys.stderr)
+        return code
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,7 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the bot (long polling, or webhook with --webhook-url)")
     run.add_argument("--webhook-url", help="public HTTPS URL Telegram posts updates to")
-    run.add_argument("--listen", help="address to listen on in webhook mode, HOST:PORT")
+    run.add_argument(
+        "--listen", type=listen_address, help="address to listen on in webhook mode, HOST:PORT"
+    )
     run.add_argument("--workers", type=int, default=1, help="worker processes (PostgreSQL only)")
     run.set_defaults(handler=cmd_run)
 
@@ -104,6 +110,9 @@ def settings_for_database(*, require_token: bool = False) -> Settings:
 
 def cmd_db_upgrade(_args: argparse.Namespace) -> int:
     settings = settings_for_database()
+    with reaching_database(settings.database_url):
+        asyncio.run(migrate.current_revision(settings.database_url))
+    logging.getLogger("alembic").setLevel(logging.INFO)
     migrate.upgrade(settings.database_url)
     print(f"database at revision {migrate.head_revision(settings.database_url)}")
     return 0
@@ -111,14 +120,18 @@ def cmd_db_upgrade(_args: argparse.Namespace) -> int:
 
 def cmd_db_current(_args: argparse.Namespace) -> int:
     settings = settings_for_database()
-    current = asyncio.run(migrate.current_revision(settings.database_url))
+    with reaching_database(settings.database_url):
+        current = asyncio.run(migrate.current_revision(settings.database_url))
     head = migrate.head_revision(settings.database_url)
     print(f"current: {current or 'empty'}; latest: {head}")
     return 0 if current == head else EXIT_SCHEMA
 
 
 async def ensure_schema(settings: Settings) -> None:
-    if not await migrate.schema_is_current(settings.database_url):
+    """The database answers and has the latest schema, or one line says what to do."""
+    with reaching_database(settings.database_url):
+        current = await migrate.schema_is_current(settings.database_url)
+    if not current:
         raise CliError(
             "the database schema is out of date: run `helpcenter db upgrade` first", EXIT_SCHEMA
         )
@@ -207,11 +220,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.webhook_url:
         overrides["webhook_url"] = args.webhook_url
     if args.listen:
-        host, _, port = args.listen.rpartition(":")
-        overrides.update(listen_host=host or "0.0.0.0", listen_port=int(port))
+        host, port = args.listen
+        overrides.update(listen_host=host, listen_port=port)
     settings = load_settings(**overrides)
     if args.workers > 1 and settings.is_sqlite:
-        raise CliError("several workers need PostgreSQL: SQLite is for one process only")
+        raise CliError(
+            "several workers need PostgreSQL: SQLite is for one process only", EXIT_CONFIG
+        )
+    from bot.health import warn_at_start_up
+
+    warn_at_start_up(settings)
     if settings.webhook_url:
         from bot.webhook import run_webhook
 
@@ -220,44 +238,48 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def listen_address(value: str) -> tuple[str, int]:
+    """``--listen HOST:PORT`` (or ``:PORT``, all interfaces), checked by argparse."""
+    host, _, port = value.rpartition(":")
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise argparse.ArgumentTypeError(f"{value!r} is not HOST:PORT")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
 async def run_polling(settings: Settings) -> None:
     from bot.app import HelpCenterBot, build_application
+    from bot.health import bind_health, serve_health
 
     await ensure_schema(settings)
+    health_socket = bind_health(settings)
     application = build_application(settings)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+    stop = stop_on_signals()
+    if not await until_telegram_answers(application.initialize, stop, settings):
+        return
     async with HelpCenterBot(application) as running:
-        await running.publish_default_menus()
-        await running.start_polling()
-        health = _serve_health(settings, running) if settings.health_port else None
+        for step in (running.publish_default_menus, running.start_polling):
+            if not await until_telegram_answers(step, stop, settings):
+                return
+        health = serve_health(health_socket, running.runtime) if health_socket else None
         logging.getLogger("helpcenter").info("bot running (long polling); Ctrl+C stops")
         await stop.wait()
         if health is not None:
             health.cancel()
 
 
-def _serve_health(settings: Settings, running: Any) -> asyncio.Task[None]:
-    """Polling mode: ``/healthz`` and ``/metrics`` on ``health_port`` (same host setting)."""
-    import uvicorn
-
-    from bot.webhook import QuietServer, make_asgi_app, webhook_secret
-
-    app = make_asgi_app(running.runtime, webhook_secret(settings))
-    config = uvicorn.Config(
-        app, host=settings.listen_host, port=settings.health_port or 0, log_level="warning"
-    )
-    return asyncio.create_task(QuietServer(config).serve())
-
-
 def cmd_console(args: argparse.Namespace) -> int:
     from bot.console import run_console
 
+    load_settings(require_token=False, database_url=args.database)  # one line if wrong
+    with reaching_database(args.database):
+        asyncio.run(migrate.current_revision(args.database))
     asyncio.run(run_console(Role(args.role), args.database, args.language))
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # ``python -m bot.cli``: run the one ``bot.cli`` module the subcommand modules import,
+    # so that their ``CliError`` is the one ``main`` knows.
+    from bot import cli
+
+    raise SystemExit(cli.main())

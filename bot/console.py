@@ -18,7 +18,8 @@ from pydantic import SecretStr
 
 from bot.app import HelpCenterBot, build_application
 from bot.fakeapi import FakeRequest, FakeTelegram
-from config.settings import Settings
+from bot.parsing import parse_index
+from config.settings import load_settings
 from models import migrate
 from models.accounts import get_or_create_account, set_role
 from models.db import make_engine, make_sessionmaker
@@ -53,8 +54,9 @@ class Console:
             await hook(self.running)
 
     def _push(self, line: str) -> str | None:
-        if line.startswith("#") and line[1:].isdigit():
-            return self._press(int(line[1:]))
+        number = parse_index(line[1:], 1000) if line.startswith("#") else None
+        if number is not None:
+            return self._press(number)
         if line.startswith("/where"):
             parts = line.split()
             try:
@@ -109,10 +111,14 @@ class Console:
 async def open_console(
     role: Role, database_url: str, language: str | None
 ) -> tuple[Console, Callable[[], Any]]:
-    await asyncio.to_thread(migrate.upgrade, database_url)
-    settings = Settings(
-        token=SecretStr(CONSOLE_TOKEN), database_url=database_url, poll_timeout_seconds=0
+    # The environment's settings apply too: a mistake in them is one line (SettingsError).
+    settings = load_settings(
+        require_token=False,
+        token=SecretStr(CONSOLE_TOKEN),
+        database_url=database_url,
+        poll_timeout_seconds=0,
     )
+    await asyncio.to_thread(migrate.upgrade, database_url)
     fake = FakeTelegram(token=CONSOLE_TOKEN)
     fake.add_user(CONSOLE_USER, first_name="Console", language_code=language or "it")
     sessionmaker = make_sessionmaker(make_engine(database_url))

@@ -1,6 +1,7 @@
-"""Scheduled work of the contact database: the daily retention sweep and the monthly report.
+"""Scheduled work of the contact database: the daily retention sweep and the monthly report,
+and every minute what privacy leaves for after a handling (:func:`privacy_follow_ups`).
 
-Both sweep the database and claim their slot with :func:`models.jobs.claim_job_run`, so they
+Both sweeps claim their slot with :func:`models.jobs.claim_job_run`, so they
 run once per day (or month) however many workers there are and whenever a worker restarts.
 The report is rendered in each coordinator's language and enqueued in the outbox.
 """
@@ -20,13 +21,19 @@ from config.settings import Settings
 from models.accounts import Account
 from models.jobs import claim_job_run
 from models.outbox import enqueue
-from models.privacy import RetentionResult, run_retention
+from models.privacy import (
+    RetentionResult,
+    blank_parked_identity,
+    complete_forgetting,
+    run_retention,
+)
 from models.roles import Role
 from models.stats import Period, compute_stats
 
 log = logging.getLogger(__name__)
 
 JOB_INTERVAL_SECONDS = 15 * 60
+FOLLOW_UP_INTERVAL_SECONDS = 60
 
 
 async def retention_sweep(
@@ -93,4 +100,19 @@ async def contacts_jobs(context: Any) -> None:
         await session.commit()
     async with runtime.sessionmaker() as session:
         await monthly_report_sweep(session, runtime.settings, runtime.catalogs, now)
+        await session.commit()
+
+
+async def privacy_follow_ups(context: Any) -> None:
+    """JobQueue callback, every minute: what privacy leaves for after a handling. Updates that
+    waited while their sender was forgotten, once handled, are anonymised with their replies
+    (:func:`models.privacy.complete_forgetting`); parked updates that may identify someone
+    lose their arguments (:func:`models.privacy.blank_parked_identity`). Idempotent, so
+    several workers running it at once do no harm."""
+    from bot.runtime import runtime_of
+
+    runtime = runtime_of(context.application)
+    async with runtime.sessionmaker() as session:
+        await complete_forgetting(session)
+        await blank_parked_identity(session)
         await session.commit()

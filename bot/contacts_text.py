@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.i18n import N_
+from bot.i18n import N_, Translator, country_in, language_in, languages_in, role_in
 from models.contacts import Action, Channel, Contact, Gender, Housing, Need, Outcome, Person
 from models.privacy import HeldData
 from models.stats import StatsReport
@@ -73,6 +73,7 @@ HOUSING = {
     Housing.INSECURE: N_("insecure housing"),
     Housing.INADEQUATE: N_("inadequate housing"),
 }
+AGE_LABELS = {"unknown": N_("unknown")}  # the bands themselves ("25-34") read the same
 NATIONALITY_GROUPS = {
     "italian": N_("Italian"),
     "eu": N_("other EU"),
@@ -106,14 +107,18 @@ def _local(moment: datetime | None, tz: ZoneInfo) -> str:
 
 
 def render_person(
-    person: Person, history: list[Contact], total: int, _: Gettext, tz: ZoneInfo
+    person: Person, history: list[Contact], total: int, _: Translator, tz: ZoneInfo
 ) -> str:
     unknown = _("unknown")
     facts = [
         _("Person {code}").format(code=person.code),
         _("Year of birth: {value}").format(value=person.birth_year or unknown),
-        _("Nationality: {value}").format(value=person.nationality or unknown),
-        _("Languages: {value}").format(value=person.languages or unknown),
+        _("Nationality: {value}").format(
+            value=country_in(person.nationality, _.language) if person.nationality else unknown
+        ),
+        _("Languages: {value}").format(
+            value=languages_in(person.languages, _.language) if person.languages else unknown
+        ),
         _("Housing: {value}").format(
             value=label(HOUSING, person.housing, _) if person.housing else unknown
         ),
@@ -171,7 +176,7 @@ def _duration(seconds: float | None) -> str:
     return f"{minutes // 60}h{minutes % 60:02d}" if minutes >= 60 else f"{minutes} min"
 
 
-def render_stats(report: StatsReport, _: Gettext) -> str:
+def render_stats(report: StatsReport, _: Translator) -> str:
     period = report.period
     lines = [
         _("Statistics {first} – {last}").format(
@@ -187,7 +192,9 @@ def render_stats(report: StatsReport, _: Gettext) -> str:
         _("Given or done: {value}").format(value=_top(report.by_action, ACTIONS, _)),
         _("Nationality: {value}").format(value=_top(report.by_nationality, NATIONALITY_GROUPS, _)),
         _("Gender: {value}").format(value=_top(report.by_gender, GENDERS, _)),
-        _("Age: {value}").format(value=_top(report.by_age_band, {}, _)),
+        _("Age (reached in {year}): {value}").format(
+            year=period.age_reference_year, value=_top(report.by_age_band, AGE_LABELS, _)
+        ),
     ]
     if report.urgent is None:
         lines.append(_("Urgent cases: not available yet"))
@@ -204,21 +211,27 @@ def render_stats(report: StatsReport, _: Gettext) -> str:
     elif report.beds.capacity == 0:
         lines.append(_("Bed occupancy: no bed counts in this period"))
     else:
-        lines.append(
-            _("Bed occupancy: {occupied} of {capacity} ({rate}%)").format(
-                occupied=report.beds.occupied,
-                capacity=report.beds.capacity,
-                rate=round(report.beds.rate * 100),
-            )
+        occupancy = _("Bed occupancy: {occupied} of {capacity} ({rate}%)").format(
+            occupied=report.beds.occupied,
+            capacity=report.beds.capacity,
+            rate=round(report.beds.rate * 100),
         )
+        reported = _.ngettext(
+            "from the counts of {n} shelter",
+            "from the counts of {n} shelters",
+            report.beds.shelters,
+        ).format(n=report.beds.shelters)
+        lines.append(f"{occupancy}, {reported}")
     return "\n".join(lines)
 
 
-def render_held_data(data: HeldData, _: Gettext, tz: ZoneInfo) -> str:
+def render_held_data(data: HeldData, _: Translator, tz: ZoneInfo) -> str:
     lines = [
         _("What we hold about you:"),
-        _("Role: {value}").format(value=data.role),
-        _("Language: {value}").format(value=data.language or "—"),
+        _("Role: {value}").format(value=role_in(data.role, _)),
+        _("Language: {value}").format(
+            value=language_in(data.language, _.language) if data.language else "—"
+        ),
         _("First message: {value}").format(value=_local(data.first_message_at, tz)),
         _("Messages in our log: {count}").format(count=data.messages),
         _("Privacy notice accepted: {value}").format(
@@ -227,9 +240,11 @@ def render_held_data(data: HeldData, _: Gettext, tz: ZoneInfo) -> str:
     ]
     if data.person_code:
         lines.append(
-            _("Record at the Help Center: {code}, {contacts} contacts").format(
-                code=data.person_code, contacts=data.contacts
-            )
+            _.ngettext(
+                "Record at the Help Center: {code}, {contacts} contact",
+                "Record at the Help Center: {code}, {contacts} contacts",
+                data.contacts,
+            ).format(code=data.person_code, contacts=data.contacts)
         )
         if data.has_name or data.has_phone:
             lines.append(_("Name and phone: kept encrypted, with your consent"))

@@ -16,9 +16,17 @@ What each failure does:
 * 403 "bot was blocked by the user" / "user is deactivated" / "bot was kicked", 400 "chat not
   found": permanent. The row is ``failed`` with the reason and the account is marked
   unreachable (``models.accounts.mark_unreachable``), so features can alert someone else.
+  The flag lasts until the person is heard from again (any update of theirs, or Telegram's
+  ``my_chat_member`` saying they unblocked the bot: see ``bot.middleware``).
 * 400 "message is not modified" on an edit: ``sent``; the message already shows it (an
   earlier try whose answer was lost got through).
 * another 400 (the message itself is wrong): ``failed`` at once; retrying cannot fix it.
+
+An alert about a case that fails for good (either way above) may leave nobody alerted: if no
+other alert of the case is sent or on its way, the case becomes unalerted in the same
+transaction (``models.cases.unalerted_unless_delivered``), the hooks in
+``runtime.extras["on_alert_lost"]`` run in it too (the cases feature tells the requester the
+truth), and the escalation sweep alerts the first staff member who becomes reachable.
 
 A worker that dies mid-send leaves its row ``sending``. When the lease expires the row is due
 again and is RESENT, with a note in ``error``. Telegram has no idempotency key, so after such a
@@ -58,6 +66,7 @@ from bot.runtime import Runtime, outbound_sink, runtime_of
 from bot.telegram_errors import is_not_modified, is_unknown_file
 from models.accounts import mark_unreachable
 from models.base import clock
+from models.cases import ALERT_KINDS, unalerted_unless_delivered
 from models.exchange import log_outbound_rows
 from models.jobs import claim_job_run
 from models.outbox import (
@@ -296,6 +305,7 @@ class Dispatcher:
             if result.unreachable and row.chat_id > 0:
                 await mark_unreachable(session, row.chat_id, error or result.outcome)
             log.info("outbox row %s failed for good: %s", row.id, result.outcome)
+            await self._alert_lost(session, row)
         elif result.new_chat_id is not None:
             row.chat_id = result.new_chat_id
             reschedule(row, timedelta(0), error, count=False)
@@ -304,9 +314,21 @@ class Dispatcher:
         elif row.attempts >= max_attempts:
             mark_failed(row, f"gave up after {row.attempts} attempts: {error}")
             log.warning("outbox row %s: gave up after %s attempts", row.id, row.attempts)
+            await self._alert_lost(session, row)
         else:
             backoff = min(2.0**row.attempts, MAX_BACKOFF_SECONDS)
             reschedule(row, timedelta(seconds=backoff), error, count=True)
+
+    async def _alert_lost(self, session: Any, row: OutboxMessage) -> None:
+        """A case alert failed for good: the case may now have reached nobody."""
+        if row.kind not in ALERT_KINDS or row.subject_type != "case" or row.subject_id is None:
+            return
+        await session.flush()  # this row's failure counts in the check
+        if not await unalerted_unless_delivered(session, row.subject_id):
+            return
+        log.warning("case %s: every alert failed; nobody has it", row.subject_id)
+        for hook in self.runtime.extras.get("on_alert_lost", []):
+            await hook(session, row.subject_id)
 
     async def _observe_urgent(self, session: Any, row: OutboxMessage) -> None:
         """Time from an urgent request (its alert enqueued with the case) to the first alert

@@ -28,6 +28,7 @@ from telegram._utils.defaultvalue import DEFAULT_NONE
 from telegram._utils.types import ODVInput
 from telegram.request import BaseRequest, RequestData
 
+from bot.parsing import parse_telegram_id
 from bot.runtime import UpdateScope, current_scope, outbound_sink
 from models.exchange import log_outbound_rows
 from models.outbox import OutboxFile, enqueue
@@ -147,8 +148,7 @@ def _row(
 
 def _numeric_chat_id(chat_id: object) -> int | None:
     """A chat id as a number; ``@channelname`` ids are not logged as numbers."""
-    text = str(chat_id) if isinstance(chat_id, int | str) else ""
-    return int(text) if text.lstrip("-").isdigit() else None
+    return parse_telegram_id(str(chat_id)) if isinstance(chat_id, int | str) else None
 
 
 async def write_outbound_rows(

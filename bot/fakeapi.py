@@ -263,6 +263,28 @@ def callback_update(
     }
 
 
+def my_chat_member_update(
+    user: Mapping[str, Any],
+    bot_user: Mapping[str, Any],
+    *,
+    blocked: bool,
+    date: int | float | datetime | None = None,
+) -> JSON:
+    """An ``Update`` with ``my_chat_member``: ``user`` blocked the bot in their private chat
+    (the bot's new status ``kicked``) or unblocked it (``member``), as Telegram sends it."""
+    kicked = {"user": dict(bot_user), "status": "kicked", "until_date": 0}
+    member = {"user": dict(bot_user), "status": "member"}
+    return {
+        "my_chat_member": {
+            "chat": private_chat_dict(user),
+            "from": dict(user),
+            "date": _timestamp(date),
+            "old_chat_member": member if blocked else kicked,
+            "new_chat_member": kicked if blocked else member,
+        }
+    }
+
+
 def inline_callback_data(message: Mapping[str, Any], button_text: str) -> str:
     """The callback_data of the inline button labelled ``button_text`` on ``message``."""
     rows = (message.get("reply_markup") or {}).get("inline_keyboard", [])
@@ -791,6 +813,20 @@ class FakeTelegram:
 
     def unblock(self, user_id: int) -> None:
         self._blocked.discard(user_id)
+
+    def user_blocks(self, user_id: int) -> int:
+        """The user blocks the bot, and Telegram tells the bot (``my_chat_member``)."""
+        self.block(user_id)
+        return self.push_update(
+            my_chat_member_update(self.user(user_id), self.bot_user, blocked=True)
+        )
+
+    def user_unblocks(self, user_id: int) -> int:
+        """The user unblocks the bot, and Telegram tells the bot (``my_chat_member``)."""
+        self.unblock(user_id)
+        return self.push_update(
+            my_chat_member_update(self.user(user_id), self.bot_user, blocked=False)
+        )
 
     def deactivate(self, user_id: int) -> None:
         """The user deleted their account: sends to them answer 403."""
@@ -1703,7 +1739,8 @@ class FakeTelegramServer:
 
     async def start(self) -> str:
         """Start listening; returns :attr:`base_url`."""
-        self._runner = web.AppRunner(self._app(), access_log=None)
+        # A long poll whose client went away (a bot that stopped) is not waited out on stop.
+        self._runner = web.AppRunner(self._app(), access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()

@@ -11,14 +11,23 @@ from __future__ import annotations
 import gettext
 import io
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_skeleton
 from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
+from babel.numbers import format_decimal
 
 LOCALES_DIR = Path(__file__).parent / "locales"
 SOURCE_LANGUAGE = "en"
+
+
+def available_languages(directory: Path = LOCALES_DIR) -> list[str]:
+    """The languages the bot can speak: English (the source) and every folder of catalogues."""
+    return sorted({SOURCE_LANGUAGE, *(p.name for p in directory.iterdir() if p.is_dir())})
 
 
 def N_(message: str) -> str:
@@ -106,3 +115,77 @@ LANGUAGE_NAMES = {
 
 def language_name(code: str) -> str:
     return LANGUAGE_NAMES.get(code, code)
+
+
+# ---- words Babel knows in every language (CLDR) ------------------------------------------------
+
+
+def _locale(language: str) -> Locale:
+    try:
+        return Locale.parse(language)
+    except (ValueError, UnknownLocaleError):
+        return Locale.parse(SOURCE_LANGUAGE)
+
+
+def language_in(code: str, reader: str) -> str:
+    """A language code ("ar") as a word in the reader's language ("arabo")."""
+    key = code.strip().replace("-", "_").lower()
+    return _locale(reader).languages.get(key) or code
+
+
+def country_in(code: str, reader: str) -> str:
+    """A country code ("MA") as a word in the reader's language ("Marocco")."""
+    return _locale(reader).territories.get(code.strip().upper()) or code
+
+
+def languages_in(codes: str, reader: str) -> str:
+    """A comma-separated list of language codes ("ar,fr") as words ("arabo, francese")."""
+    return ", ".join(language_in(c, reader) for c in codes.split(",") if c.strip())
+
+
+def day_month(day: date, reader: str) -> str:
+    """ "15 novembre", "November 15": a recurring date (a season's end), no year."""
+    return format_skeleton("MMMMd", day, locale=_locale(reader))
+
+
+def weekday_day_month(day: date, reader: str) -> str:
+    """ "ven 25 dicembre", "Fri, December 25"."""
+    return format_skeleton("MMMMEEEEd", day, locale=_locale(reader))
+
+
+ROLE_NAMES = {
+    "public": N_("person in need or member of the public"),
+    "volunteer": N_("street volunteer"),
+    "police": N_("police or railway staff"),
+    "shelter_staff": N_("shelter staff"),
+    "operator": N_("Help Center operator"),
+    "coordinator": N_("coordinator"),
+    "admin": N_("administrator"),
+}
+
+
+def role_in(role: str, _: Translator) -> str:
+    """A role ("operator") as words in the reader's language ("operatore dell'Help Center")."""
+    name = ROLE_NAMES.get(str(role))
+    return _(name) if name else str(role)
+
+
+# ---- counts and quantities ------------------------------------------------------------------
+
+
+def ago(minutes: int, _: Translator) -> str:
+    """How long ago, in words: "just now" under a minute, then minutes, then hours."""
+    if minutes < 1:
+        return _("just now")
+    if minutes < 120:
+        return _.ngettext("{n} minute ago", "{n} minutes ago", minutes).format(n=minutes)
+    hours = minutes // 60
+    return _.ngettext("{n} hour ago", "{n} hours ago", hours).format(n=hours)
+
+
+def distance(metres: float, _: Translator) -> str:
+    """Walking distances: "80 m" to the ten metres, from one kilometre "3.3 km"."""
+    if round(metres, -1) < 1000:
+        return _("{metres} m").format(metres=f"{round(metres, -1):.0f}")
+    km = format_decimal(metres / 1000, format="0.0", locale=_locale(_.language))
+    return _("{km} km").format(km=km)

@@ -124,9 +124,13 @@ class Poller:
         self.wake = wake
         self.offset: int | None = None
         self._stopping = asyncio.Event()
+        self._fetching: asyncio.Task[list[dict[str, Any]]] | None = None
 
     def stop(self) -> None:
+        """Stop fetching now: a pending long poll is given up rather than waited out."""
         self._stopping.set()
+        if self._fetching is not None:
+            self._fetching.cancel()
 
     async def run(self) -> None:
         backoff = 1.0
@@ -149,7 +153,7 @@ class Poller:
 
     async def poll_once(self) -> int:
         """One ``getUpdates`` round; returns how many updates Telegram handed over."""
-        updates = await self._get_updates()
+        updates = await self._fetch()
         if not updates:
             return 0
         async with write_gate(self.runtime.sessionmaker), self.runtime.sessionmaker() as session:
@@ -160,6 +164,26 @@ class Poller:
         self.offset = max(int(u["update_id"]) for u in updates) + 1
         self.wake.set()
         return len(updates)
+
+    async def _fetch(self) -> list[dict[str, Any]]:
+        """``getUpdates`` that :meth:`stop` can cut short (then: no updates).
+
+        Only the request is cancelled, never the storing: a batch Telegram handed over but
+        not stored is not confirmed either (the offset did not move), so Telegram hands it
+        over again at the next start.
+        """
+        if self._stopping.is_set():
+            return []
+        self._fetching = asyncio.ensure_future(self._get_updates())
+        try:
+            return await self._fetching
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # this round itself is cancelled, not just its request
+            return []
+        finally:
+            self._fetching = None
 
     async def _get_updates(self) -> list[dict[str, Any]]:
         """``getUpdates`` through the request object PTB uses for it, answer kept as JSON.
@@ -352,7 +376,8 @@ class InboxWorker:
             ):
                 return None
             scope = UpdateScope(session=session, update_id=row.update_id)
-            await self._run_handlers(scope, row.payload or {})
+            # A payload erased by /forget before its turn: nothing to act on, marked done.
+            await self._run_handlers(scope, row.payload or {"update_id": row.update_id})
             if scope.error is not None:
                 await session.rollback()  # nothing it queued is sent
                 return scope

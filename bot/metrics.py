@@ -1,4 +1,4 @@
-"""Prometheus metrics (served at ``/metrics`` in webhook mode)."""
+"""Prometheus metrics (served at ``/metrics`` on the health listener, see ``bot.health``)."""
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -22,4 +22,8 @@ URGENT_FIRST_ALERT_SECONDS = Histogram(
 INBOX_PARKED = Gauge("helpcenter_inbox_parked", "Updates parked as failed after their last try")
 WEBHOOK_REFUSED = Counter(
     "helpcenter_webhook_refused_total", "Webhook requests refused, by reason", ["reason"]
+)
+CASES_UNALERTED = Gauge(
+    "helpcenter_cases_unalerted",
+    "Open, unassigned cases nobody could be alerted about (nobody reachable on the team)",
 )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -52,6 +53,8 @@ class UpdateScope:
     error: BaseException | None = None
     incident: str | None = None
     first_contact: bool = False
+    # The sender had been unreachable since then (their flag cleared by this very update).
+    was_unreachable_since: datetime | None = None
     # The button press of this update, and the answer a handler chose for it (sent once,
     # after the commit: see ``bot.inbox``).
     callback_query_id: str | None = None

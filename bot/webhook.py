@@ -3,7 +3,10 @@
 The endpoint checks ``X-Telegram-Bot-Api-Secret-Token`` (wrong or missing: 403, one log line
 with the client address only), stores the update with the same insert-or-ignore as the fetch
 loop and commits, then answers 200. A database failure answers 503, so Telegram keeps the
-update and posts it again. ``GET /healthz`` and ``GET /metrics`` sit beside it.
+update and posts it again. A body over a megabyte is refused with 413, one that is not an
+update Telegram could have sent with 400. ``GET /healthz`` and ``GET /metrics`` are on the
+separate health listener (:mod:`bot.health`), loopback-only by default. The server's limits
+(concurrent connections, header and keep-alive timeouts) are in :mod:`bot.listeners`.
 
 Several workers: the parent process sets the webhook once, binds the listening socket, and
 forks ``workers`` children that all accept on it (the kernel spreads connections). Each child
@@ -18,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import json
 import logging
 import os
 import secrets
@@ -26,7 +30,6 @@ import socket
 import sys
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -34,7 +37,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot import metrics
-from bot.health import health_report
 from bot.inbox import ALLOWED_UPDATES
 from bot.runtime import Runtime
 from config.settings import Settings
@@ -43,6 +45,10 @@ from models.exchange import store_updates
 log = logging.getLogger(__name__)
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 WEBHOOK_PATH = "/telegram"
+# Telegram's updates are a few kilobytes (a 4096-character text with its entities and a
+# quoted reply); a megabyte leaves room and keeps a flood of large bodies harmless.
+MAX_UPDATE_BYTES = 1024 * 1024
+BODY_TIMEOUT_SECONDS = 10.0
 
 
 def webhook_path(settings: Settings) -> str:
@@ -54,7 +60,11 @@ def webhook_path(settings: Settings) -> str:
 
 
 def make_asgi_app(runtime: Runtime, secret: str, *, on_stored: Any = None) -> Starlette:
-    """The HTTP side, separate from the bot so tests can drive it with httpx."""
+    """The webhook endpoint alone, separate from the bot so tests can drive it with httpx.
+
+    ``/healthz`` and ``/metrics`` are not here: they are on the health listener
+    (:mod:`bot.health`), which is loopback-only by default.
+    """
 
     async def receive(request: Request) -> Response:
         given = request.headers.get(SECRET_HEADER, "")
@@ -65,12 +75,17 @@ def make_asgi_app(runtime: Runtime, secret: str, *, on_stored: Any = None) -> St
             log.warning("webhook: refused a request from %s (%s secret token)", client, reason)
             return JSONResponse({"ok": False}, status_code=403)
         try:
-            update = await request.json()
-        except ValueError:
+            body = await read_capped_body(request)
+        except TimeoutError:
+            metrics.WEBHOOK_REFUSED.labels(reason="slow").inc()
+            return JSONResponse({"ok": False}, status_code=408)
+        if body is None:
+            metrics.WEBHOOK_REFUSED.labels(reason="too_large").inc()
+            return JSONResponse({"ok": False}, status_code=413)
+        update = parse_update(body)
+        if update is None:
             metrics.WEBHOOK_REFUSED.labels(reason="malformed").inc()
-            return JSONResponse({"ok": False}, status_code=400)
-        if not isinstance(update, dict) or not isinstance(update.get("update_id"), int):
-            metrics.WEBHOOK_REFUSED.labels(reason="malformed").inc()
+            log.warning("webhook: refused a malformed update (%d bytes)", len(body))
             return JSONResponse({"ok": False}, status_code=400)
         try:
             async with runtime.sessionmaker() as session:
@@ -87,20 +102,66 @@ def make_asgi_app(runtime: Runtime, secret: str, *, on_stored: Any = None) -> St
             on_stored()
         return JSONResponse({"ok": True})
 
-    async def healthz(_request: Request) -> Response:
-        report = await health_report(runtime.sessionmaker)
-        return JSONResponse(report, status_code=200 if report["ok"] else 503)
+    return Starlette(routes=[Route(webhook_path(runtime.settings), receive, methods=["POST"])])
 
-    async def metrics_endpoint(_request: Request) -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    return Starlette(
-        routes=[
-            Route(webhook_path(runtime.settings), receive, methods=["POST"]),
-            Route("/healthz", healthz, methods=["GET"]),
-            Route("/metrics", metrics_endpoint, methods=["GET"]),
-        ]
-    )
+async def read_capped_body(request: Request) -> bytes | None:
+    """The request body, or None past ``MAX_UPDATE_BYTES`` (declared or streamed); a body
+    that does not arrive within ``BODY_TIMEOUT_SECONDS`` raises ``TimeoutError``."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_UPDATE_BYTES:
+        return None
+    body = bytearray()
+    async with asyncio.timeout(BODY_TIMEOUT_SECONDS):
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_UPDATE_BYTES:
+                return None
+    return bytes(body)
+
+
+def parse_update(body: bytes) -> dict[str, Any] | None:
+    """The update if it is one the inbox can store as it is, else None (answered 400).
+
+    Strict JSON (no NaN or Infinity, which PostgreSQL's JSON refuses), an object with an
+    integer ``update_id``, and the facts the inbox reads from it (chat, sender, message,
+    text) of the types Telegram gives them: anything else would fail at storing, be answered
+    503, and be posted again by Telegram for ever.
+    """
+    try:
+        update = json.loads(body, parse_constant=_refuse_constant)
+    except ValueError:  # not JSON, not UTF-8, or NaN / Infinity
+        return None
+    if not isinstance(update, dict):
+        return None
+    update_id = update.get("update_id")
+    if type(update_id) is not int or not 0 <= update_id < 2**63:
+        return None
+    parts = [part for key, part in update.items() if key != "update_id"]
+    return update if all(_well_formed(part) for part in parts) else None
+
+
+def _well_formed(part: Any) -> bool:
+    """An update's part (a message, a callback query …) as Telegram shapes it: an object whose
+    sender and chat are objects with integer ids, whose ids are integers and text is text."""
+    if not isinstance(part, dict):
+        return False
+    for key in ("from", "user", "chat", "message"):
+        if key in part and not _well_formed(part[key]):
+            return False
+    for key in ("id", "message_id"):
+        if key in part and type(part[key]) is not int and not (key == "id" and _is_query_id(part)):
+            return False
+    return all(not (key in part and not isinstance(part[key], str)) for key in ("text", "data"))
+
+
+def _is_query_id(part: dict[str, Any]) -> bool:
+    """A callback query's id is a string (its sender's and chat's are integers)."""
+    return "data" in part or "chat_instance" in part
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def webhook_secret(settings: Settings) -> str:
@@ -122,78 +183,86 @@ async def set_webhook(settings: Settings, secret: str) -> None:
         )
 
 
-async def serve_worker(settings: Settings, secret: str, sock: socket.socket) -> None:
-    """One worker process: the endpoint, the inbox worker, the dispatcher and the job queue."""
-    import uvicorn
-
+async def serve_worker(
+    settings: Settings,
+    secret: str,
+    sock: socket.socket,
+    health_sock: socket.socket | None = None,
+) -> None:
+    """One worker process: the endpoint, the inbox worker, the dispatcher and the job queue
+    (and the health listener, when one is configured)."""
     from bot.app import HelpCenterBot, build_application
+    from bot.health import serve_health
+    from bot.listeners import QuietServer, server_config
+    from bot.startup import stop_on_signals, until_telegram_answers
 
     application = build_application(settings)
+    stop = stop_on_signals()
+    if not await until_telegram_answers(application.initialize, stop, settings):
+        return
     running = HelpCenterBot(application)
     await running.start()
-    app = make_asgi_app(running.runtime, secret, on_stored=running.wake.set)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
-    server = QuietServer(config)
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, lambda: setattr(server, "should_exit", True))
+    server = QuietServer(
+        server_config(make_asgi_app(running.runtime, secret, on_stored=running.wake.set))
+    )
+    ends = asyncio.create_task(_exit_on(stop, server))
+    health = serve_health(health_sock, running.runtime) if health_sock is not None else None
     log.info("webhook worker %s listening", os.getpid())
     try:
         await server.serve(sockets=[sock])
     finally:
+        ends.cancel()
+        if health is not None:
+            health.cancel()
         await running.stop()  # in-flight updates finish; the rest waits in the inbox
         await running.runtime.sessionmaker.kw["bind"].dispose()
 
 
-def quiet_server_class() -> Any:
-    import uvicorn
-
-    class _QuietServer(uvicorn.Server):
-        """A uvicorn server that leaves signals to us: we stop the bot after it, gracefully."""
-
-        def capture_signals(self) -> Any:
-            return contextlib.nullcontext()
-
-    return _QuietServer
+async def _exit_on(stop: asyncio.Event, server: Any) -> None:
+    await stop.wait()
+    server.should_exit = True  # stops accepting, lets in-flight requests finish
 
 
-def QuietServer(config: Any) -> Any:  # reads like the class it makes
-    return quiet_server_class()(config)
+async def prepare_webhook(settings: Settings, secret: str) -> bool:
+    """Schema checked, webhook set (Telegram waited for); False if stopped while waiting."""
+    from bot.cli import ensure_schema
+    from bot.startup import stop_on_signals, until_telegram_answers
 
-
-def bind(settings: Settings) -> socket.socket:
-    sock = socket.socket(socket.AF_INET6 if ":" in settings.listen_host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((settings.listen_host, settings.listen_port))
-    sock.listen(2048)
-    sock.set_inheritable(True)
-    return sock
+    await ensure_schema(settings)
+    stop = stop_on_signals()
+    return await until_telegram_answers(lambda: set_webhook(settings, secret), stop, settings)
 
 
 def run_webhook(settings: Settings, *, workers: int = 1) -> int:
     """``helpcenter run --webhook-url URL [--workers N]``: set the webhook, serve, exit cleanly."""
-    from bot.cli import ensure_schema
+    from bot.health import bind_health
+    from bot.listeners import bind
 
-    asyncio.run(ensure_schema(settings))
+    sock = bind(settings.listen_host, settings.listen_port, "--listen / HELPCENTER_LISTEN_PORT")
+    health_sock = bind_health(settings)
     secret = webhook_secret(settings)
-    asyncio.run(set_webhook(settings, secret))
-    sock = bind(settings)
+    if not asyncio.run(prepare_webhook(settings, secret)):
+        return 0
     log.info(
         "webhook mode on %s:%s, %d worker(s)", settings.listen_host, settings.listen_port, workers
     )
+    if health_sock is None:
+        log.info("no /healthz or /metrics listener: set HELPCENTER_HEALTH_PORT for one")
     if workers <= 1:
-        asyncio.run(serve_worker(settings, secret, sock))
+        asyncio.run(serve_worker(settings, secret, sock, health_sock))
         return 0
-    children = [_fork_worker(settings, secret, sock) for _ in range(workers)]
+    children = [_fork_worker(settings, secret, sock, health_sock) for _ in range(workers)]
     return _supervise(children)
 
 
-def _fork_worker(settings: Settings, secret: str, sock: socket.socket) -> int:
+def _fork_worker(
+    settings: Settings, secret: str, sock: socket.socket, health_sock: socket.socket | None
+) -> int:
     pid = os.fork()
     if pid == 0:  # the child: its own event loop, its own database pool
         code = 0
         try:
-            asyncio.run(serve_worker(settings, secret, sock))
+            asyncio.run(serve_worker(settings, secret, sock, health_sock))
         except BaseException:
             log.exception("webhook worker failed")
             code = 1

@@ -25,6 +25,7 @@ from pydantic_settings import SettingsError as PydanticSettingsError
 
 DEFAULT_CONFIG_FILE = "helpcenter.toml"
 TELEGRAM_API_BASE = "https://api.telegram.org/bot"
+TOKEN_SHAPE = re.compile(r"\d+:[A-Za-z0-9_-]+")
 
 
 class SettingsError(Exception):
@@ -76,6 +77,9 @@ class Settings(BaseSettings):
     outbox_batch: int = Field(default=50, ge=1, le=1000)
     outbox_concurrency: int = Field(default=16, ge=1, le=256)
     outbox_send_timeout_seconds: float = Field(default=20.0, gt=0)
+    # Health and metrics listener (``/healthz``, ``/metrics``): off unless a port is set,
+    # and on the loopback interface unless told otherwise (the figures are not public).
+    health_host: str = "127.0.0.1"
     health_port: int | None = Field(default=None, ge=1, le=65535)
 
     # Directory.
@@ -107,6 +111,49 @@ class Settings(BaseSettings):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("default_language")
+    @classmethod
+    def _known_language(cls, value: str) -> str:
+        from bot.i18n import available_languages
+
+        languages = available_languages()
+        if value not in languages:
+            raise ValueError(f"no catalogue for {value!r}: use one of {', '.join(languages)}")
+        return value
+
+    @field_validator("token", mode="before")
+    @classmethod
+    def _token_shape(cls, value: object) -> object:
+        """A token looks like ``123456:ABC-def_…``; the message never repeats it."""
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if not isinstance(raw, str):
+            return value
+        raw = raw.strip()  # a trailing newline from a secrets file is invisible
+        if raw and not TOKEN_SHAPE.fullmatch(raw):
+            raise ValueError(
+                "not a bot token: it looks like 123456789:AA… as @BotFather gives it "
+                "(without 'bot' in front, without quotes)"
+            )
+        return SecretStr(raw)
+
+    @field_validator("encryption_key")
+    @classmethod
+    def _fernet_key(cls, value: SecretStr | None) -> SecretStr | None:
+        """Checked at start-up, not at the first contact an operator records."""
+        if value is None or not value.get_secret_value():
+            return value
+        from cryptography.fernet import Fernet
+
+        try:
+            Fernet(value.get_secret_value().encode())
+        except ValueError:
+            raise ValueError(
+                "not a Fernet key (32 url-safe base64 bytes); make one with "
+                '`python -c "from cryptography.fernet import Fernet; '
+                'print(Fernet.generate_key().decode())"`'
+            ) from None
         return value
 
     @field_validator("database_url")
@@ -152,6 +199,8 @@ def load_settings(*, require_token: bool = True, **overrides: object) -> Setting
         raise SettingsError(f"{name}: malformed value") from None
     except ValueError as exc:  # a TOML file that does not parse
         raise SettingsError(f"{path}: {exc}") from None
+    except OSError as exc:  # a TOML file that cannot be read
+        raise SettingsError(f"{path}: {exc.strerror}") from None
     if require_token and not settings.token.get_secret_value():
         raise SettingsError("HELPCENTER_TOKEN is missing: set the bot token from @BotFather")
     return settings
@@ -160,4 +209,5 @@ def load_settings(*, require_token: bool = True, **overrides: object) -> Setting
 def _first_problem(exc: ValidationError) -> str:
     error = exc.errors()[0]
     name = "_".join(str(part) for part in error["loc"]).upper()
-    return f"HELPCENTER_{name}: {error['msg']}"
+    message = error["msg"].removeprefix("Value error, ")  # our validators' own words
+    return f"HELPCENTER_{name}: {message}"

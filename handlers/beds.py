@@ -9,7 +9,6 @@ and goes through the outbox.
 
 from __future__ import annotations
 
-import html
 import logging
 from typing import Any
 
@@ -17,7 +16,10 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes
 
 from bot.i18n import N_
+from bot.parsing import callback_data, parse_id, parse_number
+from bot.rendering import bold
 from bot.runtime import HCContext, Runtime, runtime_of
+from handlers.bad_input import stale_button
 from handlers.common import Command, acknowledge, edit_text, handles
 from handlers.directory_common import (
     beds_line,
@@ -48,6 +50,7 @@ COMMANDS = [
     Command("beds", N_("Update your shelter's free beds for tonight"), Permission.UPDATE_BEDS)
 ]
 PREFIX = "beds:"
+MAX_BEDS = 5000
 REMINDER_JOB = "bed-reminder"
 SWEEP_SECONDS = 300
 
@@ -63,9 +66,8 @@ def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
 
 def shelter_text(service: ServiceRow, context: HCContext) -> str:
     _ = context._
-    name = html.escape(service.name_in(_.language))
     line = beds_line(service, clock.now(), context.settings.bed_count_stale_hours, _)
-    return f"<b>{name}</b>\n{line}"
+    return f"{bold(service.name_in(_.language))}\n{line}"
 
 
 def shelter_keyboard(service: ServiceRow, context: HCContext) -> InlineKeyboardMarkup:
@@ -74,12 +76,16 @@ def shelter_keyboard(service: ServiceRow, context: HCContext) -> InlineKeyboardM
     return InlineKeyboardMarkup(
         [
             [
-                InlineKeyboardButton("➖ 1", callback_data=f"{PREFIX}-:{sid}"),
-                InlineKeyboardButton("➕ 1", callback_data=f"{PREFIX}+:{sid}"),
+                InlineKeyboardButton("➖ 1", callback_data=callback_data("beds", "-", sid)),
+                InlineKeyboardButton("➕ 1", callback_data=callback_data("beds", "+", sid)),
             ],
             [
-                InlineKeyboardButton(_("✏️ Type the number"), callback_data=f"{PREFIX}set:{sid}"),
-                InlineKeyboardButton(_("✅ Still right"), callback_data=f"{PREFIX}ok:{sid}"),
+                InlineKeyboardButton(
+                    _("✏️ Type the number"), callback_data=callback_data("beds", "set", sid)
+                ),
+                InlineKeyboardButton(
+                    _("✅ Still right"), callback_data=callback_data("beds", "ok", sid)
+                ),
             ],
         ]
     )
@@ -109,7 +115,8 @@ async def my_shelters(update: Update, context: HCContext) -> None:
 
 async def _shelter_for(update: Update, context: HCContext, raw_id: str) -> ServiceRow | None:
     """The shelter a button names, if this person may update it; a denial is audited."""
-    service = await service_by_id(context.session, int(raw_id)) if raw_id.isdigit() else None
+    service_id = parse_id(raw_id)
+    service = await service_by_id(context.session, service_id) if service_id else None
     if service is not None and await may_update_beds(context.session, context.account, service):
         context.scope.concerns("service", service.id)
         return service
@@ -141,6 +148,7 @@ async def on_button(update: Update, context: HCContext) -> None:
         return
     change = {"+": 1, "-": -1, "ok": 0}.get(action)
     if change is None:
+        await stale_button(update, context)
         return
     if service.beds is None or service.beds.free is None:
         # Nothing to confirm or to change by one: a guess here would show up in /tonight.
@@ -177,13 +185,13 @@ async def typed_number(update: Update, context: HCContext) -> None:
     asked = pending(context, chat.id)
     assert asked is not None
     context.scope.flow = "beds"
-    text = message.text.strip()
-    if not text.isdigit() or int(text) > 5000:
+    free = parse_number(message.text, low=0, high=MAX_BEDS)
+    if free is None:
         await say(update, context, _("Please send only a number, for example 4."))
         return
     service = await _shelter_for(update, context, asked.value)
     total = service.beds.total if service is not None and service.beds else 0
-    if service is not None and total and int(text) > total:  # a slip, not a number to cap
+    if service is not None and total and free > total:  # a slip, not a number to cap
         refusal = _(
             "That is more than all the beds of {name} ({total}). Send a number from 0 to {total}."
         )
@@ -192,7 +200,7 @@ async def typed_number(update: Update, context: HCContext) -> None:
     await stop_waiting(context, chat.id)
     if service is None:
         return
-    await set_beds(context.session, service, free=int(text), by=context.account)
+    await set_beds(context.session, service, free=free, by=context.account)
     await say(
         update,
         context,

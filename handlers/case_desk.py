@@ -12,8 +12,10 @@ from datetime import timedelta
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 
-from bot.i18n import N_, Translator
+from bot.i18n import N_, Translator, ago
+from bot.parsing import callback_data, parse_id
 from bot.runtime import HCContext
+from handlers.bad_input import stale_button
 from handlers.case_drafts import send
 from handlers.case_notify import (
     OUTCOME_LABELS,
@@ -28,6 +30,9 @@ from handlers.case_notify import (
 from handlers.common import acknowledge, drop_buttons, edit_text, handles
 from models.accounts import Account
 from models.cases import (
+    PRESSING_EMERGENCY,
+    PRESSING_LATER,
+    PRESSING_TODAY,
     Action,
     Case,
     CaseFilter,
@@ -38,6 +43,8 @@ from models.cases import (
     actions_for,
     age,
     case_by_id,
+    case_by_reference,
+    cases_reported_by,
     count_unassigned,
     decline_case,
     duplicate_candidates,
@@ -46,6 +53,7 @@ from models.cases import (
     may_act,
     move_case,
     open_cases,
+    pressing_rank,
     set_duty,
     take_case,
 )
@@ -60,6 +68,15 @@ FILTER_LABELS = {
     CaseFilter.ALL: N_("All"),
 }
 
+# The urgency mark of a line in /cases: a colour anyone sees at a glance, and a word.
+PRESSING_MARKS = {
+    PRESSING_EMERGENCY: ("🔴", N_("emergency")),
+    PRESSING_TODAY: ("🟠", N_("today")),
+    PRESSING_LATER: ("🟢", N_("not urgent")),
+}
+# Where a card's Take came from: its button carries this, so the card stays a card.
+FROM_CARD = "card"
+
 EVENT_LABELS = {
     "created": N_("opened"),
     "taken": N_("taken"),
@@ -70,6 +87,8 @@ EVENT_LABELS = {
     "reopen": N_("reopened"),
     "release": N_("handed back"),
     "duplicate_of": N_("duplicate of"),
+    "unalerted": N_("nobody could be alerted"),
+    "alerted_late": N_("alert reached the team"),
 }
 
 
@@ -111,9 +130,22 @@ async def _switch_duty(update: Update, context: HCContext, on: bool) -> None:
 
 def duty_text(context: HCContext) -> str:
     _ = context._
-    if context.account.on_duty:
-        return _("🟢 You are on duty: you receive alerts for new cases and urgent requests.")
-    return _("⚪ You are off duty: you receive no alerts.")
+    account = context.account
+    if not account.on_duty:
+        return _("⚪ You are off duty: you receive no alerts.")
+    if account.unreachable_since is not None:
+        return _(
+            "🟠 You are on duty, but my alerts cannot reach you: Telegram refuses them (you "
+            "may have blocked the bot). Write to me in our private chat to receive them again."
+        )
+    text = _("🟢 You are on duty: you receive alerts for new cases and urgent requests.")
+    since = context.scope.was_unreachable_since
+    if since is not None:
+        local = since.astimezone(context.settings.tz)
+        text += "\n" + _(
+            "⚠️ Since {time} I could not deliver my alerts to you; from now on they reach you."
+        ).format(time=f"{local:%d/%m %H:%M}")
+    return text
 
 
 def duty_button(context: HCContext) -> InlineKeyboardMarkup:
@@ -130,6 +162,10 @@ def duty_button(context: HCContext) -> InlineKeyboardMarkup:
 
 @handles("cases", Permission.HANDLE_CASES, private_only=True)
 async def list_cases(update: Update, context: HCContext) -> None:
+    """``/cases``: the open cases, most pressing first; ``/cases BS-0112-02``: that case."""
+    if update.callback_query is None and context.args:
+        await _find_case(update, context, context.args[0])
+        return
     which = CaseFilter.ALL
     query = update.callback_query
     if query is not None and query.data is not None:
@@ -144,7 +180,11 @@ async def list_cases(update: Update, context: HCContext) -> None:
     if not cases:
         text += "\n" + _("Nothing here right now.")
     rows = [
-        [InlineKeyboardButton(case_line(case, _), callback_data=f"case:show:{case.id}")]
+        [
+            InlineKeyboardButton(
+                case_line(case, _), callback_data=callback_data("case", "show", case.id)
+            )
+        ]
         for case in cases
     ]
     rows.append(
@@ -156,17 +196,31 @@ async def list_cases(update: Update, context: HCContext) -> None:
     await send(update, context, text, reply_markup=InlineKeyboardMarkup(rows))
 
 
+async def _find_case(update: Update, context: HCContext, reference: str) -> None:
+    """A case by its reference, open or closed: its card."""
+    case = await case_by_reference(context.session, reference[:20])
+    if case is None:
+        text = context._(
+            "No case has the reference {ref}. References look like BS-0112-02; /cases lists "
+            "the open ones."
+        ).format(ref=reference[:20].upper())
+        await send(update, context, text)
+        return
+    await send_card(update, context, case)
+
+
 def case_line(case: Case, _: Translator) -> str:
+    """One case in a list: urgency mark, kind, reference, urgency, age, status."""
     icon = "🚨" if case.kind is CaseKind.URGENT else "📋"
-    return f"{icon} {case.reference} · {age_text(age(case), _)} · {_(STATUS_LABELS[case.status])}"
+    mark, word = PRESSING_MARKS[pressing_rank(case.kind, case.urgency)]
+    return (
+        f"{mark} {icon} {case.reference} · {_(word)} · {age_text(age(case), _)} · "
+        f"{_(STATUS_LABELS[case.status])}"
+    )
 
 
 def age_text(elapsed: timedelta, _: Translator) -> str:
-    minutes = max(int(elapsed.total_seconds() // 60), 0)
-    if minutes < 120:
-        return _.ngettext("{n} minute ago", "{n} minutes ago", minutes).format(n=minutes)
-    hours = minutes // 60
-    return _.ngettext("{n} hour ago", "{n} hours ago", hours).format(n=hours)
+    return ago(max(int(elapsed.total_seconds() // 60), 0), _)
 
 
 async def card_text(context: HCContext, case: Case) -> str:
@@ -180,7 +234,7 @@ async def card_text(context: HCContext, case: Case) -> str:
     ]
     if owner is not None:
         lines.append(_("Owner: {name}").format(name=operator_name(context.settings, owner, _)))
-    lines += case_facts_lines(case, _)
+    lines += case_facts_lines(case, _, pin_below=True)
     if case.outcome is not None:
         lines.append(_("Outcome: {outcome}").format(outcome=_(OUTCOME_LABELS[case.outcome])))
     lines += ["", _("History:")]
@@ -203,8 +257,12 @@ def card_buttons(context: HCContext, case: Case) -> InlineKeyboardMarkup | None:
         Action.RELEASE: _("Hand back"),
         Action.REOPEN: _("Reopen"),
     }
+    suffix = {Action.TAKE: (FROM_CARD,)}
     buttons = [
-        InlineKeyboardButton(labels[action], callback_data=f"case:{action.value}:{case.id}")
+        InlineKeyboardButton(
+            labels[action],
+            callback_data=callback_data("case", action, case.id, *suffix.get(action, ())),
+        )
         for action in actions_for(context.account, case)
     ]
     if not buttons:
@@ -241,11 +299,12 @@ async def case_button(update: Update, context: HCContext) -> None:
     query = update.callback_query
     assert query is not None and query.data is not None
     parts = query.data.split(":")
-    try:
-        action, case_id = parts[1], int(parts[2])
-    except (IndexError, ValueError):
+    case_id = parse_id(parts[2]) if len(parts) > 2 else None
+    if case_id is None:
         await acknowledge(update, context)
+        await stale_button(update, context)
         return
+    action = parts[1]
     case = await case_by_id(context.session, case_id)
     if case is None:
         await acknowledge(update, context)
@@ -256,7 +315,7 @@ async def case_button(update: Update, context: HCContext) -> None:
         await acknowledge(update, context)
         await send_card(update, context, case)
     elif action == "take":
-        await _take(update, context, case)
+        await _take(update, context, case, from_card=parts[3:] == [FROM_CARD])
     elif action == "cant":
         await _cant(update, context, case)
     elif action == "close":
@@ -270,7 +329,9 @@ async def case_button(update: Update, context: HCContext) -> None:
         await _move(update, context, case, action)
 
 
-async def _take(update: Update, context: HCContext, case: Case) -> None:
+async def _take(update: Update, context: HCContext, case: Case, *, from_card: bool) -> None:
+    """The first Take wins. On an alert, the alert says so; on a card, the card keeps its
+    shape (its buttons go, as after any move) and the fresh card follows."""
     query = update.callback_query
     assert query is not None and query.message is not None
     _ = context._
@@ -304,7 +365,11 @@ async def _take(update: Update, context: HCContext, case: Case) -> None:
         settings=settings,
         catalogs=catalogs,
     )
-    await edit_text(update, alert_text(result.case, 0, _) + "\n\n" + _("✅ You took this case."))
+    if from_card:
+        await drop_buttons(update)
+    else:
+        taken = _("✅ You took this case.")
+        await edit_text(update, alert_text(result.case, 0, _) + "\n\n" + taken)
     await send_card(update, context, result.case)
 
 
@@ -330,7 +395,11 @@ async def _ask_outcome(update: Update, context: HCContext, case: Case) -> None:
         await send(update, context, refused_text(context, case))
         return
     rows = [
-        [InlineKeyboardButton(_(label), callback_data=f"case:out:{case.id}:{outcome.value}")]
+        [
+            InlineKeyboardButton(
+                _(label), callback_data=callback_data("case", "out", case.id, outcome)
+            )
+        ]
         for outcome, label in OUTCOME_LABELS.items()
     ]
     await send(
@@ -345,6 +414,7 @@ async def _close(update: Update, context: HCContext, case: Case, value: str) -> 
     outcome = next((o for o in Outcome if o.value == value), None)
     if outcome is None:
         await acknowledge(update, context)
+        await stale_button(update, context)
         return
     await _move(update, context, case, Action.CLOSE.value, outcome=outcome)
 
@@ -360,6 +430,7 @@ async def _move(
     action = next((a for a in Action if a.value == action_name), None)
     if action is None:
         await acknowledge(update, context)
+        await stale_button(update, context)
         return
     try:
         await move_case(context.session, case, action, context.account, outcome=outcome)
@@ -392,7 +463,11 @@ async def _ask_duplicate_of(update: Update, context: HCContext, case: Case) -> N
     if not candidates:
         return
     rows = [
-        [InlineKeyboardButton(case_line(other, _), callback_data=f"case:dup:{case.id}:{other.id}")]
+        [
+            InlineKeyboardButton(
+                case_line(other, _), callback_data=callback_data("case", "dup", case.id, other.id)
+            )
+        ]
         for other in candidates
     ]
     text = _("Which case does {ref} repeat? Pick it if you know (optional).").format(
@@ -403,7 +478,8 @@ async def _ask_duplicate_of(update: Update, context: HCContext, case: Case) -> N
 
 async def _duplicate_of(update: Update, context: HCContext, case: Case, value: str) -> None:
     await acknowledge(update, context)
-    original = await case_by_id(context.session, int(value)) if value.isdigit() else None
+    original_id = parse_id(value)
+    original = await case_by_id(context.session, original_id) if original_id else None
     _ = context._
     if original is None or not await mark_duplicate_of(
         context.session, case, original, context.account
@@ -424,3 +500,30 @@ def refused_text(context: HCContext, case: Case) -> str:
     return context._(
         "You can't do that on {ref} now: it is {status}, or it belongs to someone else."
     ).format(ref=case.reference, status=context._(STATUS_LABELS[case.status]))
+
+
+# ---- /myreports -----------------------------------------------------------------------------
+
+
+@handles("myreports", Permission.FOLLOW_OWN_REPORTS, private_only=True)
+async def my_reports(update: Update, context: HCContext) -> None:
+    """``/myreports``: the reports and urgent requests this person made and where each stands."""
+    _ = context._
+    cases = await cases_reported_by(context.session, context.account)
+    if not cases:
+        await send(update, context, _("You have not made any report or urgent request yet."))
+        return
+    lines = [_("Your reports and requests, the latest first:")]
+    lines += [my_case_line(context, case) for case in cases]
+    await send(update, context, "\n".join(lines)[:4000])
+
+
+def my_case_line(context: HCContext, case: Case) -> str:
+    """Where one's own report stands: no operator's name, no other reporter's words."""
+    _ = context._
+    icon = "🚨" if case.kind is CaseKind.URGENT else "📋"
+    opened = f"{case.created_at.astimezone(context.settings.tz):%d/%m %H:%M}"
+    line = f"{icon} {case.reference} · {opened} · {_(STATUS_LABELS[case.status])}"
+    if case.outcome is not None:
+        line += f" ({_(OUTCOME_LABELS[case.outcome])})"
+    return line

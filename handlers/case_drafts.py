@@ -18,8 +18,9 @@ from typing import Any
 from telegram import Message, Update
 from telegram.ext import filters
 
+from bot.parsing import valid_coordinates
 from bot.runtime import HCContext, current_scope
-from models.cases import draft_of_telegram_user, valid_location
+from models.cases import draft_of_telegram_user
 
 DRAFT_GROUP = -2
 MAX_PLACE = 300
@@ -29,11 +30,14 @@ _loaded: ContextVar[tuple[int, str] | None] = ContextVar("case_draft_loaded", de
 
 
 async def load_draft(update: Update, context: HCContext) -> None:
-    """Group -2: note whether the sender has a conversation open (its flow name)."""
-    message = update.message
+    """Group -2: note whether the sender has a conversation open (its flow name), for a
+    message or a button pressed in their private chat."""
+    chat = update.effective_chat
     user = update.effective_user
     scope = current_scope.get()
-    if message is None or user is None or scope is None or message.chat.type != "private":
+    if update.message is None and update.callback_query is None:
+        return
+    if chat is None or user is None or scope is None or chat.type != "private":
         return
     if scope.draft_read:  # read with the account, in the same statement
         flow = scope.draft_flow
@@ -75,10 +79,8 @@ class Incoming:
             found.text = text.strip()
         point = message.location or (message.venue.location if message.venue else None)
         if point is not None:
-            if valid_location(point.latitude, point.longitude):
-                found.location = (point.latitude, point.longitude)
-            else:
-                found.bad_location = True
+            found.location = valid_coordinates(point.latitude, point.longitude)
+            found.bad_location = found.location is None
         if message.photo:
             found.photo = message.photo[-1].file_id  # the largest size; never downloaded
         return found

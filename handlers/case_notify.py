@@ -6,18 +6,28 @@ state change, so they are enqueued in the same transaction as the change (see
 has a ``dedupe_key`` (``case:{id}:escalation:{step}:{chat}``), so a step is never enqueued
 twice. The escalation sweep (:func:`escalate_due_cases`) is a plain function: a JobQueue job
 calls it every 30 seconds and tests call it directly after moving the clock.
+
+A case nobody could be alerted about (nobody on duty, no coordinator or administrator who has
+written to the bot and not blocked it, no team chat; or every alert refused by Telegram) is
+marked unalerted in its row. The same sweep alerts the first staff member who becomes
+reachable (:func:`alert_unalerted_cases`) and tells the requester; the database is the only
+memory, so a restart changes nothing.
 """
 
 from __future__ import annotations
 
+import enum
+import html
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.i18n import N_, Catalogs, Translator
+from bot.parsing import callback_data
 from config.settings import Settings
+from handlers.directory_common import help_center_text
 from models.accounts import Account
 from models.cases import (
     REPORT_ALERT,
@@ -31,13 +41,19 @@ from models.cases import (
     Urgency,
     alert_recipients,
     claim_due_escalations,
+    claim_unalerted,
+    mark_alerted,
     sent_alerts,
+    unalerted_after_refusals,
+    unalerted_unless_delivered,
 )
+from models.directory import help_center
 from models.outbox import enqueue
 
 log = logging.getLogger(__name__)
 
 ESCALATION_SWEEP_SECONDS = 30
+EMERGENCY_NUMBER = "112"
 
 CATEGORY_LABELS = {
     Category.SLEEPING_ROUGH: N_("Sleeping rough"),
@@ -82,15 +98,19 @@ def operator_name(settings: Settings, operator: Account | None, _: Translator) -
     return operator.display_name
 
 
-def where_text(case: Case, _: Translator) -> str:
+def where_text(case: Case, _: Translator, *, pin_below: bool = False) -> str:
+    """The place; a shared pin is sent as a Telegram location right under the case card
+    (``pin_below``), while an alert points to the card."""
     if case.place:
         return case.place
     if case.latitude is not None:
+        if pin_below:
+            return _("the location sent below")
         return _("location pin shared (open the case to see it)")
     return _("not given")
 
 
-def case_facts_lines(case: Case, _: Translator) -> list[str]:
+def case_facts_lines(case: Case, _: Translator, *, pin_below: bool = False) -> list[str]:
     """What was reported, as the alert and the case card both show it."""
     lines = []
     if case.kind is CaseKind.REPORT:
@@ -99,7 +119,7 @@ def case_facts_lines(case: Case, _: Translator) -> list[str]:
                 category=_(CATEGORY_LABELS[case.category]), urgency=_(URGENCY_LABELS[case.urgency])
             )
         )
-    lines.append(_("Where: {place}").format(place=where_text(case, _)))
+    lines.append(_("Where: {place}").format(place=where_text(case, _, pin_below=pin_below)))
     if case.seen:
         lines.append(_("What: {text}").format(text=case.seen))
     if case.person:
@@ -110,6 +130,8 @@ def case_facts_lines(case: Case, _: Translator) -> list[str]:
 def alert_text(case: Case, step: int, _: Translator) -> str:
     if case.kind is CaseKind.URGENT:
         title = _("🚨 Urgent request {ref}").format(ref=case.reference)
+    elif case.kind is CaseKind.HELP_REQUEST:
+        title = _("💬 A person in need writes to the Help Center {ref}").format(ref=case.reference)
     else:
         title = _("📋 New report {ref}").format(ref=case.reference)
     lines = []
@@ -127,10 +149,10 @@ def alert_buttons(case: Case, _: Translator) -> dict[str, Any]:
     return {
         "inline_keyboard": [
             [
-                {"text": _("✋ Take it"), "callback_data": f"case:take:{case.id}"},
-                {"text": _("Can't"), "callback_data": f"case:cant:{case.id}"},
+                {"text": _("✋ Take it"), "callback_data": callback_data("case", "take", case.id)},
+                {"text": _("Can't"), "callback_data": callback_data("case", "cant", case.id)},
             ],
-            [{"text": _("Open the case"), "callback_data": f"case:show:{case.id}"}],
+            [{"text": _("Open the case"), "callback_data": callback_data("case", "show", case.id)}],
         ]
     }
 
@@ -159,7 +181,7 @@ def enqueue_alert_round(
             account_id=account.id,
             subject_type="case",
             subject_id=case.id,
-            dedupe_key=f"case:{case.id}:escalation:{step}:{account.telegram_id}",
+            dedupe_key=f"case:{case.id}:{round_.key}:{account.telegram_id}",
         )
         count += 1
     if settings.team_chat_id is not None:
@@ -171,20 +193,32 @@ def enqueue_alert_round(
             params={"text": alert_text(case, step, _), "reply_markup": alert_buttons(case, _)},
             subject_type="case",
             subject_id=case.id,
-            dedupe_key=f"case:{case.id}:escalation:{step}:{settings.team_chat_id}",
+            dedupe_key=f"case:{case.id}:{round_.key}:{settings.team_chat_id}",
         )
         count += 1
     return count
 
 
+class Reach(enum.Enum):
+    """Who the first alert of a new case went to, as the requester is told."""
+
+    ON_DUTY = "on_duty"  # the operators on duty (or the team chat)
+    COORDINATORS = "coordinators"  # nobody on duty: coordinators, or else administrators
+    NOBODY = "nobody"  # nobody could be alerted: the case is unalerted
+
+
 async def alert_new_case(
     session: AsyncSession, case: Case, settings: Settings, catalogs: Catalogs
-) -> AlertRound:
+) -> Reach:
     """Step 0: the first alert, right when the case is opened."""
-    recipients, nobody = await alert_recipients(session, 0, case.id)
-    round_ = AlertRound(case, 0, recipients, nobody)
-    enqueue_alert_round(session, round_, settings, catalogs)
-    return round_
+    recipients, nobody_on_duty = await alert_recipients(session, 0, case.id)
+    round_ = AlertRound(case, 0, recipients, nobody_on_duty)
+    if enqueue_alert_round(session, round_, settings, catalogs) == 0:
+        await unalerted_unless_delivered(session, case.id)
+        return Reach.NOBODY
+    if nobody_on_duty and recipients:
+        return Reach.COORDINATORS
+    return Reach.ON_DUTY
 
 
 def escalation_intervals(settings: Settings) -> tuple[timedelta, timedelta]:
@@ -201,6 +235,9 @@ async def escalate_due_cases(
 
     Restart-safe: the due time is in the case row, so after a restart an overdue case
     escalates at the first sweep; the step guard in the model makes it happen once.
+
+    The same run alerts about unalerted cases whoever has become reachable (not counted in
+    the returned number, which is escalations only).
     """
     first, repeat = escalation_intervals(settings)
     async with sessionmaker() as session:
@@ -208,11 +245,84 @@ async def escalate_due_cases(
             session, first=first, repeat=repeat, skip_locked=not settings.is_sqlite
         )
         for round_ in rounds:
-            enqueue_alert_round(session, round_, settings, catalogs)
+            reached = enqueue_alert_round(session, round_, settings, catalogs)
+            if reached == 0:
+                await unalerted_unless_delivered(session, round_.case.id)
+            else:
+                await reached_at_last(session, round_, reached, catalogs)
+        lost = await unalerted_after_refusals(session)
+        late = await alert_unalerted_cases(session, settings, catalogs)
+        for case in lost:
+            if case.unalerted_since is not None:  # and still nobody to alert
+                await tell_requester_alerts_failed(session, case.id, settings, catalogs)
         await session.commit()
     if rounds:
         log.info("escalated %d case(s)", len(rounds))
+    if late:
+        log.info("alerted %d case(s) that nobody could be alerted about before", late)
     return len(rounds)
+
+
+async def alert_unalerted_cases(
+    session: AsyncSession, settings: Settings, catalogs: Catalogs
+) -> int:
+    """Alert, about each case nobody has been alerted about, whoever can be alerted now, and
+    tell its requester that the request has reached the team. Returns how many cases."""
+    reached = 0
+    for round_ in await claim_unalerted(session, skip_locked=not settings.is_sqlite):
+        if not round_.recipients and settings.team_chat_id is None:
+            continue  # still nobody
+        assert round_.late is not None
+        if not await mark_alerted(
+            session, round_.case, round_.late, alerted=len(round_.recipients)
+        ):
+            continue  # another sweep alerted for it
+        enqueue_alert_round(session, round_, settings, catalogs)
+        await enqueue_reached_feedback(session, round_.case, round_.late, catalogs)
+        reached += 1
+    return reached
+
+
+async def reached_at_last(
+    session: AsyncSession, round_: AlertRound, reached: int, catalogs: Catalogs
+) -> None:
+    """An escalation round reached someone about a case that was unalerted: it no longer is
+    (so the same sweep does not alert for it a second time), and the requester is told."""
+    case = round_.case
+    since = case.unalerted_since
+    if since is not None and await mark_alerted(session, case, since, alerted=reached):
+        await enqueue_reached_feedback(session, case, since, catalogs)
+
+
+async def enqueue_reached_feedback(
+    session: AsyncSession, case: Case, since: datetime, catalogs: Catalogs
+) -> bool:
+    """The requester was told nobody could be alerted: now someone has been."""
+    reporter = await session.get(Account, case.reporter_id) if case.reporter_id else None
+    if reporter is None or reporter.telegram_id < 0:  # gone, or erased with /forget
+        return False
+    _ = translator_of(catalogs, reporter)
+    if case.kind is CaseKind.URGENT:
+        text = _(
+            "📣 Your request {ref} has now reached the Help Center team. "
+            "I will tell you who is coming."
+        )
+    else:
+        text = _(
+            "📣 Your report {ref} has now reached the Help Center team. "
+            "I will tell you when an operator takes it in charge."
+        )
+    enqueue(
+        session,
+        chat_id=reporter.telegram_id,
+        kind="case_feedback",
+        params={"text": text.format(ref=case.reference)},
+        account_id=reporter.id,
+        subject_type="case",
+        subject_id=case.id,
+        dedupe_key=f"case:{case.id}:reached:{since.timestamp():.6f}",
+    )
+    return True
 
 
 def taken_text(case: Case, owner: Account | None, settings: Settings, _: Translator) -> str:
@@ -284,6 +394,10 @@ async def enqueue_reporter_feedback(
         text = _("🚶 {name} from the Help Center is coming for your request {ref}.").format(
             name=name, ref=case.reference
         )
+    elif case.status is CaseStatus.TAKEN and case.kind is CaseKind.HELP_REQUEST:
+        text = _("{name} from the Help Center has read your request {ref}.").format(
+            name=name, ref=case.reference
+        )
     elif case.status is CaseStatus.TAKEN:
         text = _("Your report {ref} has been taken in charge by {name}. Thank you.").format(
             ref=case.reference, name=name
@@ -303,5 +417,68 @@ async def enqueue_reporter_feedback(
         subject_type="case",
         subject_id=case.id,
         dedupe_key=f"case:{case.id}:feedback:{event_id}",
+    )
+    return True
+
+
+async def nobody_reachable_text(
+    session: AsyncSession, first_line: str, _: Translator, settings: Settings
+) -> str:
+    """What a requester reads when nobody could be alerted: that, plainly; 112; the Help
+    Center's phone and hours from the directory; and that the first member of the team who
+    becomes reachable will be alerted. HTML (the directory's contact is)."""
+    center = help_center_text(await help_center(session), _, settings.tz)
+    return "\n\n".join(
+        [
+            html.escape(first_line),
+            html.escape(
+                _(
+                    "⚠️ Right now nobody at the Help Center can be alerted: no operator is on "
+                    "duty and no coordinator can be reached."
+                )
+            ),
+            html.escape(
+                _("If someone's life may be in danger, call {number} now.").format(
+                    number=EMERGENCY_NUMBER
+                )
+            ),
+            center,
+            html.escape(
+                _(
+                    "I will alert the first member of the team who becomes reachable, "
+                    "and tell you when they have it."
+                )
+            ),
+        ]
+    )
+
+
+async def tell_requester_alerts_failed(
+    session: AsyncSession, case_id: int, settings: Settings, catalogs: Catalogs
+) -> bool:
+    """Every alert of a case was refused by Telegram after the requester had been told that
+    the team was alerted: they are told the truth now (called by the outbox dispatcher, in
+    the transaction that marks the case unalerted)."""
+    case = await session.get(Case, case_id)
+    if case is None or case.unalerted_since is None or case.reporter_id is None:
+        return False
+    reporter = await session.get(Account, case.reporter_id)
+    if reporter is None or reporter.telegram_id < 0:  # gone, or erased with /forget
+        return False
+    _ = translator_of(catalogs, reporter)
+    if case.kind is CaseKind.URGENT:
+        first = _("About your request {ref}: my alerts could not be delivered to anyone.")
+    else:
+        first = _("About your report {ref}: my alerts could not be delivered to anyone.")
+    text = await nobody_reachable_text(session, first.format(ref=case.reference), _, settings)
+    enqueue(
+        session,
+        chat_id=reporter.telegram_id,
+        kind="case_feedback",
+        params={"text": text, "parse_mode": "HTML"},
+        account_id=reporter.id,
+        subject_type="case",
+        subject_id=case.id,
+        dedupe_key=f"case:{case.id}:unreached:{case.unalerted_since.timestamp():.6f}",
     )
     return True

@@ -18,10 +18,11 @@ from typing import Any, TypeVar
 from telegram import Chat, Update
 from telegram.error import BadRequest
 
+from bot.i18n import ROLE_NAMES, Translator
 from bot.runtime import HCContext
 from bot.telegram_errors import is_not_modified
 from models.accounts import audit
-from models.roles import Permission, can
+from models.roles import GRANTS, RANK, Permission, Role, can, inviters_of, raises
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +40,15 @@ class Command:
 
 
 def handles(
-    flow: str, permission: Permission | None = None, *, private_only: bool = False
+    flow: str,
+    permission: Permission | None = None,
+    *,
+    private_only: bool = False,
+    refusal: Callable[[HCContext], Awaitable[str]] | None = None,
 ) -> Callable[[F], F]:
     """Name the flow an update belongs to and, if given, require a permission (with the
-    grants settings switch on); ``private_only``: answered only in a private chat."""
+    grants settings switch on); ``private_only``: answered only in a private chat;
+    ``refusal``: what someone without the permission is told instead of the usual words."""
 
     def decorate(callback: F) -> F:
         @functools.wraps(callback)
@@ -52,7 +58,8 @@ def handles(
             if permission is not None and not can(
                 context.account.role, permission, context.settings
             ):
-                await deny(update, context, permission)
+                text = await refusal(context) if refusal else None
+                await deny(update, context, permission, text)
                 return None
             if private_only and not in_private_chat(update):
                 await ask_to_write_privately(update, context)
@@ -80,17 +87,41 @@ async def ask_to_write_privately(update: Update, context: HCContext) -> None:
     await reply(update, context, text)
 
 
-async def deny(update: Update, context: HCContext, permission: Permission) -> None:
+async def deny(
+    update: Update, context: HCContext, permission: Permission, text: str | None = None
+) -> None:
     scope = context.scope
     scope.flow = f"denied:{scope.flow or permission.value}"
     audit(context.session, context.account, "denied", detail=permission.value)
     log.info("denied %s to role %s", permission.value, context.account.role.value)
-    _ = context._
-    text = _(
-        "Sorry, this is reserved for Help Center staff. If you think you should have "
-        "access, ask a coordinator for an invite."
+    await reply(update, context, text or refusal_text(context._, context.account.role, permission))
+
+
+def refusal_text(_: Translator, role: Role, permission: Permission) -> str:
+    """A refusal that is true for the person's role: which roles have this, and whom to ask.
+
+    Derived from ``GRANTS`` and ``INVITABLE``: the people who could give a role that has the
+    permission (a coordinator or an administrator), or, when no role above theirs has it
+    (an administrator does not edit services, merge people or export), that it is kept apart.
+    """
+    if role is Role.PUBLIC:
+        return _(
+            "Sorry, this is reserved for Help Center staff. If you think you should have "
+            "access, ask a coordinator for an invite."
+        )
+    holders = sorted(GRANTS[permission], key=lambda r: RANK[r])
+    text = _("Sorry, this is reserved for: {roles}.").format(
+        roles=", ".join(_(ROLE_NAMES[r]) for r in holders)
     )
-    await reply(update, context, text)
+    mine = _(ROLE_NAMES[role])
+    givers = {g for r in holders if raises(role, r) for g in inviters_of(r)}
+    if Role.COORDINATOR in givers:
+        step = _("You are registered as {role}: if your work needs it, ask a coordinator.")
+    elif givers:
+        step = _("You are registered as {role}: if your work needs it, ask an administrator.")
+    else:
+        step = _("You are registered as {role}: this is kept apart from your role on purpose.")
+    return text + " " + step.format(role=mine)
 
 
 async def acknowledge(

@@ -12,13 +12,17 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import null
-from sqlalchemy import update as sql_update
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, TypeHandler
 
+from bot.audit_text import audit_sentence
 from bot.charts import bar_chart, time_chart
-from bot.contacts_jobs import JOB_INTERVAL_SECONDS, contacts_jobs
+from bot.contacts_jobs import (
+    FOLLOW_UP_INTERVAL_SECONDS,
+    JOB_INTERVAL_SECONDS,
+    contacts_jobs,
+    privacy_follow_ups,
+)
 from bot.contacts_text import (
     ACTIONS,
     CHANNELS,
@@ -33,15 +37,23 @@ from bot.contacts_text import (
     render_stats,
 )
 from bot.i18n import N_
+from bot.parsing import callback_data, parse_id
 from bot.runtime import HCContext
+from handlers.bad_input import stale_button
 from handlers.common import Command, acknowledge, edit_text, handles, reply
 from models import contacts as people
 from models.accounts import audit, set_role
 from models.base import clock
 from models.contact_export import ExportOptions, export_xlsx
 from models.contacts import Action, Channel, ContactFacts, Gender, Housing, Need, Outcome
-from models.exchange import Exchange
-from models.privacy import accept_privacy, audit_entries, forget_account, held_data
+from models.privacy import (
+    accept_privacy,
+    audit_entries,
+    forget_account,
+    held_data,
+    identity_command,
+    keep_only_command,
+)
 from models.roles import Permission, Role
 from models.stats import Period, compute_stats
 
@@ -59,6 +71,7 @@ COMMANDS = [
 ]
 
 PRIVACY_GROUP = -1  # after the account is loaded (-10), before any answer (0)
+IDENTITY_LOG_GROUP = -9  # before any feature reads the message, whoever sent it
 PERIODS = {
     "week": N_("This week"),
     "month": N_("This month"),
@@ -87,9 +100,16 @@ def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
     add(CommandHandler("forget", forget_command))
     add(CallbackQueryHandler(forget_button, pattern="^fg:"))
     add(TypeHandler(Update, first_contact_notice), group=PRIVACY_GROUP)
+    add(TypeHandler(Update, blank_identity_arguments), group=IDENTITY_LOG_GROUP)
     if application.job_queue is not None:
         application.job_queue.run_repeating(
             contacts_jobs, interval=JOB_INTERVAL_SECONDS, first=60, name="contacts"
+        )
+        application.job_queue.run_repeating(
+            privacy_follow_ups,
+            interval=FOLLOW_UP_INTERVAL_SECONDS,
+            first=FOLLOW_UP_INTERVAL_SECONDS,
+            name="privacy_follow_ups",
         )
 
 
@@ -145,10 +165,19 @@ async def contact_command(update: Update, context: HCContext) -> None:
 
 
 def _unknown_code(_: Any, code: str) -> str:
+    """Echo what was typed only if it is shaped like a code (a name typed instead of a code
+    must not come back in the answer, which the exchange log keeps)."""
+    if people.looks_like_code(code):
+        return _(
+            "No person with the code {code}. Check it (the last character is a check letter), "
+            "or register them with /person new INITIALS YEAR SEX, for example "
+            "/person new MR 1985 M."
+        ).format(code=code[:24])
     return _(
-        "No person with the code {code}. Check it (the last character is a check letter), "
-        "or register them with /person new INITIALS YEAR SEX, for example /person new MR 1985 M."
-    ).format(code=code[:24])
+        "That is not a person's code: a code looks like MR1985M-V (initials, year of birth, "
+        "sex, check letter). Register someone new with /person new INITIALS YEAR SEX, for "
+        "example /person new MR 1985 M."
+    )
 
 
 async def _ask_channel(update: Update, context: HCContext, draft: dict[str, Any]) -> None:
@@ -223,6 +252,7 @@ async def _toggle(
         await _next(update, context, draft, after)
         return
     if value not in kind.__members__.values():
+        await stale_button(update, context, answer=True)
         return
     chosen: list[str] = list(draft.get(key) or [])
     chosen.remove(value) if value in chosen else chosen.append(value)
@@ -231,8 +261,9 @@ async def _toggle(
 
 
 async def _next(update: Update, context: HCContext, draft: dict[str, Any], step: str) -> None:
-    """Save the draft and show the step ``step``."""
+    """Save the draft and show the step ``step`` (remembered: a /note shows it again)."""
     _ = context._
+    draft["step"] = step
     await people.save_draft(context.session, context.account, draft)
     summary = render_draft(draft, _) + "\n\n"
     if step == "place":
@@ -293,9 +324,13 @@ async def note_command(update: Update, context: HCContext) -> None:
         )
         return
     draft["notes"] = ((draft.get("notes") or "") + "\n" + text).strip()[:2000]
-    await people.save_draft(context.session, context.account, draft)
-    buttons = [(_("Save"), "ct:save"), (_("Cancel"), "ct:cancel")]
-    await reply(update, context, render_draft(draft, _), reply_markup=_keyboard(buttons))
+    # The note joins the draft; the person goes on from the step they were at (an outcome
+    # not chosen yet is still asked, not skipped).
+    if not draft.get("channel"):
+        await people.save_draft(context.session, context.account, draft)
+        await _ask_channel(update, context, draft)
+        return
+    await _next(update, context, draft, draft.get("step") or "confirm")
 
 
 # ---- /person -----------------------------------------------------------------------------
@@ -345,9 +380,9 @@ async def _show_person(update: Update, context: HCContext, person: people.Person
     total = await people.count_contacts(context.session, person)
     text = render_person(person, history, total, _, context.settings.tz)
     if person.consent_at is None:
-        buttons = [(_("Record consent"), f"pp:consent:{person.id}")]
+        buttons = [(_("Record consent"), callback_data("pp", "consent", person.id))]
     else:
-        buttons = [(_("Withdraw consent"), f"pp:withdraw:{person.id}")]
+        buttons = [(_("Withdraw consent"), callback_data("pp", "withdraw", person.id))]
     await _show(update, context, text, reply_markup=_keyboard(buttons))
 
 
@@ -420,14 +455,9 @@ def _apply_facts(person: people.Person, pairs: list[str]) -> str | None:
 async def _set_identity(
     update: Update, context: HCContext, person: people.Person, text: str
 ) -> None:
-    """Name and phone, encrypted; the message that carried them is blanked in the log."""
+    """Name and phone, encrypted (the message that carried them was blanked in the log
+    before anything read it, see :func:`blank_identity_arguments`)."""
     _ = context._
-    # Saved or refused, the message that carried a name must not stay readable in the log.
-    await context.session.execute(
-        sql_update(Exchange)
-        .where(Exchange.update_id == context.scope.update_id)
-        .values(text=None, payload=null())
-    )
     name, _sep, phone = (part.strip() for part in text.partition(";"))
     try:
         people.set_identity(
@@ -447,7 +477,8 @@ async def _set_identity(
 async def person_button(update: Update, context: HCContext) -> None:
     _ = context._
     parts = _data(update)
-    person = await context.session.get(people.Person, int(parts[2])) if len(parts) == 3 else None
+    person_id = parse_id(parts[2]) if len(parts) == 3 else None
+    person = await context.session.get(people.Person, person_id) if person_id else None
     if person is None:
         await _show(update, context, _("This record no longer exists."))
         return
@@ -491,7 +522,7 @@ async def merge_command(update: Update, context: HCContext) -> None:
         "Merge {drop} ({drop_total} contacts) into {keep} ({keep_total} contacts)? "
         "The contacts move to {keep}; {drop} will point to it."
     ).format(drop=drop.code, drop_total=drop_total, keep=keep.code, keep_total=keep_total)
-    buttons = [(_("Merge"), f"mg:{keep.id}:{drop.id}"), (_("Cancel"), "mg:cancel")]
+    buttons = [(_("Merge"), callback_data("mg", keep.id, drop.id)), (_("Cancel"), "mg:cancel")]
     await reply(update, context, text, reply_markup=_keyboard(buttons))
 
 
@@ -499,14 +530,18 @@ async def merge_command(update: Update, context: HCContext) -> None:
 async def merge_button(update: Update, context: HCContext) -> None:
     _ = context._
     parts = _data(update)
-    if len(parts) != 3:
+    if parts == ["mg", "cancel"]:
         await _show(update, context, _("Nothing merged."))
         return
-    keep = await context.session.get(people.Person, int(parts[1]))
-    drop = await context.session.get(people.Person, int(parts[2]))
-    if keep is None or drop is None or drop.merged_into_id is not None:
+    keep_id, drop_id = (parse_id(p) for p in parts[1:]) if len(parts) == 3 else (None, None)
+    if keep_id is None or drop_id is None:
+        await stale_button(update, context, answer=True)
+        return
+    pair = await people.lock_for_merge(context.session, keep_id, drop_id)
+    if pair is None:
         await _show(update, context, _("Nothing merged: one of the records changed meanwhile."))
         return
+    keep, drop = pair
     moved = await people.merge_people(context.session, keep, drop, context.account)
     context.scope.concerns("person", keep.id)
     text = _("Merged: {drop} is now part of {keep} ({moved} contacts moved).").format(
@@ -537,12 +572,24 @@ def _parse_day(text: str) -> date | None:
     return None
 
 
+FIRST_YEAR, LAST_YEAR = 2000, 2100  # the service's records; beyond, date arithmetic overflows
+
+
+class ReversedPeriod(ValueError):
+    """Two readable days, the last before the first: told as such, not as a format error."""
+
+
 def _custom_period(args: list[str], context: HCContext) -> Period | None:
+    """The period typed as FROM TO; None if unreadable; :class:`ReversedPeriod` if reversed."""
     if len(args) != 2:
         return None
     first, last = _parse_day(args[0]), _parse_day(args[1])
-    if first is None or last is None or last < first:
+    if first is None or last is None:
         return None
+    if first.year < FIRST_YEAR or last.year > LAST_YEAR:
+        return None
+    if last < first:
+        raise ReversedPeriod
     return Period.custom(first, last, context.settings.tz)
 
 
@@ -564,7 +611,15 @@ async def _for_period(
     if not args:
         await reply(update, context, question, reply_markup=_period_buttons(prefix, context._))
         return
-    period = _custom_period(args, context)
+    try:
+        period = _custom_period(args, context)
+    except ReversedPeriod:
+        text = context._(
+            "The period ends before it starts: write the first day first, then the last "
+            "({first} {last})."
+        ).format(first=args[1], last=args[0])
+        await reply(update, context, text)
+        return
     if period is None:
         await reply(update, context, usage)
         return
@@ -589,6 +644,8 @@ async def stats_button(update: Update, context: HCContext) -> None:
     parts = _data(update)
     if len(parts) == 2 and parts[1] in PERIODS:
         await _send_stats(update, context, _period(parts[1], context))
+    else:
+        await stale_button(update, context, answer=True)
 
 
 async def _send_stats(update: Update, context: HCContext, period: Period) -> None:
@@ -629,6 +686,8 @@ async def export_button(update: Update, context: HCContext) -> None:
     parts = _data(update)
     if len(parts) == 2 and parts[1] in PERIODS:
         await _send_export(update, context, _period(parts[1], context))
+    else:
+        await stale_button(update, context, answer=True)
 
 
 async def _send_export(update: Update, context: HCContext, period: Period) -> None:
@@ -638,14 +697,18 @@ async def _send_export(update: Update, context: HCContext, period: Period) -> No
     )
     name = f"helpcenter-{period.first_day}-{period.last_day}.xlsx"
     caption = _(
-        "Export {first} – {last}: {contacts} contacts, {people} people, "
-        "{exchanges} exchanges. Pseudonymous: no names, phones or message texts."
+        "Export {first} – {last}: {contacts}, {people}, {exchanges}. Pseudonymous: no "
+        "names, phones or message texts."
     ).format(
         first=period.first_day.strftime("%d/%m/%Y"),
         last=period.last_day.strftime("%d/%m/%Y"),
-        contacts=counts["contacts"],
-        people=counts["people"],
-        exchanges=counts["exchanges"],
+        contacts=_.ngettext("{n} contact", "{n} contacts", counts["contacts"]).format(
+            n=counts["contacts"]
+        ),
+        people=_.ngettext("{n} person", "{n} people", counts["people"]).format(n=counts["people"]),
+        exchanges=_.ngettext("{n} exchange", "{n} exchanges", counts["exchanges"]).format(
+            n=counts["exchanges"]
+        ),
     )
     await acknowledge(update, context)
     chat = update.effective_chat
@@ -663,24 +726,29 @@ async def audit_command(update: Update, context: HCContext) -> None:
     _ = context._
     args = context.args or []
     subject_type = args[0] if args else None
-    subject_id = int(args[1]) if len(args) > 1 and args[1].isdigit() else None
+    subject_id = parse_id(args[1]) if len(args) > 1 else None
     lines = await audit_entries(
         context.session, limit=20, subject_type=subject_type, subject_id=subject_id
     )
     if not lines:
         await reply(update, context, _("The audit log has no entries for this."))
         return
-    tz = context.settings.tz
-    rendered = [
-        f"{line.at.astimezone(tz):%d/%m %H:%M} {line.actor} ({line.role}) {line.action} "
-        f"{line.subject} {line.detail}".rstrip()
-        for line in lines
-    ]
+    rendered = [audit_sentence(line, _, context.settings.tz) for line in lines]
     header = _("Latest audit entries (newest first); /audit person ID filters.")
     await reply(update, context, header + "\n" + "\n".join(rendered)[:3800])
 
 
 # ---- privacy -----------------------------------------------------------------------------
+
+
+async def blank_identity_arguments(update: Update, context: HCContext) -> None:
+    """Group -9: a command that may carry a name, a phone or a code loses its arguments in the
+    exchange log before it is handled, so that no answer (refused, mistyped, denied, saved)
+    leaves them in clear (see ``models.privacy.identity_command``)."""
+    message = update.effective_message
+    command = identity_command(message.text if message is not None else None)
+    if command is not None:
+        await keep_only_command(context.session, context.scope.update_id, command)
 
 
 async def first_contact_notice(update: Update, context: HCContext) -> None:
@@ -755,7 +823,7 @@ async def forget_button(update: Update, context: HCContext) -> None:
     account = context.account
     if account.role is not Role.PUBLIC:
         await set_role(context.session, account, Role.PUBLIC, by=account)
-    await forget_account(context.session, account)
+    await forget_account(context.session, account, current_update_id=context.scope.update_id)
     await _show(
         update, context, _("Done: your data has been erased. You can write again at any time.")
     )

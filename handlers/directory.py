@@ -22,15 +22,21 @@ from telegram import (
 )
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
-from bot.i18n import N_
+from bot.i18n import N_, distance
+from bot.parsing import callback_data, parse_coordinates, parse_index, valid_coordinates
+from bot.rendering import html_format
 from bot.runtime import HCContext
 from handlers import beds, services_edit
+from handlers.bad_input import stale_button
 from handlers.common import Command, acknowledge, handles
 from handlers.directory_common import (
+    DIRECTORY_PREFIX,
     Waiting,
+    button_rows,
     category_label,
     help_center_line,
     html_kwargs,
+    needs_keyboard,
     pending,
     say,
     send_cards,
@@ -41,7 +47,6 @@ from handlers.directory_common import (
 )
 from models.base import clock
 from models.directory import (
-    SHELTER_CATEGORIES,
     Category,
     Freshness,
     Nearby,
@@ -65,7 +70,8 @@ COMMANDS = [
     *services_edit.COMMANDS,
 ]
 
-PREFIX = "dir:"
+PREFIX = DIRECTORY_PREFIX
+CATEGORY_VALUES = frozenset(c.value for c in Category)
 TONIGHT = timedelta(hours=24)  # a shelter opening within a day counts for tonight
 
 
@@ -85,21 +91,25 @@ def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
 # ---- the menu --------------------------------------------------------------------------------
 
 
-def categories_keyboard(context: HCContext, suffix: str = "") -> InlineKeyboardMarkup:
+def categories_keyboard(
+    context: HCContext, near: tuple[float, float] | None = None
+) -> InlineKeyboardMarkup:
+    """The categories; with ``near``, each button carries the shared location too."""
     _ = context._
-    rows: list[list[InlineKeyboardButton]] = [
-        [InlineKeyboardButton(_("🛏 A bed tonight"), callback_data=f"{PREFIX}bed")]
+    buttons = [
+        InlineKeyboardButton(
+            category_label(category, _), callback_data=_category_data(category, near)
+        )
+        for category in Category
     ]
-    row: list[InlineKeyboardButton] = []
-    for category in Category:
-        data = f"{PREFIX}{'near' if suffix else 'cat'}:{category.value}{suffix}"
-        row.append(InlineKeyboardButton(category_label(category, _), callback_data=data))
-        if len(row) == 2:
-            rows.append(row)
-            row = []
-    if row:
-        rows.append(row)
-    return InlineKeyboardMarkup(rows)
+    bed = [InlineKeyboardButton(_("🛏 A bed tonight"), callback_data=callback_data("dir", "bed"))]
+    return InlineKeyboardMarkup([bed, *button_rows(buttons)])
+
+
+def _category_data(category: Category, near: tuple[float, float] | None) -> str:
+    if near is None:
+        return callback_data("dir", "cat", category.value)
+    return callback_data("dir", "near", category.value, f"{near[0]:.5f}", f"{near[1]:.5f}")
 
 
 @handles("directory", Permission.USE_DIRECTORY)
@@ -119,24 +129,25 @@ async def on_button(update: Update, context: HCContext) -> None:
     assert query is not None and query.data is not None
     parts = query.data.removeprefix(PREFIX).split(":")
     await acknowledge(update, context)
-    if parts[0] == "bed":
+    action, category = parts[0], parts[1] if len(parts) > 1 else ""
+    where = parse_coordinates(*parts[2:]) if len(parts) == 4 else None
+    if action == "bed":
         await bed_tonight(update, context)
-    elif parts[0] == "cat" and len(parts) == 2:
-        await ask_where(update, context, parts[1])
-    elif parts[0] == "area" and len(parts) == 3:
-        await list_area(update, context, parts[1], parts[2])
-    elif parts[0] == "near" and len(parts) == 4:
-        try:
-            lat, lon = float(parts[2]), float(parts[3])
-        except ValueError:
-            return
-        await answer_near(update, context, parts[1], lat, lon)
+    elif category not in CATEGORY_VALUES:
+        await stale_button(update, context)
+    elif action == "cat" and len(parts) == 2:
+        await ask_where(update, context, category)
+    elif action == "area" and len(parts) == 3:
+        await list_area(update, context, category, parts[2])
+    elif action == "near" and where is not None:
+        await answer_near(update, context, category, *where)
+    else:
+        await stale_button(update, context)
 
 
 def _categories(category: str) -> list[str]:
-    """Asking for shelters also shows the winter beds, and the reverse."""
-    if category in SHELTER_CATEGORIES:
-        return sorted(SHELTER_CATEGORIES)
+    """A category lists what its name says: night shelters are not the winter plan's beds
+    (and the reverse); "A bed tonight" (:func:`bed_tonight`) is the one answer for both."""
     return [category]
 
 
@@ -144,8 +155,6 @@ async def ask_where(update: Update, context: HCContext, category: str) -> None:
     _ = context._
     chat = update.effective_chat
     assert chat is not None
-    if category not in {c.value for c in Category}:
-        return
     await wait_for(context, chat.id, "place", category)
     keyboard = ReplyKeyboardMarkup(
         [[KeyboardButton(_("📍 Send my location"), request_location=True)]],
@@ -163,7 +172,7 @@ async def ask_where(update: Update, context: HCContext, category: str) -> None:
     areas = list(by_area(await services_in(context.session, _categories(category))))
     if areas:
         buttons = [
-            [InlineKeyboardButton(area, callback_data=f"{PREFIX}area:{category}:{n}")]
+            [InlineKeyboardButton(area, callback_data=callback_data("dir", "area", category, n))]
             for n, area in enumerate(areas)
         ]
         await context.bot.send_message(
@@ -176,12 +185,13 @@ async def list_area(update: Update, context: HCContext, category: str, index: st
     chat = update.effective_chat
     assert chat is not None
     areas = list(by_area(await services_in(context.session, _categories(category))).items())
-    if not index.isdigit() or int(index) >= len(areas):
+    position = parse_index(index, len(areas))
+    if position is None:
         await context.bot.send_message(chat.id, _("That list has changed. Please choose again."))
         return
-    area, services = areas[int(index)]
+    area, services = areas[position]
     cards = [service_card(s, context, number=n, with_beds=True) for n, s in enumerate(services, 1)]
-    text = _("{category} — {area}:").format(category=category_label(category, _), area=area)
+    text = html_format(_("{category} — {area}:"), category=category_label(category, _), area=area)
     await send_cards(context, chat.id, [text, *cards], reply_markup=ReplyKeyboardRemove())
 
 
@@ -195,17 +205,24 @@ async def location(update: Update, context: HCContext) -> None:
     message = update.effective_message
     chat = update.effective_chat
     assert message is not None and message.location is not None and chat is not None
-    lat, lon = message.location.latitude, message.location.longitude
+    where = valid_coordinates(message.location.latitude, message.location.longitude)
+    if where is None:
+        await say(
+            update,
+            context,
+            _("That location does not look right. Please share it again or describe the place."),
+        )
+        return
     asked = pending(context, chat.id)
     if asked is not None and asked.kind == "place":
         await stop_waiting(context, chat.id)
-        await answer_near(update, context, asked.value, lat, lon)
+        await answer_near(update, context, asked.value, *where)
         return
     await say(
         update,
         context,
         _("What are you looking for near there?"),
-        reply_markup=categories_keyboard(context, suffix=f":{lat:.5f}:{lon:.5f}"),
+        reply_markup=categories_keyboard(context, near=where),
     )
 
 
@@ -232,12 +249,11 @@ async def answer_near(
     if not found:
         await _nothing_near(update, context, category)
         return
+    label = category_label(category, _)
     header = (
-        _("{category} nearest to {place}:").format(
-            category=category_label(category, _), place=place
-        )
+        html_format(_("{category} nearest to {place}:"), category=label, place=place)
         if place
-        else _("{category} nearest to you:").format(category=category_label(category, _))
+        else html_format(_("{category} nearest to you:"), category=label)
     )
     cards = [
         service_card(n.service, context, distance_m=n.distance_m, number=i, with_beds=True)
@@ -252,30 +268,32 @@ async def _venue(context: HCContext, chat_id: int, near: Nearby) -> None:
     where = near.service.location
     if where is None:
         return
-    distance = context._("{metres} m").format(metres=f"{round(near.distance_m, -1):.0f}")
+    away = distance(near.distance_m, context._)
     await context.bot.send_venue(
         chat_id,
         latitude=where.latitude,
         longitude=where.longitude,
         title=near.service.name_in(context._.language)[:200],
-        address=f"{where.address} · {distance}"[:200],
+        address=f"{where.address} · {away}"[:200],
     )
 
 
 async def _nothing_near(update: Update, context: HCContext, category: str) -> None:
     _ = context._
-    text = _(
-        "I know no {category} within {km} km of there: the directory covers the city only. "
-        "The Help Center can help you find something:"
-    ).format(
-        category=category_label(category, _), km=f"{context.settings.directory_max_distance_km:g}"
+    text = html_format(
+        _(
+            "I know no {category} within {km} km of there: the directory covers the city only. "
+            "The Help Center can help you find something:"
+        ),
+        category=category_label(category, _),
+        km=f"{context.settings.directory_max_distance_km:g}",
     )
     center = await help_center(context.session)
     await say(
         update,
         context,
         text + "\n\n" + help_center_line(center, context),
-        reply_markup=ReplyKeyboardRemove(),
+        reply_markup=needs_keyboard(context),  # the location button was a one-time keyboard
         **html_kwargs(),
     )
 
@@ -292,6 +310,8 @@ async def typed_text(update: Update, context: HCContext) -> None:
         await typed_place(update, context, asked.value)
     elif asked.kind == "beds":
         await beds.typed_number(update, context)
+    elif asked.kind == "staff":
+        await services_edit.typed_staff(update, context)
     else:
         await services_edit.typed_edit(update, context)
 
@@ -365,4 +385,4 @@ async def bed_tonight(update: Update, context: HCContext) -> None:
     )
     chat = update.effective_chat
     assert chat is not None
-    await send_cards(context, chat.id, lines)
+    await send_cards(context, chat.id, lines, reply_markup=needs_keyboard(context))

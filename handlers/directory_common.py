@@ -9,23 +9,33 @@ other features' text handlers are untouched, and a restart forgets nothing.
 
 from __future__ import annotations
 
-import html
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from telegram import Message, Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.ext import filters
 
-from bot.i18n import N_, Translator
+from bot.i18n import N_, Translator, ago, day_month, distance, weekday_day_month
+from bot.rendering import MESSAGE_LIMIT, bold, escape, fit_html
 from bot.runtime import HCContext, current_scope
 from models.base import clock
-from models.directory import Admits, Category, Fee, Freshness, Service, freshness, localized
+from models.directory import (
+    Admits,
+    Category,
+    Fee,
+    Freshness,
+    Note,
+    Service,
+    freshness,
+    localized,
+    note_for,
+)
 from models.prompts import ChatPrompt, close_prompt, expect_answer
 from models.schedule import OpenStatus, status
 
 WAIT_MINUTES = 30
-KINDS = frozenset({"place", "beds", "hours", "closure", "notes"})
+KINDS = frozenset({"place", "beds", "hours", "closure", "notes", "staff"})
 
 CATEGORY_LABELS = {
     Category.NIGHT_SHELTER: N_("🛏 Night shelters"),
@@ -122,10 +132,7 @@ def service_status(service: Service, now: datetime, zone: ZoneInfo) -> OpenStatu
 
 
 def age(updated_at: datetime, now: datetime, _: Translator) -> str:
-    minutes = max(int((now - updated_at).total_seconds() // 60), 0)
-    if minutes < 60:
-        return _("{n} min ago").format(n=minutes)
-    return _("{n} h ago").format(n=minutes // 60)
+    return ago(max(int((now - updated_at).total_seconds() // 60), 0), _)
 
 
 def beds_line(service: Service, now: datetime, stale_hours: float, _: Translator) -> str:
@@ -133,7 +140,9 @@ def beds_line(service: Service, now: datetime, stale_hours: float, _: Translator
     fresh = freshness(beds, now, stale_hours)
     if fresh is Freshness.UNKNOWN or beds is None or beds.updated_at is None:
         return _("❔ Free beds: no count from the shelter yet")
-    count = _("{free} free of {total}").format(free=beds.free, total=beds.total)
+    count = _.ngettext("{free} free of {total}", "{free} free of {total}", beds.free or 0).format(
+        free=beds.free, total=beds.total
+    )
     when = age(beds.updated_at, now, _)
     if fresh is Freshness.FRESH:
         return _("🛏 {count} (updated {age})").format(count=count, age=when)
@@ -155,11 +164,20 @@ def conditions(service: Service, _: Translator) -> list[str]:
     tags.append(_("small fee") if service.fee == Fee.SMALL_FEE else _("free"))
     lines = [" · ".join(tags)]
     language = _.language
-    for texts in (service.eligibility, service.application_process, service.notes):
+    for texts in (service.eligibility, service.application_process):
         text = localized(texts, language)
         if text:
-            lines.append(html.escape(text))
+            lines.append(escape(text))
+    note = note_for(service, language)
+    if note is not None:
+        lines.append(note_line(note, _))
     return lines
+
+
+def note_line(note: Note, _: Translator) -> str:
+    """A service's note, marked when a note in another language was written after it."""
+    text = escape(note.text)
+    return _("(older note) {text}").format(text=text) if note.older else text
 
 
 def service_card(
@@ -173,44 +191,129 @@ def service_card(
     _ = context._
     now = clock.now()
     zone = context.settings.tz
-    title = f"<b>{html.escape(service.name_in(_.language))}</b>"
+    title = bold(service.name_in(_.language))
     if number is not None:
         title = f"{number}. {title}"
     if distance_m is not None:
-        title += " — " + _("{metres} m").format(metres=f"{round(distance_m, -1):.0f}")
+        title += " — " + distance(distance_m, _)
     lines = [title, status_line(service_status(service, now, zone), now, zone, _)]
+    lines += season_lines(service, _) + closure_lines(service, now, zone, _)
     if with_beds and service.is_shelter:
         lines.append(beds_line(service, now, context.settings.bed_count_stale_hours, _))
     if service.location is not None:
-        lines.append("📍 " + html.escape(service.location.address))
+        lines.append("📍 " + escape(service.location.address))
     if service.phone:
-        lines.append("☎️ " + html.escape(service.phone))
+        lines.append("☎️ " + escape(service.phone))
     lines.extend(conditions(service, _))
     return "\n".join(lines)
 
 
+def season_lines(service: Service, _: Translator) -> list[str]:
+    """The season a seasonal service opens in (the winter plan's beds), in words."""
+    seasons = {slot.as_slot().season for slot in service.slots}
+    if len(seasons) != 1 or (season := seasons.pop()) is None:
+        return []
+    start, end = (date(2000, d.month, d.day) for d in (season.start, season.end))
+    return [
+        _("📅 Open in season, from {start} to {end}").format(
+            start=day_month(start, _.language), end=day_month(end, _.language)
+        )
+    ]
+
+
+CLOSURE_NOTICE_DAYS = 14
+
+
+def closure_lines(service: Service, now: datetime, zone: ZoneInfo, _: Translator) -> list[str]:
+    """Coming closure dates (the next two weeks), with their note ("Christmas")."""
+    today = now.astimezone(zone).date()
+    lines = []
+    for closure in service.closures:
+        if not 0 <= (closure.day - today).days <= CLOSURE_NOTICE_DAYS:
+            continue
+        day = weekday_day_month(closure.day, _.language)
+        if closure.note:
+            line = _("⛔ Closed on {day}: {note}").format(day=day, note=escape(closure.note))
+        else:
+            line = _("⛔ Closed on {day}").format(day=day)
+        lines.append(line)
+    return lines
+
+
 def help_center_line(service: Service | None, context: HCContext) -> str:
-    _ = context._
+    return help_center_text(service, context._, context.settings.tz)
+
+
+def help_center_text(service: Service | None, _: Translator, zone: ZoneInfo) -> str:
+    """The Help Center's name, open now or when it opens, address and phone (HTML); for a
+    message rendered outside an update too (an alert that reached nobody)."""
     if service is None:
         return _("Ask the Help Center at the railway station.")
     now = clock.now()
-    zone = context.settings.tz
     parts = [
-        _("Help Center: {name}").format(name=html.escape(service.name_in(_.language))),
+        _("Help Center: {name}").format(name=escape(service.name_in(_.language))),
         status_line(service_status(service, now, zone), now, zone, _),
+        *closure_lines(service, now, zone, _),
     ]
     if service.location is not None:
-        parts.append("📍 " + html.escape(service.location.address))
+        parts.append("📍 " + escape(service.location.address))
     if service.phone:
-        parts.append("☎️ " + html.escape(service.phone))
+        parts.append("☎️ " + escape(service.phone))
     return "\n".join(parts)
+
+
+MAX_PAIRED_LABEL = 16  # longer labels get a row of their own: a phone cuts them off in pairs
+
+
+def button_rows(buttons: list[InlineKeyboardButton]) -> list[list[InlineKeyboardButton]]:
+    """Two buttons a row when both labels are short, else one: no label is cut off."""
+    rows: list[list[InlineKeyboardButton]] = []
+    waiting: InlineKeyboardButton | None = None
+    for button in buttons:
+        if len(button.text) > MAX_PAIRED_LABEL:
+            rows.append([button])
+        elif waiting is None:
+            waiting = button
+        else:
+            rows.append([waiting, button])
+            waiting = None
+    if waiting is not None:
+        rows.append([waiting])
+    return rows
+
+
+DIRECTORY_PREFIX = "dir:"  # the directory's buttons (handlers.directory)
+NEEDS_PREFIX = "need:"  # "near me" and the Help Center (handlers.needs)
+
+
+def needs_keyboard(context: HCContext) -> InlineKeyboardMarkup:
+    """What people come for: under /start, /help and every answer that would end there."""
+    _ = context._
+
+    def button(label: str, data: str) -> InlineKeyboardButton:
+        return InlineKeyboardButton(label, callback_data=data)
+
+    def category(label: str, which: Category) -> InlineKeyboardButton:
+        return button(label, f"{DIRECTORY_PREFIX}cat:{which.value}")
+
+    middle = [
+        category(_("🍲 A meal"), Category.MEALS),
+        category(_("🚿 Showers"), Category.SHOWERS),
+        category(_("🩺 A doctor"), Category.HEALTH),
+        button(_("📍 Near me"), f"{NEEDS_PREFIX}near"),
+    ]
+    return InlineKeyboardMarkup(
+        [
+            [button(_("🛏 A bed tonight"), f"{DIRECTORY_PREFIX}bed")],
+            *button_rows(middle),
+            [button(_("🆘 Talk to the Help Center"), f"{NEEDS_PREFIX}desk")],
+            [button(_("📋 All services"), f"{NEEDS_PREFIX}all")],
+        ]
+    )
 
 
 def html_kwargs() -> dict[str, Any]:
     return {"parse_mode": "HTML"}
-
-
-MESSAGE_LIMIT = 4000
 
 
 async def send_cards(context: HCContext, chat_id: int, blocks: list[str], **kwargs: Any) -> None:
@@ -220,7 +323,7 @@ async def send_cards(context: HCContext, chat_id: int, blocks: list[str], **kwar
         if messages and len(messages[-1]) + len(block) + 2 <= MESSAGE_LIMIT:
             messages[-1] += "\n\n" + block
         else:
-            messages.append(block[:MESSAGE_LIMIT])
+            messages.append(fit_html(block))
     for n, text in enumerate(messages):
         extra = kwargs if n == len(messages) - 1 else {}
         await context.bot.send_message(chat_id, text, **html_kwargs(), **extra)

@@ -14,13 +14,15 @@ from telegram.ext import (
 )
 
 from bot.runtime import HCContext
-from handlers.common import Command, handles, reply
+from handlers import needs
+from handlers.common import Command, acknowledge, handles, reply
 
 COMMANDS: list[Command] = []
 MAX_TEXT = 4096
 
 
 def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    needs.register(application)
     application.add_handler(CommandHandler("cancel", nothing_to_cancel))
     application.add_handler(MessageHandler(filters.COMMAND, unknown_command))
     application.add_handler(MessageHandler(filters.ALL, anything_else))
@@ -30,13 +32,15 @@ def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
 async def nothing_to_cancel(update: Update, context: HCContext) -> None:
     """``/cancel`` when no conversation is open (a flow with one open answers it first)."""
     _ = context._
-    await reply(update, context, _("There is nothing to cancel. Send /help to see what I can do."))
+    await answer_with_needs(
+        update, context, _("There is nothing to cancel. Send /help to see what I can do.")
+    )
 
 
 @handles("fallback")
 async def unknown_command(update: Update, context: HCContext) -> None:
     _ = context._
-    await reply(
+    await answer_with_needs(
         update, context, _("Sorry, I do not know that command. Send /help to see what I can do.")
     )
 
@@ -67,21 +71,19 @@ async def edited(update: Update, context: HCContext) -> None:
 async def anything_else(update: Update, context: HCContext) -> None:
     _ = context._
     message = update.effective_message
-    if message is not None and message.text is not None and not _readable(message.text):
-        text = _(
-            "Sorry, I could not read that message: it contains hidden characters. Please "
-            "write it again as a plain text message, or send /help."
-        )
+    if message is not None and message.text is not None and not needs.readable(message.text):
+        text = needs.unreadable_text(context)
     elif message is not None and message.text is not None:
-        text = _("I did not understand. Send /help to see what I can do.")
+        text = needs.unclear_text(context)
     else:
         text = _(
             "Sorry, I cannot use this kind of message here. Please write a text message, "
             "or send /help to see what I can do."
         )
-    await reply(update, context, text)
+    await answer_with_needs(update, context, text)
 
 
-def _readable(text: str) -> bool:
-    printable = [ch for ch in text if ch.isprintable() or ch in "\n\t"]
-    return bool(text.strip()) and len(printable) == len(text)
+async def answer_with_needs(update: Update, context: HCContext, text: str) -> None:
+    """No dead end: whatever the answer, the buttons for what people come for follow it."""
+    await acknowledge(update, context)
+    await needs.send_needs(update, context, text)

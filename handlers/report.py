@@ -23,9 +23,12 @@ from bot.runtime import HCContext
 from handlers.case_drafts import MAX_PLACE, MAX_TEXT, Incoming, send
 from handlers.case_notify import (
     CATEGORY_LABELS,
+    EMERGENCY_NUMBER,
     URGENCY_LABELS,
+    Reach,
     alert_new_case,
     escalation_intervals,
+    nobody_reachable_text,
 )
 from handlers.common import acknowledge, drop_buttons, handles
 from models.cases import (
@@ -53,7 +56,6 @@ LOCATION, CATEGORY, URGENCY, SEEN, PERSON, CONFIRM = (
     "person",
     "confirm",
 )
-EMERGENCY_NUMBER = "112"
 
 
 # Volunteers and staff; the public too when ``public_reports_enabled`` (``handles`` asks
@@ -319,23 +321,29 @@ async def submit(update: Update, context: HCContext, draft: CaseDraft) -> None:
         person=data.get("person"),
         photo_file_id=data.get("photo"),
     )
-    case, nobody_on_duty = await open_from_draft(context, draft, facts)
+    case, reach = await open_from_draft(context, draft, facts)
     _ = context._
+    if reach is Reach.NOBODY:
+        registered = _(
+            "Thank you. Your report is registered as {ref}: quote it if you contact us."
+        ).format(ref=case.reference)
+        await send_nobody_reachable(update, context, registered)
+        return
     text = _(
         "Thank you. Your report is registered as {ref}: quote it if you contact us. "
         "I will tell you when an operator takes it in charge."
     ).format(ref=case.reference)
-    if nobody_on_duty:
+    if reach is Reach.COORDINATORS:
         text += "\n\n" + nobody_on_duty_text(context)
     await send(update, context, text)
 
 
 async def open_from_draft(
     context: HCContext, draft: CaseDraft, facts: NewCase
-) -> tuple[Case, bool]:
+) -> tuple[Case, Reach]:
     """The draft becomes a case and the on-duty team is alerted, in one transaction.
 
-    Returns the case and whether nobody was on duty (the requester is told honestly).
+    Returns the case and who was alerted (the requester is told honestly).
     """
     settings = context.settings
     case = await open_case(
@@ -348,8 +356,8 @@ async def open_from_draft(
     )
     await drop_draft(context.session, draft)
     context.scope.concerns("case", case.id)
-    round_ = await alert_new_case(context.session, case, settings, context.runtime.catalogs)
-    return case, round_.nobody_on_duty
+    reach = await alert_new_case(context.session, case, settings, context.runtime.catalogs)
+    return case, reach
 
 
 def nobody_on_duty_text(context: HCContext) -> str:
@@ -357,6 +365,13 @@ def nobody_on_duty_text(context: HCContext) -> str:
         "No operator is on duty right now: the coordinators have been alerted and will "
         "follow up as soon as they can."
     )
+
+
+async def send_nobody_reachable(update: Update, context: HCContext, registered: str) -> None:
+    """One answer that tells the truth when nobody could be alerted (see
+    :func:`handlers.case_notify.nobody_reachable_text`)."""
+    text = await nobody_reachable_text(context.session, registered, context._, context.settings)
+    await send(update, context, text, parse_mode="HTML")
 
 
 def _values(kind: type[StrEnum]) -> set[str]:

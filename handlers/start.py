@@ -7,12 +7,21 @@ from typing import Any
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler
 
-from bot.i18n import N_, language_name
+from bot.i18n import N_, Translator, language_name, role_in
 from bot.menus import set_chat_menu
 from bot.runtime import HCContext
-from handlers.common import Command, acknowledge, edit_text, handles, reply
+from handlers import needs
+from handlers.bad_input import stale_button
+from handlers.common import (
+    Command,
+    acknowledge,
+    drop_buttons,
+    edit_text,
+    handles,
+    reply,
+)
 from models.accounts import InviteError, create_invite, redeem_invite
-from models.roles import Permission, Role
+from models.roles import INVITABLE, Permission, Role
 
 COMMANDS = [
     Command("start", N_("Start and show what I can do")),
@@ -22,6 +31,9 @@ COMMANDS = [
 ]
 
 LANGUAGE_PREFIX = "lang:"
+INVITE_PREFIX = "inv:"
+# What the needs buttons already offer: not repeated as commands to the public.
+BUTTONED = frozenset({"start", "help", "services", "tonight"})
 
 
 def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
@@ -30,33 +42,28 @@ def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
     application.add_handler(CommandHandler("language", language_menu))
     application.add_handler(CallbackQueryHandler(choose_language, pattern=f"^{LANGUAGE_PREFIX}"))
     application.add_handler(CommandHandler("invite", invite))
+    application.add_handler(CallbackQueryHandler(invite_button, pattern=f"^{INVITE_PREFIX}"))
 
 
-def role_name(role: Role, _: object) -> str:
-    names = {
-        Role.PUBLIC: N_("person in need or member of the public"),
-        Role.VOLUNTEER: N_("street volunteer"),
-        Role.POLICE: N_("police or railway staff"),
-        Role.SHELTER_STAFF: N_("shelter staff"),
-        Role.OPERATOR: N_("Help Center operator"),
-        Role.COORDINATOR: N_("coordinator"),
-        Role.ADMIN: N_("administrator"),
-    }
-    return _(names[role])  # type: ignore[operator]
+def role_name(role: Role, _: Translator) -> str:
+    return role_in(role.value, _)
 
 
 def help_text(context: HCContext) -> str:
+    """The public get a sentence and the needs buttons; the team their role's commands."""
     _ = context._
     from bot.app import features_commands
     from bot.menus import commands_for
 
-    lines = []
-    if context.account.role is not Role.PUBLIC:  # the public are not labelled
-        role = role_name(context.account.role, _)
-        lines += [_("You are registered as: {role}.").format(role=role), ""]
+    commands = commands_for(context.account.role, features_commands(), context.settings)
+    listed = [f"/{c.name} — {_(c.description)}" for c in commands]
+    if context.account.role is Role.PUBLIC:  # the public are not labelled: buttons, not commands
+        more = [line for c, line in zip(commands, listed, strict=True) if c.name not in BUTTONED]
+        return needs.public_help_text(context, more)
+    role = role_name(context.account.role, _)
+    lines = [_("You are registered as: {role}.").format(role=role), ""]
     lines.append(_("What you can do:"))
-    for command in commands_for(context.account.role, features_commands(), context.settings):
-        lines.append(f"/{command.name} — {_(command.description)}")
+    lines += listed
     return "\n".join(lines)
 
 
@@ -70,12 +77,17 @@ async def start(update: Update, context: HCContext) -> None:
         "Hello! This is the Help Center at the railway station. I can tell you where "
         "to sleep, eat, wash and get help nearby, and I can put you in touch with our team."
     )
-    await reply(update, context, welcome + "\n\n" + help_text(context))
+    await reply(
+        update,
+        context,
+        welcome + "\n\n" + help_text(context),
+        reply_markup=needs.needs_keyboard(context),
+    )
 
 
 @handles("help")
 async def help_command(update: Update, context: HCContext) -> None:
-    await reply(update, context, help_text(context))
+    await reply(update, context, help_text(context), reply_markup=needs.needs_keyboard(context))
 
 
 async def _redeem(update: Update, context: HCContext, code: str) -> None:
@@ -137,7 +149,7 @@ async def choose_language(update: Update, context: HCContext) -> None:
     code = query.data.removeprefix(LANGUAGE_PREFIX)
     catalogs = context.runtime.catalogs
     if code not in catalogs.languages:
-        await acknowledge(update, context)
+        await stale_button(update, context, answer=True)
         return
     context.account.language = code
     context.scope.translator = catalogs.translator(code)
@@ -150,25 +162,49 @@ async def choose_language(update: Update, context: HCContext) -> None:
 
 @handles("invite", Permission.INVITE, private_only=True)
 async def invite(update: Update, context: HCContext) -> None:
+    """``/invite``: buttons for the roles this person may give; ``/invite operator`` at once."""
     _ = context._
-    inviter = context.account
     role = _parse_role(context.args)
     if role is None:
-        choices = ", ".join(r.value for r in Role if r is not Role.PUBLIC)
-        await reply(
-            update,
-            context,
-            _("Which role? Write for example: /invite operator\nRoles: {roles}").format(
-                roles=choices
-            ),
-        )
+        text = _("Which role should the invite give? Only the roles you may give are shown.")
+        await reply(update, context, text, reply_markup=invitable_buttons(context))
         return
+    await _send_invite(update, context, role)
+
+
+@handles("invite", Permission.INVITE, private_only=True)
+async def invite_button(update: Update, context: HCContext) -> None:
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    role = _parse_role([query.data.removeprefix(INVITE_PREFIX)])
+    await acknowledge(update, context)
+    if role is None:
+        return
+    await drop_buttons(update)
+    await _send_invite(update, context, role)
+
+
+def invitable_buttons(context: HCContext) -> InlineKeyboardMarkup:
+    """One button per role this person may give (``models.roles.INVITABLE``), in rank order."""
+    _ = context._
+    roles = [r for r in Role if r in INVITABLE.get(context.account.role, frozenset())]
+    return InlineKeyboardMarkup(
+        [
+            [InlineKeyboardButton(role_name(r, _), callback_data=f"{INVITE_PREFIX}{r.value}")]
+            for r in roles
+        ]
+    )
+
+
+async def _send_invite(update: Update, context: HCContext, role: Role) -> None:
+    _ = context._
     try:
-        created = await create_invite(context.session, inviter, role)
+        created = await create_invite(context.session, context.account, role)
     except PermissionError:
-        await reply(
-            update, context, _("You cannot give the role {role}.").format(role=role_name(role, _))
+        text = _("You cannot give the role {role}. These are the roles you may give:").format(
+            role=role_name(role, _)
         )
+        await reply(update, context, text, reply_markup=invitable_buttons(context))
         return
     context.scope.concerns("invite", created.id)
     link = f"https://t.me/{context.bot.username}?start={created.code}"

@@ -11,8 +11,10 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, ReplyKeyboardRe
 
 from bot.runtime import HCContext
 from handlers.case_drafts import MAX_PLACE, Incoming, send
+from handlers.case_notify import Reach
 from handlers.common import acknowledge, drop_buttons, handles
-from handlers.report import location_keyboard, nobody_on_duty_text, open_from_draft, too_long
+from handlers.needs import urgent_refused_text
+from handlers.report import location_keyboard, open_from_draft, send_nobody_reachable, too_long
 from models.cases import (
     DRAFT_PERMISSIONS,
     URGENT_FLOW,
@@ -31,7 +33,7 @@ LOCATION, NEED, PHOTO = "location", "need", "photo"
 MAX_NEED = 300
 
 
-@handles(FLOW, DRAFT_PERMISSIONS[FLOW], private_only=True)
+@handles(FLOW, DRAFT_PERMISSIONS[FLOW], private_only=True, refusal=urgent_refused_text)
 async def start_urgent(update: Update, context: HCContext) -> None:
     await start_draft(context.session, context.account.id, FLOW, LOCATION)
     _ = context._
@@ -44,6 +46,25 @@ async def start_urgent(update: Update, context: HCContext) -> None:
         ),
         reply_markup=location_keyboard(context),
     )
+
+
+async def ask(update: Update, context: HCContext, draft: CaseDraft) -> None:
+    """Ask again the question of the draft's current step (after "continue")."""
+    _ = context._
+    if draft.state == LOCATION:
+        text = _("I need the place: share your location with the button, or write it in words.")
+        await send(update, context, text, reply_markup=location_keyboard(context))
+    elif draft.state == NEED:
+        await send(update, context, _("2/3 In one line: what do you need from us?"))
+    else:
+        await send(
+            update,
+            context,
+            _("3/3 Send a photo if it helps, or send the request now."),
+            reply_markup=InlineKeyboardMarkup(
+                [[InlineKeyboardButton(_("🚨 Send now"), callback_data="urg:send")]]
+            ),
+        )
 
 
 async def urgent_step(update: Update, context: HCContext, draft: CaseDraft) -> None:
@@ -128,11 +149,19 @@ async def submit(update: Update, context: HCContext, draft: CaseDraft) -> None:
         seen=data.get("need"),
         photo_file_id=data.get("photo"),
     )
-    case, nobody_on_duty = await open_from_draft(context, draft, facts)
+    case, reach = await open_from_draft(context, draft, facts)
     _ = context._
-    text = _(
-        "Request {ref} sent. The operators have been alerted; I will tell you who is coming."
-    ).format(ref=case.reference)
-    if nobody_on_duty:
-        text += "\n\n" + nobody_on_duty_text(context)
-    await send(update, context, text)
+    if reach is Reach.NOBODY:
+        registered = _("Request {ref} registered.").format(ref=case.reference)
+        await send_nobody_reachable(update, context, registered)
+        return
+    if reach is Reach.COORDINATORS:
+        text = _(
+            "Request {ref} sent. No operator is on duty right now: the coordinators have "
+            "been alerted; I will tell you who is coming."
+        )
+    else:
+        text = _(
+            "Request {ref} sent. The operators have been alerted; I will tell you who is coming."
+        )
+    await send(update, context, text.format(ref=case.reference))

@@ -52,6 +52,8 @@ class Account(Base):
     language: Mapped[str | None] = mapped_column(String(8))
     # Kept for staff only: the requester of urgent help is told who is coming.
     display_name: Mapped[str | None] = mapped_column(String(64))
+    # Staff only too: their Telegram @username (lower case), so /staffof can find them by it.
+    username: Mapped[str | None] = mapped_column(String(32), index=True)
     operator_code: Mapped[str | None] = mapped_column(String(16), unique=True)
     on_duty: Mapped[bool] = mapped_column(Boolean, default=False)
     on_duty_since: Mapped[datetime | None]
@@ -120,6 +122,14 @@ def audit(
 
 async def account_by_telegram_id(session: AsyncSession, telegram_id: int) -> Account | None:
     return await session.scalar(select(Account).where(Account.telegram_id == telegram_id))
+
+
+async def account_by_username(session: AsyncSession, username: str) -> Account | None:
+    """A staff account by its Telegram @username (kept for staff who have written to us)."""
+    name = username.strip().removeprefix("@").lower()
+    if not name:
+        return None
+    return await session.scalar(select(Account).where(Account.username == name).limit(1))
 
 
 @dataclass
@@ -354,8 +364,41 @@ async def list_accounts(session: AsyncSession, *, staff_only: bool = False) -> l
     return list(await session.scalars(query))
 
 
+BLOCKED_REASON = "blocked the bot (my_chat_member)"
+
+
 async def mark_unreachable(session: AsyncSession, telegram_id: int, reason: str) -> None:
+    """Telegram refused a message for good (blocked, deactivated, chat not found): alerts go
+    to others until the person is heard from again (:func:`heard_from`)."""
     account = await account_by_telegram_id(session, telegram_id)
     if account is not None and account.unreachable_since is None:
         account.unreachable_since = clock.now()
         account.unreachable_reason = reason[:120]
+
+
+def heard_from(account: Account) -> datetime | None:
+    """The person wrote, pressed a button or unblocked the bot: messages reach them again.
+
+    Returns since when they had been unreachable (None if they were not), so that ``/duty``
+    can tell an operator that alerts had not been reaching them.
+    """
+    since = account.unreachable_since
+    if since is not None:
+        account.unreachable_since = None
+        account.unreachable_reason = None
+    return since
+
+
+async def bot_blocked_or_unblocked(
+    session: AsyncSession, telegram_id: int, *, blocked: bool
+) -> Account | None:
+    """Telegram's ``my_chat_member`` for a private chat. Never creates an account: someone
+    unknown (or erased with /forget) who blocks the bot stays unknown."""
+    account = await account_by_telegram_id(session, telegram_id)
+    if account is None:
+        return None
+    if blocked:
+        await mark_unreachable(session, telegram_id, BLOCKED_REASON)
+    else:
+        heard_from(account)
+    return account

@@ -118,7 +118,8 @@ async def bed_figures(session: AsyncSession, start: datetime, end: datetime) -> 
         nights[(service_id, at.astimezone(tz).date())] = (total, free)
     occupied = sum(max(total - free, 0) for total, free in nights.values())
     capacity = sum(total for total, _free in nights.values())
-    return BedFigures(occupied, capacity)
+    shelters = len({service_id for service_id, _day in nights})
+    return BedFigures(occupied, capacity, shelters)
 
 
 # ---- exports ---------------------------------------------------------------------------------

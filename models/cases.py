@@ -37,6 +37,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy import case as sql_case
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -54,6 +55,7 @@ def _enum(e: type[enum.Enum], length: int = 20) -> Any:
 class CaseKind(enum.StrEnum):
     REPORT = "report"  # a sighting reported by a volunteer or an operator
     URGENT = "urgent"  # police or railway staff asking for someone to come now
+    HELP_REQUEST = "help_request"  # a person in need writing to the Help Center
 
 
 class CaseStatus(enum.StrEnum):
@@ -183,6 +185,9 @@ class Case(Base):
     closed_at: Mapped[datetime | None]
     escalation_step: Mapped[int] = mapped_column(Integer, default=0)
     next_escalation_at: Mapped[datetime | None]
+    # Nobody could be alerted about this case (nobody reachable when it was opened, or every
+    # alert refused): the sweep alerts the first staff member who becomes reachable.
+    unalerted_since: Mapped[datetime | None]
 
     @property
     def is_open(self) -> bool:
@@ -313,10 +318,6 @@ async def drop_draft(session: AsyncSession, draft: CaseDraft) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def valid_location(latitude: float, longitude: float) -> bool:
-    return -90.0 <= latitude <= 90.0 and -180.0 <= longitude <= 180.0
-
-
 async def next_reference(session: AsyncSession, prefix: str, tz: ZoneInfo) -> str:
     """``PREFIX-DDMM-NN``: the local day and the case's number that day (race-free).
 
@@ -423,7 +424,11 @@ async def take_case(session: AsyncSession, case_id: int, operator: Account) -> T
         update(Case)
         .where(Case.id == case_id, Case.status == CaseStatus.NEW, Case.owner_id.is_(None))
         .values(
-            status=CaseStatus.TAKEN, owner_id=operator.id, taken_at=now, next_escalation_at=None
+            status=CaseStatus.TAKEN,
+            owner_id=operator.id,
+            taken_at=now,
+            next_escalation_at=None,
+            unalerted_since=None,
         )
         .execution_options(synchronize_session=False)
     )
@@ -490,6 +495,7 @@ async def move_case(
         case.outcome = outcome
         case.closed_at = now
         case.next_escalation_at = None
+        case.unalerted_since = None
         if case.owner_id is None:
             case.owner_id = actor.id
         case.duplicate_of_id = duplicate_of if outcome is Outcome.DUPLICATE else None
@@ -558,12 +564,24 @@ async def coordinators(session: AsyncSession) -> list[Account]:
 
 @dataclass
 class AlertRound:
-    """Who to alert for a case at an escalation step, and whether anyone was on duty."""
+    """Who to alert for a case at an escalation step, and whether anyone was on duty.
+
+    ``late`` is set on the round that finally reaches someone about an unalerted case: the
+    moment the case had been unalerted since, which keys its messages (enqueued once).
+    """
 
     case: Case
     step: int
     recipients: list[Account]
     nobody_on_duty: bool
+    late: datetime | None = None
+
+    @property
+    def key(self) -> str:
+        """What tells this round's alerts apart from every other round's (dedupe keys)."""
+        if self.late is not None:
+            return f"late:{self.late.timestamp():.6f}"
+        return f"escalation:{self.step}"
 
 
 async def alert_recipients(
@@ -642,6 +660,136 @@ async def claim_due_escalations(
     return rounds
 
 
+# ---------------------------------------------------------------------------------------------
+# Cases nobody could be alerted about
+# ---------------------------------------------------------------------------------------------
+
+
+def mark_unalerted(session: AsyncSession, case: Case) -> None:
+    """Nobody can receive an alert about ``case``: it says so until someone is alerted."""
+    if case.unalerted_since is None:
+        case.unalerted_since = clock.now()
+        record(session, case, "unalerted", None)
+
+
+async def claim_unalerted(
+    session: AsyncSession, *, skip_locked: bool, limit: int = 100
+) -> list[AlertRound]:
+    """Unassigned cases nobody has been alerted about, with whoever can be alerted now.
+
+    Each round carries the ``unalerted_since`` it was read with: :func:`mark_alerted` clears
+    it with a conditional update on that value, so two sweeps (two workers) never both alert
+    for it. A case with nobody to alert yet comes with an empty round (the caller may still
+    have a team chat to alert).
+    """
+    query = (
+        select(Case)
+        .where(Case.status == CaseStatus.NEW, Case.unalerted_since.is_not(None))
+        .order_by(Case.unalerted_since)
+        .limit(limit)
+    )
+    if skip_locked:
+        query = query.with_for_update(skip_locked=True)
+    rounds: list[AlertRound] = []
+    for case in list(await session.scalars(query)):
+        since = case.unalerted_since
+        assert since is not None
+        recipients, nobody = await alert_recipients(session, case.escalation_step, case.id)
+        rounds.append(AlertRound(case, case.escalation_step, recipients, nobody, late=since))
+    return rounds
+
+
+async def mark_alerted(session: AsyncSession, case: Case, since: datetime, *, alerted: int) -> bool:
+    """A round reached someone about a case unalerted since ``since``: it no longer is.
+    False if another sweep got there first (its alerts are then the ones sent)."""
+    done = await session.execute(
+        update(Case)
+        .where(Case.id == case.id, Case.unalerted_since == since)
+        .values(unalerted_since=None)
+        .execution_options(synchronize_session=False)
+    )
+    if int(getattr(done, "rowcount", 0) or 0) != 1:
+        return False
+    case.unalerted_since = None
+    record(session, case, "alerted_late", None, detail=f"{alerted} alerted")
+    return True
+
+
+async def unalerted_unless_delivered(session: AsyncSession, case_id: int) -> bool:
+    """After an alert round that reached nobody, or an alert that failed for good: if no
+    alert of the case is sent or on its way, nobody has it, and an unassigned case becomes
+    unalerted. True if it did."""
+    case = await session.get(Case, case_id)
+    if case is None or case.status is not CaseStatus.NEW or case.unalerted_since is not None:
+        return False
+    alive = await session.scalar(
+        select(func.count())
+        .select_from(OutboxMessage)
+        .where(
+            OutboxMessage.subject_type == "case",
+            OutboxMessage.subject_id == case_id,
+            OutboxMessage.kind.in_(ALERT_KINDS),
+            OutboxMessage.status.in_(
+                [OutboxStatus.PENDING, OutboxStatus.SENDING, OutboxStatus.SENT]
+            ),
+        )
+    )
+    if alive:
+        return False
+    mark_unalerted(session, case)
+    return True
+
+
+def _case_alerts(*statuses: OutboxStatus) -> Any:
+    return (
+        select(OutboxMessage.id)
+        .where(
+            OutboxMessage.subject_type == "case",
+            OutboxMessage.subject_id == Case.id,
+            OutboxMessage.kind.in_(ALERT_KINDS),
+            OutboxMessage.status.in_(statuses),
+        )
+        .exists()
+    )
+
+
+async def unalerted_after_refusals(session: AsyncSession, *, limit: int = 100) -> list[Case]:
+    """The sweep's backstop for :func:`unalerted_unless_delivered`: unassigned cases whose
+    alerts all failed but that are not marked unalerted (two alerts failing at the same
+    moment in two transactions each see the other still on its way). Marks and returns them.
+    """
+    query = (
+        select(Case)
+        .where(
+            Case.status == CaseStatus.NEW,
+            Case.unalerted_since.is_(None),
+            _case_alerts(OutboxStatus.FAILED),
+            ~_case_alerts(OutboxStatus.PENDING, OutboxStatus.SENDING, OutboxStatus.SENT),
+        )
+        .order_by(Case.id)
+        .limit(limit)
+    )
+    found = list(await session.scalars(query))
+    for case in found:
+        mark_unalerted(session, case)
+    return found
+
+
+async def count_unalerted(session: AsyncSession) -> int:
+    query = (
+        select(func.count())
+        .select_from(Case)
+        .where(Case.status == CaseStatus.NEW, Case.unalerted_since.is_not(None))
+    )
+    return int(await session.scalar(query) or 0)
+
+
+async def alertable_staff(session: AsyncSession) -> list[Account]:
+    """Who would receive the first alert of a case opened now (empty: nobody)."""
+    recipients, _ = await alert_recipients(session, 0)
+    return recipients
+
+
 async def sent_alerts(session: AsyncSession, case_id: int) -> list[OutboxMessage]:
     """Alerts about a case that Telegram accepted (they have a message id to edit)."""
     query = select(OutboxMessage).where(
@@ -665,15 +813,50 @@ class CaseFilter(enum.StrEnum):
     ALL = "all"
 
 
+# How pressing a case is, most pressing first: an urgent request (someone asks the team to
+# come now) ranks with a reported emergency. The desk lists by this rank, then by age.
+PRESSING_EMERGENCY, PRESSING_TODAY, PRESSING_LATER = 0, 1, 2
+
+
+def pressing_rank(kind: CaseKind, urgency: Urgency) -> int:
+    if kind is CaseKind.URGENT or urgency is Urgency.EMERGENCY:
+        return PRESSING_EMERGENCY
+    return PRESSING_TODAY if urgency is Urgency.TODAY else PRESSING_LATER
+
+
+def _pressing_rank_column() -> Any:
+    """:func:`pressing_rank` as SQL, so the database sorts and the limit keeps the right ones."""
+    return sql_case(
+        (Case.kind == CaseKind.URGENT, PRESSING_EMERGENCY),
+        (Case.urgency == Urgency.EMERGENCY, PRESSING_EMERGENCY),
+        (Case.urgency == Urgency.TODAY, PRESSING_TODAY),
+        else_=PRESSING_LATER,
+    )
+
+
 async def open_cases(
     session: AsyncSession, viewer: Account, which: CaseFilter, *, limit: int = 20
 ) -> list[Case]:
+    """Open cases, most pressing first, then the oldest first (waiting longest)."""
     query = select(Case).where(Case.status.in_(OPEN_STATUSES))
     if which is CaseFilter.MINE:
         query = query.where(Case.owner_id == viewer.id)
     elif which is CaseFilter.UNASSIGNED:
         query = query.where(Case.owner_id.is_(None))
-    query = query.order_by(Case.created_at).limit(limit)
+    query = query.order_by(_pressing_rank_column(), Case.created_at, Case.id).limit(limit)
+    return list(await session.scalars(query))
+
+
+async def cases_reported_by(
+    session: AsyncSession, reporter: Account, *, limit: int = 15
+) -> list[Case]:
+    """The reports and urgent requests ``reporter`` made, the latest first (closed included)."""
+    query = (
+        select(Case)
+        .where(Case.reporter_id == reporter.id)
+        .order_by(Case.created_at.desc(), Case.id.desc())
+        .limit(limit)
+    )
     return list(await session.scalars(query))
 
 

@@ -14,6 +14,7 @@ this module so that importing ``models`` registers everything.
 from __future__ import annotations
 
 import enum
+import logging
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -41,6 +42,8 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from models.accounts import Account, audit
 from models.base import Base, BigId, clock
 from models.roles import Permission, can
+
+log = logging.getLogger(__name__)
 
 
 def _enum(e: type[enum.Enum], length: int = 20) -> Any:
@@ -252,9 +255,24 @@ def make_code(initials: str, birth_year: int | None, gender: Gender | None, seri
     return f"{body}-{check_character(body)}"
 
 
+_CODE_SHAPE = re.compile(r"^[A-Z]{2}\d{4}[FMX]\d*[0-9A-Z]$")
+
+
+def looks_like_code(text: str) -> bool:
+    """Shaped like a code (initials, year, sex, check), whether or not the check is right."""
+    return bool(_CODE_SHAPE.match(re.sub(r"[\s\-]", "", text.upper())))
+
+
+INVISIBLE = frozenset({"Cf", "Cc", "Zl", "Zp"})
+
+
 def normalise_code(text: str) -> str | None:
-    """The canonical code for what an operator typed, or None if malformed or mistyped."""
-    compact = re.sub(r"[\s\-]", "", text.upper())
+    """The canonical code for what an operator typed, or None if malformed or mistyped.
+
+    Invisible characters a copy and paste brings along (zero-width spaces and joiners,
+    direction marks, a byte-order mark, a soft hyphen) are dropped before the check."""
+    visible = "".join(ch for ch in text if unicodedata.category(ch) not in INVISIBLE)
+    compact = re.sub(r"[\s\-\u2010-\u2015]", "", visible.upper())
     if len(compact) < 8:
         return None
     body, check = compact[:-1], compact[-1]
@@ -270,13 +288,28 @@ class PrivacyError(Exception):
     """Personal data refused: no consent recorded, or no encryption key configured."""
 
 
+# Merges only ever point at a live record (see :func:`lock_for_merge`), so a walk is one hop;
+# the bound protects against pointers left by older versions or edited by hand.
+MAX_MERGE_HOPS = 16
+
+
 async def person_by_code(session: AsyncSession, code: str) -> Person | None:
     canonical = normalise_code(code)
     if canonical is None:
         return None
     person = await session.scalar(select(Person).where(Person.code == canonical))
-    # A merged record points at the one that was kept.
+    return await kept_record(session, person)
+
+
+async def kept_record(session: AsyncSession, person: Person | None) -> Person | None:
+    """The record a merged one points to (itself if not merged), following at most
+    :data:`MAX_MERGE_HOPS` pointers; None if the pointers run in a circle or too far."""
+    seen: set[int] = set()
     while person is not None and person.merged_into_id is not None:
+        if person.id in seen or len(seen) >= MAX_MERGE_HOPS:
+            log.error("person %s: merge pointers form a cycle or a chain too long", person.id)
+            return None
+        seen.add(person.id)
         person = await session.get(Person, person.merged_into_id)
     return person
 
@@ -393,16 +426,66 @@ def update_person(person: Person, **values: Any) -> None:
         setattr(person, name, value)
 
 
+def mergeable(keep: Person | None, drop: Person | None) -> bool:
+    """Two distinct live records: neither merged into another, neither anonymised.
+
+    A merge asked for with a button is decided when the button is pressed, on these rows as
+    they are then: two opposite merges confirmed one after the other would otherwise leave two
+    records pointing at each other.
+    """
+    return (
+        keep is not None
+        and drop is not None
+        and keep.id != drop.id
+        and keep.merged_into_id is None
+        and drop.merged_into_id is None
+        and keep.anonymised_at is None
+        and drop.anonymised_at is None
+    )
+
+
+async def lock_for_merge(
+    session: AsyncSession, keep_id: int, drop_id: int
+) -> tuple[Person, Person] | None:
+    """Both records, read fresh and locked until the commit, if they may still be merged.
+
+    ``FOR UPDATE`` on PostgreSQL (rows taken in id order, so two merges of the same pair
+    cannot deadlock). SQLite has one writer at a time, but a plain read does not wait for it:
+    a no-op write first takes this handling's turn as the writer, so the rows read next are
+    the ones the merge will change, not those from before another merge committed.
+    """
+    ids = [keep_id, drop_id]
+    if session.get_bind().dialect.name == "sqlite":
+        await session.execute(
+            update(Person)
+            .where(Person.id.in_(ids))
+            .values(merged_into_id=Person.merged_into_id)
+            .execution_options(synchronize_session=False)
+        )
+    query = (
+        select(Person)
+        .where(Person.id.in_(ids))
+        .order_by(Person.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    rows = {person.id: person for person in await session.scalars(query)}
+    keep, drop = rows.get(keep_id), rows.get(drop_id)
+    if keep is None or drop is None or not mergeable(keep, drop):
+        return None
+    return keep, drop
+
+
 async def merge_people(
     session: AsyncSession, keep: Person, drop: Person, actor: Account | None
 ) -> int:
     """Fold ``drop`` into ``keep``: contacts move, missing facts are filled, the merge is logged.
 
     ``drop`` stays as an empty pointer (``merged_into_id``) so an old code still finds the
-    person. Returns the number of contacts moved.
+    person. Returns the number of contacts moved. Take both with :func:`lock_for_merge`.
     """
-    if keep.id == drop.id:
-        raise ValueError("a record cannot be merged into itself")
+    if not mergeable(keep, drop):
+        raise ValueError("only two distinct live records can be merged")
     moved = await session.execute(
         update(Contact).where(Contact.person_id == drop.id).values(person_id=keep.id)
     )

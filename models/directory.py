@@ -114,6 +114,8 @@ class Service(Base):
     eligibility: Mapped[dict[str, Any]]
     application_process: Mapped[dict[str, Any]]
     notes: Mapped[dict[str, Any]]
+    # When each language's note was last written from the bot (ISO instants, by language).
+    notes_updated: Mapped[dict[str, Any] | None]
     admits: Mapped[str] = mapped_column(String(16), default=Admits.ALL.value)
     referral_required: Mapped[bool] = mapped_column(Boolean, default=False)
     documents_required: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -686,7 +688,42 @@ async def remove_closure(session: AsyncSession, service: Service, on: date, *, b
 async def set_notes(
     session: AsyncSession, service: Service, text: str, language: str, *, by: Account
 ) -> None:
-    """New notes replace every language's: an old translation would say something outdated."""
-    before = localized(service.notes, language)
-    service.notes = {language: text} if text else {}
+    """The note in ``language`` is written (or removed with ``""``); the other languages'
+    notes are kept and, being older now, shown as such (:func:`note_for`)."""
+    notes = dict(service.notes or {})
+    stamps = dict(service.notes_updated or {})
+    before = notes.get(language, "")
+    if text:
+        notes[language], stamps[language] = text, clock.now().isoformat()
+    else:
+        notes.pop(language, None)
+        stamps.pop(language, None)
+    service.notes, service.notes_updated = notes, stamps
     _log_edit(session, service, by, "notes", before, text)
+
+
+@dataclass(frozen=True)
+class Note:
+    language: str
+    text: str
+    older: bool  # a note in another language was written after this one
+
+
+def notes_of(service: Service) -> list[Note]:
+    """Every language's note; older than the newest one: marked."""
+    stamps = service.notes_updated or {}
+    newest = max(stamps.values(), default=None)
+    return [
+        Note(language, str(text), newest is not None and stamps.get(language, "") < newest)
+        for language, text in (service.notes or {}).items()
+        if text
+    ]
+
+
+def note_for(service: Service, language: str, fallback: str = "it") -> Note | None:
+    """The note a reader of ``language`` sees (as :func:`localized` picks it), if any."""
+    notes = {note.language: note for note in notes_of(service)}
+    for code in (language, fallback, "en"):
+        if code in notes:
+            return notes[code]
+    return next(iter(notes.values()), None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -184,6 +185,23 @@ def _describe_message(message: dict[str, Any], *, edited: bool) -> UpdateFacts:
     )
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` with NaN and infinities as text (PostgreSQL's JSONB refuses them).
+
+    Python's JSON reader accepts ``NaN``; stored as text, a handler sees a string where a
+    number was expected and refuses it like any other bad value, on both backends alike.
+    Text PostgreSQL cannot hold (U+0000, lone surrogates) is cleaned by the engine's JSON
+    serialiser (``models.storable``).
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, dict):
+        return {json_safe(key): json_safe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [json_safe(item) for item in value]
+    return value
+
+
 def _object(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
@@ -226,7 +244,7 @@ def _inbound_row(raw: dict[str, Any], now: datetime) -> dict[str, Any]:
         "message_id": facts.message_id,
         "kind": facts.kind,
         "text": None if facts.text is None else storable_text(facts.text),
-        "payload": raw,
+        "payload": json_safe(raw),
         "status": InboxStatus.PENDING,
         "attempts": 0,
         "claims": 0,

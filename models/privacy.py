@@ -7,19 +7,22 @@ was (texts, payloads, Telegram ids, names, codes, free notes) goes.
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, null, or_, select, update
+from sqlalchemy import String, and_, delete, func, null, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.accounts import Account, audit
 from models.base import clock
 from models.contacts import Contact, ContactDraft, Person
 from models.exchange import Direction, Exchange, InboxStatus
+from models.jobs import JobRun, claim_job_run
 from models.outbox import OutboxMessage, OutboxStatus
 
 log = logging.getLogger(__name__)
@@ -53,6 +56,62 @@ _FINISHED = or_(
     Exchange.direction == Direction.OUT,
     Exchange.status.in_([InboxStatus.DONE, InboxStatus.FAILED]),
 )
+
+
+# ---- identity data in the exchange log ---------------------------------------------------
+
+# Commands whose arguments name or point at someone: a person's code, or what an operator
+# typed in its place (a name, a phone), a staff member's Telegram id. Their log row keeps the
+# command word only, whatever the answer (refused, mistyped, saved), since what they carry
+# lives encrypted or pseudonymous in the records it is about, where /forget and retention
+# reach it. A message whose first arguments say ``identity`` is blanked whatever its command
+# (``/persn CODE identity NAME; PHONE`` is as telling as the real one).
+IDENTITY_COMMANDS = frozenset({"person", "contact", "merge", "staffof"})
+IDENTITY_WORDS = frozenset({"identity"})
+
+
+def identity_command(text: str | None) -> str | None:
+    """The command word to keep in the log (``/person``) if the arguments of this message
+    may identify someone; None for any other message."""
+    if not text or not text.startswith("/"):
+        return None
+    command, *arguments = text.split()
+    if not arguments:
+        return None
+    name = command[1:].split("@", 1)[0].lower()
+    if name in IDENTITY_COMMANDS or any(w.lower() in IDENTITY_WORDS for w in arguments[:2]):
+        return command[:32]
+    return None
+
+
+async def keep_only_command(session: AsyncSession, update_id: int, command: str) -> None:
+    """The logged update keeps its command word; its arguments and raw payload go."""
+    await session.execute(
+        update(Exchange)
+        .where(Exchange.update_id == update_id, Exchange.direction == Direction.IN)
+        .values(text=command, payload=null())
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def blank_parked_identity(session: AsyncSession) -> int:
+    """Parked updates (their handling failed every time) that may identify someone keep only
+    their command word, as a handled one does: the blanking made in the failed handling was
+    rolled back with it, and must stay undone while the update can still be retried."""
+    parked = await session.execute(
+        select(Exchange.update_id, Exchange.text).where(
+            Exchange.status == InboxStatus.FAILED,
+            Exchange.direction == Direction.IN,
+            Exchange.text.like("/%"),
+        )
+    )
+    blanked = 0
+    for update_id, text in parked.all():
+        command = identity_command(text)
+        if command is not None and update_id is not None:
+            await keep_only_command(session, update_id, command)
+            blanked += 1
+    return blanked
 
 
 def accept_privacy(session: AsyncSession, account: Account) -> bool:
@@ -131,12 +190,27 @@ class ForgetResult:
     more: dict[str, int] = field(default_factory=dict)  # from the registered steps
 
 
-async def forget_account(session: AsyncSession, account: Account) -> ForgetResult:
+# Exchange log rows anonymised: nothing left that says what was written or by whom.
+_ANONYMOUS = {"text": None, "payload": null(), "user_id": None, "chat_id": None, "account_id": None}
+# A forgotten person's update still waiting in the inbox (due key: its update id), to be
+# anonymised with its replies once handled (see :func:`complete_forgetting`).
+FORGET_FOLLOW_UP = "forget_follow_up"
+
+
+async def forget_account(
+    session: AsyncSession, account: Account, *, current_update_id: int | None = None
+) -> ForgetResult:
     """Right to erasure for someone who writes to the bot themselves.
 
     Their exchanges lose text, payload and every id that points back to them; the linked
     person record (if an operator linked one) is anonymised and its contacts' notes erased;
     the account keeps its row (the audit log refers to it) but no longer its Telegram id.
+    A staff member's first name goes from the messages that named them to others.
+
+    Their updates still waiting in the inbox (sent right after asking, say) are not wiped,
+    which would leave them unanswered: they are handled, as from someone new, and then
+    anonymised with their replies by :func:`complete_forgetting`, as is the answer to
+    ``current_update_id`` (the update asking to forget), logged after this runs.
     """
     telegram_id = account.telegram_id
     mine = or_(
@@ -144,13 +218,24 @@ async def forget_account(session: AsyncSession, account: Account) -> ForgetResul
         Exchange.user_id == telegram_id,
         Exchange.chat_id == telegram_id,
     )
+    waiting = and_(
+        Exchange.direction == Direction.IN,
+        Exchange.status.in_([InboxStatus.PENDING, InboxStatus.PROCESSING]),
+        Exchange.update_id != (current_update_id if current_update_id is not None else -1),
+    )
+    follow_ups = list(await session.scalars(select(Exchange.update_id).where(mine, waiting)))
+    if current_update_id is not None:  # its answer, logged after this, names the chat
+        follow_ups.append(current_update_id)
+    for update_id in follow_ups:
+        await claim_job_run(session, FORGET_FOLLOW_UP, str(update_id))
     result = await session.execute(
         update(Exchange)
-        .where(mine)
-        .values(text=None, payload=null(), user_id=None, chat_id=None, account_id=None)
+        .where(mine, ~waiting)
+        .values(**_ANONYMOUS)
         .execution_options(synchronize_session=False)
     )
     exchanges = int(getattr(result, "rowcount", 0) or 0)
+    unnamed = await _unname(session, account.display_name)
     person = await session.scalar(select(Person).where(Person.account_id == account.id))
     contacts = 0
     if person is not None:
@@ -163,10 +248,13 @@ async def forget_account(session: AsyncSession, account: Account) -> ForgetResul
             or_(OutboxMessage.account_id == account.id, OutboxMessage.chat_id == telegram_id),
         )
     }
+    if unnamed:
+        more["named"] = unnamed
     for step in _forget_steps:
         more.update(await step(session, account))
     account.telegram_id = -account.id
     account.display_name = None
+    account.username = None
     account.language = None
     account.privacy_accepted_at = None
     account.unreachable_since = None
@@ -186,10 +274,108 @@ async def forget_account(session: AsyncSession, account: Account) -> ForgetResul
     return ForgetResult(exchanges, contacts, person is not None, more)
 
 
+async def complete_forgetting(session: AsyncSession) -> int:
+    """Anonymise the updates that waited while their sender was forgotten, now handled, and
+    their replies; returns how many updates. Run every minute (``bot.contacts_jobs``)."""
+    follow_ups = dict(
+        (
+            await session.execute(
+                select(JobRun.due_key, JobRun.id).where(JobRun.job == FORGET_FOLLOW_UP)
+            )
+        ).all()
+    )
+    if not follow_ups:
+        return 0
+    update_ids = [int(key) for key in follow_ups]
+    still_waiting = set(
+        await session.scalars(
+            select(Exchange.update_id).where(
+                Exchange.update_id.in_(update_ids),
+                Exchange.status.in_([InboxStatus.PENDING, InboxStatus.PROCESSING]),
+            )
+        )
+    )
+    handled = [update_id for update_id in update_ids if update_id not in still_waiting]
+    if not handled:
+        return 0
+    await session.execute(
+        update(Exchange)
+        .where(
+            or_(
+                and_(Exchange.direction == Direction.IN, Exchange.update_id.in_(handled)),
+                and_(Exchange.direction == Direction.OUT, Exchange.in_reply_to.in_(handled)),
+            )
+        )
+        .values(**_ANONYMOUS)
+        .execution_options(synchronize_session=False)
+    )
+    done = [follow_ups[str(update_id)] for update_id in handled]
+    await session.execute(delete(JobRun).where(JobRun.id.in_(done)))
+    log.info("%d update(s) anonymised after their sender was forgotten", len(handled))
+    return len(handled)
+
+
+async def _unname(session: AsyncSession, name: str | None) -> int:
+    """A staff member's first name goes from the log rows and the delivered messages that
+    told others about them ("taken by …", "… is coming", "… changed …"); returns rows.
+
+    Such messages are about a case or a service (the only ones that name staff), so only
+    those are searched, and only a whole-word match counts ("Al" does not blank "Alba").
+    Messages still waiting to be sent keep the name: they are sent as they were written.
+    """
+    if not name:
+        return 0
+    word = re.compile(rf"(?<!\w){re.escape(name)}(?!\w)")
+    logged = await session.execute(
+        select(Exchange.id, Exchange.text).where(
+            Exchange.direction == Direction.OUT,
+            Exchange.subject_type.is_not(None),
+            Exchange.text.contains(name, autoescape=True),
+        )
+    )
+    rows = [row_id for row_id, text in logged if text and word.search(text)]
+    if rows:
+        await session.execute(
+            update(Exchange)
+            .where(Exchange.id.in_(rows))
+            .values(text=None, payload=null())
+            .execution_options(synchronize_session=False)
+        )
+    return len(rows) + await _delete_outbox_rows(
+        session, OutboxMessage.id.in_(await _delivered_naming(session, name, word))
+    )
+
+
+async def _delivered_naming(session: AsyncSession, name: str, word: re.Pattern[str]) -> list[int]:
+    """Delivered (or given up) outbox rows about a case or a service that name ``name``."""
+    # Stored JSON may spell a non-ASCII name with \u escapes: look for both spellings.
+    escaped = json.dumps(name)[1:-1]
+    params = func.cast(OutboxMessage.params, String)
+    found = await session.execute(
+        select(OutboxMessage.id, OutboxMessage.params).where(
+            OutboxMessage.status.in_([OutboxStatus.SENT, OutboxStatus.FAILED]),
+            OutboxMessage.subject_type.is_not(None),
+            or_(params.contains(name, autoescape=True), params.contains(escaped, autoescape=True)),
+        )
+    )
+    return [
+        row_id
+        for row_id, values in found
+        if word.search(str((values or {}).get("text") or (values or {}).get("caption") or ""))
+    ]
+
+
 async def _delete_outbox_rows(session: AsyncSession, which: Any) -> int:
     """Outbox rows hold a chat id and a text: gone with the person, or past the period."""
     result = await session.execute(
         delete(OutboxMessage).where(which).execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def _delete_rows(session: AsyncSession, entity: Any, which: Any) -> int:
+    result = await session.execute(
+        delete(entity).where(which).execution_options(synchronize_session=False)
     )
     return int(getattr(result, "rowcount", 0) or 0)
 
@@ -295,6 +481,11 @@ async def run_retention(
             session, and_(finished, OutboxMessage.created_at < cutoff)
         )
     }
+    # A /contact never saved keeps its note in the draft: gone once abandoned that long,
+    # as the cases' drafts.
+    more["contact_drafts"] = await _delete_rows(
+        session, ContactDraft, ContactDraft.updated_at < photo_cutoff
+    )
     for step in _retention_steps:
         more.update(await step(session, cutoff, photo_cutoff))
     result = RetentionResult(
@@ -316,6 +507,11 @@ class AuditLine:
     action: str
     subject: str
     detail: str
+    # The same, unformatted, for a reader that writes sentences in its own language.
+    actor_id: int | None = None
+    operator_code: str | None = None
+    subject_type: str | None = None
+    subject_id: int | None = None
 
 
 async def audit_entries(
@@ -344,7 +540,16 @@ async def audit_entries(
         subject = f"{entry.subject_type}#{entry.subject_id}" if entry.subject_type else ""
         lines.append(
             AuditLine(
-                entry.at, actor, entry.actor_role or "", entry.action, subject, entry.detail or ""
+                entry.at,
+                actor,
+                entry.actor_role or "",
+                entry.action,
+                subject,
+                entry.detail or "",
+                actor_id=entry.actor_id,
+                operator_code=operator_code,
+                subject_type=entry.subject_type,
+                subject_id=entry.subject_id,
             )
         )
     return lines

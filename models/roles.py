@@ -20,6 +20,7 @@ class Permission(enum.StrEnum):
     USE_DIRECTORY = "use_directory"
     REPORT_SIGHTING = "report_sighting"
     REQUEST_URGENT = "request_urgent"
+    FOLLOW_OWN_REPORTS = "follow_own_reports"  # /myreports: one's own reports and requests
     UPDATE_BEDS = "update_beds"
     HANDLE_CASES = "handle_cases"
     EDIT_SERVICES = "edit_services"
@@ -39,6 +40,7 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.USE_DIRECTORY: frozenset(Role),
     Permission.REPORT_SIGHTING: frozenset({Role.VOLUNTEER, *_STAFF}),
     Permission.REQUEST_URGENT: frozenset({Role.POLICE, *_STAFF}),
+    Permission.FOLLOW_OWN_REPORTS: frozenset({Role.VOLUNTEER, Role.POLICE, *_STAFF}),
     Permission.UPDATE_BEDS: frozenset({Role.SHELTER_STAFF, *_STAFF}),
     Permission.HANDLE_CASES: frozenset(_STAFF),
     Permission.EDIT_SERVICES: frozenset({Role.OPERATOR, Role.COORDINATOR}),
@@ -56,6 +58,7 @@ GRANTS: dict[Permission, frozenset[Role]] = {
 # Off by default; the menu and the handlers both ask :func:`can` with the settings.
 SETTING_GRANTS: dict[tuple[Permission, Role], str] = {
     (Permission.REPORT_SIGHTING, Role.PUBLIC): "public_reports_enabled",
+    (Permission.FOLLOW_OWN_REPORTS, Role.PUBLIC): "public_reports_enabled",
 }
 
 # Who may hand out which role with an invite: coordinators run the team, admins run everything.

@@ -15,11 +15,15 @@ and what :mod:`zoneinfo` gives.
 
 from __future__ import annotations
 
+import functools
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
+
+from babel.dates import get_day_names
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 SEARCH_DAYS = 400  # a seasonal service closed now may open months later
@@ -175,8 +179,13 @@ _DAY_GROUPS = {
 _TIME_RANGE = re.compile(r"^(\d{1,2})[:.](\d{2})\s*[-–]\s*(\d{1,2})[:.](\d{2})$")
 
 
-def parse_days(text: str) -> list[int]:
-    """``mon-fri``, ``sat,sun``, ``daily``, ``weekdays`` → weekday numbers."""
+# "closed" in the languages hours are typed in (the word alone: no opening hours at all).
+_CLOSED_WORDS = frozenset({"closed", "chiuso", "fermé", "ferme", "مغلق"})
+
+
+def parse_days(text: str, languages: Iterable[str] = ("en",)) -> list[int]:
+    """``mon-fri``, ``sat,sun``, ``daily``, ``weekdays`` → weekday numbers; day names in
+    ``languages`` too (``lun-ven``, ``lu-ve``, ``الاثنين-الجمعة``), see :func:`weekday_of`."""
     text = text.strip().lower()
     if text in _DAY_GROUPS:
         return list(_DAY_GROUPS[text])
@@ -184,19 +193,56 @@ def parse_days(text: str) -> list[int]:
     for part in text.split(","):
         part = part.strip()
         if "-" in part:
-            first, last = (WEEKDAYS.index(_day(p)) for p in part.split("-", 1))
+            first, last = (weekday_of(p, languages) for p in part.split("-", 1))
             span = range(first, last + 1) if first <= last else [*range(first, 7), *range(last + 1)]
             days.extend(span)
         else:
-            days.append(WEEKDAYS.index(_day(part)))
+            days.append(weekday_of(part, languages))
     return sorted(set(days))
 
 
-def _day(text: str) -> str:
-    key = text.strip().lower()[:3]
-    if key not in WEEKDAYS:
-        raise ValueError(f"unknown day {text.strip()!r} (use mon, tue, wed, thu, fri, sat, sun)")
-    return key
+def weekday_of(text: str, languages: Iterable[str] = ("en",)) -> int:
+    """The weekday (0 = Monday) a typed day name means, in English or one of ``languages``.
+
+    Babel's wide, abbreviated and short names of each locale count, and so does any prefix of
+    two letters or more that only one weekday starts with (``lu``, ``gio``, ``mer``): the usual
+    short forms. Case, accents, a final dot and the Arabic article do not matter.
+    """
+    key = _fold(text)
+    names = _day_names(tuple(dict.fromkeys(("en", *languages))))
+    exact = {day for name, day in names if name == key}
+    if len(exact) == 1:
+        return exact.pop()
+    starting = {day for name, day in names if len(key) >= 2 and name.startswith(key)}
+    if len(starting) == 1:
+        return starting.pop()
+    raise ValueError(f"unknown day {text.strip()!r} (use mon, tue, wed, thu, fri, sat, sun)")
+
+
+@functools.cache
+def _day_names(languages: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
+    found = {
+        (_fold(name), day)
+        for language in languages
+        for width in ("wide", "abbreviated", "short")
+        for day, name in get_day_names(width, locale=language).items()
+    }
+    return tuple(sorted(found))
+
+
+def _fold(text: str) -> str:
+    """Lower case without accents, dots or the Arabic article: ``Lunedì`` → ``lunedi``,
+    ``dim.`` → ``dim``, ``الأحد`` → ``احد`` (hamza forms of alef read as alef)."""
+    decomposed = unicodedata.normalize("NFKD", text.strip().lower())
+    bare = "".join(ch for ch in decomposed if not unicodedata.combining(ch)).rstrip(".")
+    return bare.removeprefix("ال")
+
+
+def day_label(day: int, language: str | None) -> str:
+    """A weekday's short name: the English code, or the reader's abbreviated name."""
+    if language is None:
+        return WEEKDAYS[day]
+    return str(get_day_names("abbreviated", locale=language)[day])
 
 
 def parse_time_range(text: str) -> tuple[time, time]:
@@ -209,13 +255,17 @@ def parse_time_range(text: str) -> tuple[time, time]:
     return time(h1, m1), time(h2, m2)
 
 
-def parse_hours(text: str, season: Season | None = None) -> tuple[Slot, ...]:
-    """Lines (or ``;``-separated parts) like ``mon-fri 08:00-12:00 14:00-18:00``.
+def parse_hours(
+    text: str, season: Season | None = None, languages: Iterable[str] = ("en",)
+) -> tuple[Slot, ...]:
+    """Lines (or ``;``-separated parts) like ``mon-fri 08:00-12:00 14:00-18:00``; day names
+    may be written in ``languages`` too (``lun-ven 09:00-13:00``).
 
     ``closed`` alone means no opening hours at all. Raises ValueError with a readable reason.
     """
+    languages = tuple(languages)
     parts = [p.strip() for p in re.split(r"[;\n]", text) if p.strip()]
-    if parts == ["closed"]:
+    if len(parts) == 1 and parts[0].lower() in _CLOSED_WORDS:
         return ()
     if not parts:
         raise ValueError("no hours given")
@@ -225,20 +275,25 @@ def parse_hours(text: str, season: Season | None = None) -> tuple[Slot, ...]:
         ranges = [r for r in re.split(r"[\s,]+", ranges_text.strip()) if r]
         if not ranges:
             raise ValueError(f"no time range after {days_text!r}")
-        for day in parse_days(days_text):
+        for day in parse_days(days_text, languages):
             for time_range in ranges:
                 opens, closes = parse_time_range(time_range)
                 slots.append(Slot(day, opens, closes, season))
     return tuple(sorted(set(slots)))
 
 
-def format_hours(slots: Iterable[Slot]) -> str:
-    """The inverse of :func:`parse_hours` (seasons aside): days with equal hours grouped."""
+def format_hours(slots: Iterable[Slot], language: str | None = None) -> str:
+    """The inverse of :func:`parse_hours` (seasons aside): days with equal hours grouped.
+
+    Without ``language``: the English codes the YAML files and the edit log use (``daily``).
+    With it: the reader's abbreviated day names (``lun-dom 20:00-08:00``), which
+    :func:`parse_hours` reads back in that language; no hours at all is then ``""``.
+    """
     by_day: dict[int, list[str]] = {}
     for slot in sorted(slots):
         by_day.setdefault(slot.weekday, []).append(f"{slot.opens:%H:%M}-{slot.closes:%H:%M}")
     if not by_day:
-        return "closed"
+        return "closed" if language is None else ""
     groups: list[tuple[list[int], list[str]]] = []
     for day in range(7):
         ranges = by_day.get(day)
@@ -250,12 +305,12 @@ def format_hours(slots: Iterable[Slot]) -> str:
             groups.append(([day], ranges))
     lines = []
     for days, ranges in groups:
-        if len(days) == 7:
+        if len(days) == 7 and language is None:
             label = "daily"
         elif len(days) == 1:
-            label = WEEKDAYS[days[0]]
+            label = day_label(days[0], language)
         else:
-            label = f"{WEEKDAYS[days[0]]}-{WEEKDAYS[days[-1]]}"
+            label = f"{day_label(days[0], language)}-{day_label(days[-1], language)}"
         lines.append(f"{label} {' '.join(ranges)}")
     return "; ".join(lines)
 

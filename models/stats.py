@@ -282,6 +282,12 @@ class Period:
             raise ValueError("the period ends before it starts")
         return cls(first_day, last_day + timedelta(days=1), tz)
 
+    @property
+    def age_reference_year(self) -> int:
+        """The one reference for ages, whatever the period: the age a person reaches in the
+        calendar year of the period's last day (only birth years are kept)."""
+        return self.last_day.year
+
     def buckets(self) -> list[tuple[date, str]]:
         """Bucket starts and labels: days up to a month, weeks up to a quarter, else months."""
         days = (self.end_day - self.first_day).days
@@ -322,6 +328,7 @@ class UrgentFigures:
 class BedFigures:
     occupied: int
     capacity: int
+    shelters: int = 0  # how many shelters reported a count in the period
 
     @property
     def rate(self) -> float:
@@ -479,7 +486,7 @@ async def compute_stats(session: AsyncSession, period: Period) -> StatsReport:
     )
     report.by_gender = await _people_by(session, people_in_period, Person.gender)
     report.by_age_band = await _people_by(
-        session, people_in_period, age_band_expression(period.last_day.year)
+        session, people_in_period, age_band_expression(period.age_reference_year)
     )
     report.series = await _series(session, period)
     report.urgent = await urgent_case_figures(session, period.start, period.end)

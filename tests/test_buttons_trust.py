@@ -168,7 +168,7 @@ async def test_still_right_pressed_twice_confirms_twice_without_an_error(bot: Bo
     await bot.presses(STAFF, card, "✅ È ancora giusto")
 
     now = bot.fake.current_message(STAFF, card["message_id"])
-    assert now is not None and "5 liberi su 60 (aggiornato 0 min fa)" in now["text"]
+    assert now is not None and "5 liberi su 60 (aggiornato proprio ora)" in now["text"]
     assert [p.status for p in await press_rows(bot)] == [InboxStatus.DONE] * 2
     assert apologies(bot, STAFF) == []
     async with bot.session() as session:

@@ -234,5 +234,5 @@ async def test_admin_reads_the_audit_log(bot: BotHarness) -> None:
     from tests.conftest import ADMIN_ID
 
     answer = await bot.says(ADMIN_ID, "/audit person")
-    assert "person_read" in answer[-1]["text"]
+    assert "ha letto la scheda di persona n." in answer[-1]["text"]  # was the raw "person_read"
     assert "OP-" in answer[-1]["text"]

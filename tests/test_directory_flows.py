@@ -45,15 +45,20 @@ async def test_a_person_finds_the_nearest_meal_open_now_and_can_navigate_there(b
     assert places[0]["address"].endswith("80 m")
 
 
+def _metres(shown: str) -> float:
+    """ "80 m" or, from one kilometre, "1,4 km" (#13)."""
+    number, unit = shown.strip().rsplit(" ", 1)
+    return float(number.replace(",", ".")) * (1000 if unit == "km" else 1)
+
+
 async def test_results_are_ordered_by_distance(bot):
     await load_example(bot)
     set_local_time(2026, 12, 2, 21, 0)
     menu = await bot.says(PERSON, "/services")
-    await bot.presses(PERSON, menu[-1], "🛏 Dormitori")
+    # the winter plan's beds: "Dormitori" lists night shelters only (#13)
+    await bot.presses(PERSON, menu[-1], "❄️ Posti letto emergenza freddo")
     found = await bot.says(PERSON, location=(45.5449, 10.2262))  # via Rose
-    distances = [
-        int(v["address"].rsplit("·", 1)[1].strip().removesuffix(" m")) for v in venues(found)
-    ]
+    distances = [_metres(v["address"].rsplit("·", 1)[1]) for v in venues(found)]
     assert distances == sorted(distances) and distances[0] < 50
     assert venues(found)[0]["title"].startswith("Casa San Martino")
 
@@ -136,7 +141,7 @@ async def test_a_bed_tonight_shows_free_beds_first_with_their_age(bot):
     set_local_time(2026, 12, 2, 19, 0)
     text = texts(await bot.says(PERSON, "/tonight"))
     assert text.startswith("🛏 Letti per stanotte")
-    assert "🛏 4 liberi su 60 (aggiornato 2 h fa)" in text
+    assert "🛏 4 liberi su 60 (aggiornato 2 ore fa)" in text
     assert (
         text.index("Asilo notturno")
         < text.index("Pieni o senza conteggio")
@@ -157,7 +162,7 @@ async def test_an_old_count_is_shown_as_unconfirmed_never_as_fresh(bot):
     set_local_time(2026, 12, 2, 16, 0)  # 7 hours later, the default limit is 6
     bot.fake.add_user(FRENCH, first_name="Amadou", language_code="fr")
     text = texts(await bot.says(FRENCH, "/tonight"))
-    assert "⚠️ Non confirmé : 7 libres sur 60, dernier décompte il y a 7 h" in text
+    assert "⚠️ Non confirmé : 7 libres sur 60, dernier décompte il y a 7 heures" in text
     assert "(mis à jour" not in text.split("Asile de nuit")[1].split("\n\n")[0]
 
 
@@ -190,7 +195,7 @@ async def test_shelter_staff_update_free_beds_with_a_few_taps(bot):
     await bot.presses(STAFF, card, "➕ 1")
     await bot.presses(STAFF, card, "➕ 1")
     await bot.presses(STAFF, card, "➖ 1")
-    assert "1 liberi su 60" in bot.fake.current_message(STAFF, card["message_id"])["text"]
+    assert "1 libero su 60" in bot.fake.current_message(STAFF, card["message_id"])["text"]
     await bot.presses(STAFF, card, "✏️ Scrivi il numero")
     wrong = await bot.says(STAFF, "tanti")
     assert "Invia solo un numero" in texts(wrong)
@@ -272,7 +277,7 @@ async def test_an_operator_changes_hours_adds_a_closure_and_the_staff_are_told(b
     bad = await bot.says(OPERATOR, "sempre aperto")
     assert "Non riesco a leggerlo" in texts(bad)
     saved = await bot.says(OPERATOR, "daily 17:00-09:00")
-    assert "Orari: daily 17:00-09:00" in texts(saved)
+    assert "Orari: lun-dom 17:00-09:00" in texts(saved)  # was the English "daily"
     await bot.presses(OPERATOR, saved[-1], "🚫 Aggiungi chiusura")
     closed = await bot.says(OPERATOR, "24/12 lavori")
     assert "Chiuso il: 24/12/2026" in texts(closed)
@@ -320,7 +325,7 @@ async def test_staff_assignment_needs_a_shelter_staff_account_and_a_shelter(bot)
     not_a_shelter = await bot.says(OPERATOR, f"/staffof {STAFF} guardaroba")
     assert "Non conosco nessun dormitorio" in texts(not_a_shelter)
     usage = await bot.says(OPERATOR, "/staffof")
-    assert "/staffof ID_TELEGRAM" in texts(usage)
+    assert "Inoltrami un messaggio" in texts(usage)  # was the raw-id usage "/staffof ID_TELEGRAM"
     await bot.says(OPERATOR, f"/staffof {STAFF} asilo-corsica")
     await bot.says(OPERATOR, f"/staffof remove {STAFF} asilo-corsica")
     async with bot.session() as session:

@@ -9,11 +9,12 @@ from bot.i18n import Catalogs
 from models.accounts import Account
 from tests.conftest import BotHarness
 
+# The public's /help (#13: what to press or write, not a list of commands).
 HELP_WORD = {
-    "it": "Cosa puoi fare",
-    "en": "What you can do",
-    "fr": "Ce que vous pouvez faire",
-    "ar": "ما يمكنك",
+    "it": "Scegli ciò di cui hai bisogno",
+    "en": "Choose what you need",
+    "fr": "Choisissez ce dont vous avez besoin",
+    "ar": "اختر ما تحتاجه",
 }
 
 

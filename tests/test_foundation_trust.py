@@ -280,7 +280,8 @@ async def test_a_role_change_closes_the_question_asked_under_the_old_role(
 
     out = await bot.says(OPERATOR, "daily 17:00-09:00")
 
-    assert "Non ho capito" in _texts(out)  # an ordinary message now, not an answer
+    # an ordinary message now, not an answer (#13: read for a need, never "Non ho capito")
+    assert "Non sono sicuro di cosa ti serve" in _texts(out)
     async with bot.session() as session:
         assert await session.scalar(select(func.count()).select_from(ServiceEdit)) == 0
 

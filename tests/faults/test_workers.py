@@ -55,7 +55,7 @@ async def test_three_workers_handle_each_update_once_in_order(
     if not database_url.startswith("postgresql"):
         pytest.skip("several workers need PostgreSQL")
     fake = FakeTelegram(token=TOKEN)
-    port = free_port()
+    port, health_port = free_port(), free_port()
     engine = make_engine(database_url)
     sessionmaker = make_sessionmaker(engine)
     await known_people(sessionmaker, range(30_000, 30_000 + CHATS))
@@ -64,12 +64,17 @@ async def test_three_workers_handle_each_update_once_in_order(
         for n in range(UPDATES):
             fake.user_writes(30_000 + n % CHATS, f"message {n}")
         updates = fake.pending_updates()
-        env = bot_env(server.base_url, database_url, HELPCENTER_WEBHOOK_SECRET=SECRET)
+        env = bot_env(
+            server.base_url,
+            database_url,
+            HELPCENTER_WEBHOOK_SECRET=SECRET,
+            HELPCENTER_HEALTH_PORT=str(health_port),  # /healthz is not on the webhook listener
+        )
         hook = f"http://127.0.0.1:{port}/telegram"
         args = ("--webhook-url", hook, "--listen", f"127.0.0.1:{port}", "--workers", "3")
         with cleanup(processes):
             processes.append(start_bot(env, tmp_path, *args))
-            await wait_healthy(f"http://127.0.0.1:{port}/healthz")
+            await wait_healthy(f"http://127.0.0.1:{health_port}/healthz")
             assert fake.webhook_url == hook
 
             async def post_chat(chat: int, client: httpx.AsyncClient) -> None:

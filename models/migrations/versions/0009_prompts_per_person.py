@@ -1,7 +1,7 @@
 """prompts per person: a typed answer awaited is the asked person's, in the chat where asked
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-01 22:00:00
 
 ``chat_prompt`` was keyed by chat: in a group, anyone's next message answered a question put
@@ -18,7 +18,7 @@ from alembic import op
 import models.base
 
 revision: str = "0009"
-down_revision: str | None = "0007"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
