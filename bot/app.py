@@ -121,7 +121,6 @@ class HelpCenterBot:
             apology_for=self.apology_for,
             after_commit=self.dispatcher.wake.set,
             send_now=self.dispatcher.send_now,
-            send_chats=self.dispatcher.send_chats,
         )
         self.poller = Poller(application, self.runtime, self.wake)
         self._tasks: list[asyncio.Task[None]] = []
@@ -158,13 +157,18 @@ class HelpCenterBot:
         self._tasks.append(asyncio.create_task(self.poller.run(), name="fetch-loop"))
 
     async def stop(self) -> None:
-        """Graceful: stop fetching, let in-flight updates finish, then stop sending."""
+        """Graceful: stop fetching, let in-flight updates finish and send what they committed,
+        then stop sending (the rest waits in the outbox for the next start)."""
         self.poller.stop()
         self.worker.stop()
-        self.dispatcher.stop()
         for task in self._tasks:
             if task.get_name() == "gauges":
                 task.cancel()
+        await asyncio.gather(
+            *(task for task in self._tasks if task.get_name() != "outbox-dispatcher"),
+            return_exceptions=True,
+        )
+        self.dispatcher.stop()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         if self.application.running:

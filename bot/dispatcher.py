@@ -67,6 +67,7 @@ from bot.telegram_errors import is_not_modified, is_unknown_file
 from models.accounts import mark_unreachable
 from models.base import clock
 from models.cases import ALERT_KINDS, unalerted_unless_delivered
+from models.db import write_gate
 from models.exchange import log_outbound_rows
 from models.jobs import claim_job_run
 from models.outbox import (
@@ -132,33 +133,40 @@ class Dispatcher:
         self.wake.set()
 
     async def run(self, idle_seconds: float = 0.5) -> None:
-        """Send until stopped; a round that sent nothing waits for a wake-up or a timeout."""
-        batch = self.runtime.settings.outbox_batch
+        """Send until stopped: as many messages at once as ``outbox_concurrency`` allows.
+
+        A slot that frees (its send done) claims the next due message at once, so a message
+        waiting for its chat's limit never holds back the other chats. A chat's next message
+        is not claimable while its previous one is being sent (``claim_due``): order per chat
+        holds. With nothing due, it waits for a wake-up (a handling that committed messages,
+        a job) or ``idle_seconds``.
+        """
+        concurrency = self.runtime.settings.outbox_concurrency
+        in_flight: set[asyncio.Task[None]] = set()
+
+        def slot_freed(task: asyncio.Task[None]) -> None:
+            in_flight.discard(task)
+            self.wake.set()
+
         while not self._stopping.is_set():
+            self.wake.clear()
+            free = concurrency - len(in_flight)
             try:
-                handled = await self.dispatch_due(batch)
+                claimed = await self._claim(free) if free > 0 else []
             except Exception as exc:  # the database away, or a bug: keep the loop alive
                 log.warning("outbox round failed: %s", type(exc).__name__)
-                handled = 0
+                claimed = []
                 await asyncio.sleep(1.0)
-            if handled == 0:
-                self.wake.clear()
+            for row_id, chat_id in claimed:
+                task = asyncio.create_task(self._send_one(row_id, chat_id))
+                in_flight.add(task)
+                task.add_done_callback(slot_freed)
+            if not claimed:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), timeout=idle_seconds)
+        if in_flight:
+            await asyncio.gather(*in_flight, return_exceptions=True)
         await self.limiter.close()
-
-    async def send_chats(self, chat_ids: set[int], *, rounds: int = 20) -> None:
-        """Send what is due for these chats now (a handling's replies, right after its commit).
-
-        Each round sends the oldest due message of each chat, so a chat's messages keep their
-        order; a message the rate limit holds back is left to the dispatcher's loop.
-        """
-        try:
-            for _ in range(rounds):
-                if not await self.dispatch_due(len(chat_ids), chats=chat_ids):
-                    return
-        except (SQLAlchemyError, OSError):
-            self.wake.set()  # the loop will get to them
 
     async def send_now(self, row_id: int) -> None:
         """Send one committed row at once (a reply that must also survive a crash)."""
@@ -167,12 +175,17 @@ class Dispatcher:
         except (SQLAlchemyError, OSError):
             self.wake.set()  # the loop will get to it
 
-    async def dispatch_due(
-        self, limit: int, *, only_id: int | None = None, chats: set[int] | None = None
-    ) -> int:
-        """Claim up to ``limit`` due messages and try each once; returns how many."""
+    async def dispatch_due(self, limit: int, *, only_id: int | None = None) -> int:
+        """Claim up to ``limit`` due messages and try each once; returns how many (tests and
+        :meth:`send_now` use it; the loop is :meth:`run`)."""
+        claimed = await self._claim(limit, only_id=only_id)
+        await asyncio.gather(*(self._send_one(row_id, chat_id) for row_id, chat_id in claimed))
+        return len(claimed)
+
+    async def _claim(self, limit: int, *, only_id: int | None = None) -> list[tuple[int, int]]:
+        """Mark up to ``limit`` due messages ``sending`` and commit, before any HTTP call."""
         settings = self.runtime.settings
-        async with self.runtime.sessionmaker() as session:
+        async with write_gate(self.runtime.sessionmaker), self.runtime.sessionmaker() as session:
             rows = await claim_due(
                 session,
                 self.runtime.worker_id,
@@ -180,12 +193,10 @@ class Dispatcher:
                 lease=timedelta(seconds=settings.outbox_lease_seconds),
                 skip_locked=self.skip_locked,
                 only_id=only_id,
-                chats=chats,
             )
             claimed = [(row.id, row.chat_id) for row in rows]
-            await session.commit()  # "sending" is durable before any HTTP call
-        await asyncio.gather(*(self._send_one(row_id, chat_id) for row_id, chat_id in claimed))
-        return len(claimed)
+            await session.commit()
+        return claimed
 
     async def _send_one(self, row_id: int, chat_id: int) -> None:
         async with self._semaphore:
@@ -270,7 +281,7 @@ class Dispatcher:
         self, row_id: int, sink: list[dict[str, Any]], result: _Result
     ) -> None:
         settings = self.runtime.settings
-        async with self.runtime.sessionmaker() as session:
+        async with write_gate(self.runtime.sessionmaker), self.runtime.sessionmaker() as session:
             row = await session.get(OutboxMessage, row_id)
             if row is None or row.status != OutboxStatus.SENDING:
                 return

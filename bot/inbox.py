@@ -67,12 +67,11 @@ ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_membe
 # (payload, incident code, sender's chosen language) of a parked update -> (chat id,
 # apology text) to enqueue, or None.
 ApologyFor = Callable[[dict[str, Any], str, str | None], tuple[int, str] | None]
-# Called after an update's changes are committed (wakes the outbox dispatcher).
+# Called after an update's changes are committed: wakes the outbox dispatcher, which sends
+# what the handling queued at once.
 AfterCommit = Callable[[], None]
 # Sends one committed outbox row now (the apology for a parked update).
 SendNow = Callable[[int], Awaitable[None]]
-# Sends the committed outbox rows of these chats now (a handling's replies).
-SendChats = Callable[[set[int]], Awaitable[None]]
 TRANSIENT_RETRY = timedelta(seconds=3)
 
 
@@ -240,7 +239,6 @@ class InboxWorker:
         apology_for: ApologyFor | None = None,
         after_commit: AfterCommit | None = None,
         send_now: SendNow | None = None,
-        send_chats: SendChats | None = None,
         idle_poll_seconds: float = 0.5,
     ) -> None:
         self.application = application
@@ -250,7 +248,6 @@ class InboxWorker:
         self.apology_for = apology_for
         self.after_commit = after_commit
         self.send_now = send_now
-        self.send_chats = send_chats
         self.idle_poll_seconds = idle_poll_seconds
         self._stopping = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
@@ -359,8 +356,6 @@ class InboxWorker:
             if not parked:
                 return  # the retry answers the press
         await self._answer_button(scope)
-        if scope.error is None and scope.replies and self.send_chats is not None:
-            await self.send_chats({reply.chat_id for reply in scope.replies})
 
     async def _handle_in_session(self, row: ClaimedUpdate) -> UpdateScope | None:
         """The handlers, the done mark and the exchange-log rows, in one transaction.

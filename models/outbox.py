@@ -166,7 +166,6 @@ async def claim_due(
     lease: timedelta,
     skip_locked: bool,
     only_id: int | None = None,
-    chats: set[int] | None = None,
 ) -> list[OutboxMessage]:
     """Take up to ``limit`` due messages, at most one per chat, each the oldest of its chat.
 
@@ -195,8 +194,6 @@ async def claim_due(
     )
     if only_id is not None:
         query = query.where(OutboxMessage.id == only_id)
-    if chats is not None:
-        query = query.where(OutboxMessage.chat_id.in_(chats))
     if skip_locked:
         query = query.with_for_update(skip_locked=True)
     chosen: list[OutboxMessage] = []

@@ -15,6 +15,7 @@ from sqlalchemy.exc import OperationalError
 
 from bot import inbox
 from bot.app import HelpCenterBot, build_application
+from bot.dispatcher import dispatch_all
 from bot.fakeapi import FakeRequest, FakeTelegram
 from models.accounts import Account, get_or_create_account, set_role
 from models.base import clock
@@ -190,6 +191,7 @@ async def test_a_role_taken_away_after_the_claim_no_longer_counts(bot: BotHarnes
         await set_role(session, account, Role.PUBLIC, by=None)
         await session.commit()
     await worker._handle(row)
+    await dispatch_all(bot.application)
 
     assert bot.fake.texts(OPERATOR)
     assert not any("Casi aperti" in text for text in bot.fake.texts(OPERATOR))

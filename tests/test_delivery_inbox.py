@@ -9,6 +9,7 @@ from sqlalchemy.exc import OperationalError
 from telegram import Update
 from telegram.ext import CommandHandler
 
+from bot.dispatcher import dispatch_all
 from bot.runtime import HCContext
 from models.base import clock
 from models.exchange import Direction, Exchange, InboxStatus, claim_updates, inbox_health
@@ -74,10 +75,10 @@ async def test_an_interrupted_update_is_handled_again_after_its_lease(bot: BotHa
         await session.commit()
     assert len(taken) == 1
 
-    await bot.running.worker.drain()
+    await bot.deliver()
     assert bot.fake.texts(PERSON) == []
     clock.advance(61)
-    await bot.running.worker.drain()
+    await bot.deliver()
 
     (row,) = await inbound(bot)
     assert row.status is InboxStatus.DONE and row.claims == 2
@@ -96,6 +97,7 @@ async def test_a_row_taken_over_by_another_worker_is_not_handled_twice(bot: BotH
     clock.advance(5)
     await bot.running.worker.drain()  # our lease expired: another worker handled it
     await bot.running.worker._handle(row)  # we wake up late
+    await dispatch_all(bot.application)
 
     assert len(bot.fake.texts(PERSON)) == 1
 

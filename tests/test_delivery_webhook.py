@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.app import HelpCenterBot
+from bot.dispatcher import dispatch_all
 from bot.health import make_health_app
 from bot.runtime import Runtime
 from bot.webhook import SECRET_HEADER, make_asgi_app
@@ -74,6 +75,7 @@ async def test_a_stored_update_is_answered_200_and_handled_once(bot: BotHarness)
     assert (first.status_code, again.status_code) == (200, 200)
     await bot.known(PERSON)
     await bot.running.worker.drain()
+    await dispatch_all(bot.application)
 
     async with bot.session() as session:
         rows = (
