@@ -12,7 +12,6 @@ from typing import Any
 from sqlalchemy import text
 
 from config.settings import Settings
-from models.base import Base
 from models.db import make_engine
 from models.migrate import upgrade
 
@@ -38,8 +37,8 @@ def postgres_url(suffix: str = "") -> str | None:
         asyncio.run(_reset(url))
     except OSError:
         return None
+    asyncio.run(_drop_schema(url))  # a fresh schema: an earlier run's revision may be gone
     upgrade(url)
-    asyncio.run(_truncate(url))
     return url
 
 
@@ -54,11 +53,11 @@ async def _reset(url: str) -> None:
     await admin.dispose()
 
 
-async def _truncate(url: str) -> None:
+async def _drop_schema(url: str) -> None:
     engine = make_engine(url)
-    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     async with engine.begin() as connection:
-        await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        await connection.execute(text("DROP SCHEMA public CASCADE"))
+        await connection.execute(text("CREATE SCHEMA public"))
     await engine.dispose()
 
 

@@ -32,9 +32,15 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import text
-
-from benchmarks._common import POSTGRES_URL, TOKEN, _reset, percentile, postgres_url, sqlite_url
+from benchmarks._common import (
+    POSTGRES_URL,
+    TOKEN,
+    _drop_schema,
+    _reset,
+    percentile,
+    postgres_url,
+    sqlite_url,
+)
 from bot.fakeapi import FakeTelegram, FakeTelegramServer
 from models.db import make_engine, make_sessionmaker
 
@@ -134,14 +140,6 @@ def empty_postgres_url(suffix: str) -> str | None:
     except OSError:
         return None
     return url
-
-
-async def _drop_schema(url: str) -> None:
-    engine = make_engine(url)
-    async with engine.begin() as connection:
-        await connection.execute(text("DROP SCHEMA public CASCADE"))
-        await connection.execute(text("CREATE SCHEMA public"))
-    await engine.dispose()
 
 
 async def known_people(database_url: str, telegram_ids: range) -> None:
