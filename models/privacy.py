@@ -55,6 +55,12 @@ _FINISHED = or_(
 )
 
 
+# What /forget erases: everything but updates still waiting in the inbox. Those came after
+# the erasure was asked (a chat's updates are handled in order): a new conversation, handled
+# as such, rather than left without a payload to be claimed again forever.
+_TAKEN_UP = or_(Exchange.direction == Direction.OUT, Exchange.status != InboxStatus.PENDING)
+
+
 def accept_privacy(session: AsyncSession, account: Account) -> bool:
     """Record that the person accepted the notice; False if they already had."""
     if account.privacy_accepted_at is not None:
@@ -139,10 +145,13 @@ async def forget_account(session: AsyncSession, account: Account) -> ForgetResul
     the account keeps its row (the audit log refers to it) but no longer its Telegram id.
     """
     telegram_id = account.telegram_id
-    mine = or_(
-        Exchange.account_id == account.id,
-        Exchange.user_id == telegram_id,
-        Exchange.chat_id == telegram_id,
+    mine = and_(
+        or_(
+            Exchange.account_id == account.id,
+            Exchange.user_id == telegram_id,
+            Exchange.chat_id == telegram_id,
+        ),
+        _TAKEN_UP,
     )
     result = await session.execute(
         update(Exchange)
