@@ -237,6 +237,8 @@ class Fuzzed:
 
     kind: str
     update: dict[str, Any]
+    # Drawn with the update: which real button a "press" takes (see ``FuzzRun``).
+    choice: float = 0.0
 
     def describe(self) -> str:
         return f"{self.kind}: {json.dumps(self.update, ensure_ascii=True)[:3000]}"
@@ -254,7 +256,8 @@ class UpdateFuzzer:
         self.kinds: list[tuple[str, Callable[[], dict[str, Any]], int]] = [
             ("text", self.text_message, 18),
             ("command", self.command, 22),
-            ("callback", self.callback, 22),
+            ("callback", self.callback, 14),
+            ("press", self.callback, 12),
             ("location", self.location, 7),
             ("edit", self.edit, 5),
             ("group", self.group_message, 5),
@@ -273,7 +276,7 @@ class UpdateFuzzer:
     def next(self) -> Fuzzed:
         names, makers, weights = zip(*self.kinds, strict=True)
         index = self.rng.choices(range(len(makers)), weights=weights)[0]
-        return Fuzzed(names[index], makers[index]())
+        return Fuzzed(names[index], makers[index](), choice=self.rng.random())
 
     # ---- pieces ----------------------------------------------------------------------------
 
@@ -591,6 +594,15 @@ class UpdateFuzzer:
         }
 
 
+_PROJECT_FRAME = re.compile(r'File "[^"]*/(?:bot|handlers|models)/')
+
+
+def _inline_buttons(message: dict[str, Any]) -> list[str]:
+    """The callback data of a message's inline buttons."""
+    rows = (message.get("reply_markup") or {}).get("inline_keyboard") or []
+    return [str(b["callback_data"]) for row in rows for b in row if "callback_data" in b]
+
+
 def _short_traceback(exc: BaseException) -> str:
     """The exception and the project's frames it went through (not the libraries')."""
     frames = [
@@ -671,9 +683,12 @@ class FuzzRun:
     seed: int
     count: int
     batch: int = 25
+    replay: str = ""  # the command that runs this again, for the failure message
     failures: list[Failure] = field(default_factory=list)
     by_update_id: dict[int, Fuzzed] = field(default_factory=dict)
     seconds: float = 0.0
+    _keyboards: dict[int, list[int]] = field(default_factory=dict)
+    _calls_seen: int = 0
 
     async def run(self) -> None:
         fuzzer = UpdateFuzzer(self.seed, bot_user=self.bot.fake.bot_user)
@@ -705,7 +720,10 @@ class FuzzRun:
         """Push, fetch and handle ``batch``; what went wrong (then all of it dropped), or None."""
         fake = self.bot.fake
         webhook_only: list[dict[str, Any]] = []
+        self._note_keyboards()
         for fuzzed in batch:
+            if fuzzed.kind == "press":
+                self._press_a_real_button(fuzzed)
             self._materialise_pressed_message(fuzzed.update)
             update_id = fake.push_update(fuzzed.update)
             self.by_update_id[update_id] = fuzzed
@@ -731,8 +749,8 @@ class FuzzRun:
         """
         query = update.get("callback_query")
         message = (query or {}).get("message") or {}
-        if message.get("date") == 0 or (message.get("from") or {}).get("id") != self.bot_id:
-            return
+        if message.get("message_id") != 0 or message.get("date") == 0:
+            return  # a real message of the bot's, or an inaccessible one
         fake = self.bot.fake
         if message["chat"]["type"] == "private":
             fake.add_user(query["from"])
@@ -747,14 +765,44 @@ class FuzzRun:
         assert status == 200, body
         query["message"] = body["result"]
 
-    @property
-    def bot_id(self) -> int:
-        return int(self.bot.fake.bot_user["id"])
+    def _note_keyboards(self) -> None:
+        """Remember, per chat, the latest messages the bot sent or edited with buttons."""
+        calls = self.bot.fake.calls
+        for call in calls[self._calls_seen :]:
+            result = call.result if call.ok else None
+            if isinstance(result, dict) and _inline_buttons(result):
+                seen = self._keyboards.setdefault(int(result["chat"]["id"]), [])
+                if result["message_id"] not in seen:
+                    seen.append(result["message_id"])
+                    del seen[:-6]
+        self._calls_seen = len(calls)
+
+    def _press_a_real_button(self, fuzzed: Fuzzed) -> None:
+        """Turn a forged press into a press on a button the bot really shows in that chat
+        (deeper into the flows: report, alert, take, close...); forged if it shows none."""
+        query = fuzzed.update["callback_query"]
+        chat_id = int(query["message"]["chat"]["id"])
+        fake = self.bot.fake
+        shown = [fake.current_message(chat_id, mid) for mid in self._keyboards.get(chat_id, [])]
+        messages = [m for m in shown if m is not None and _inline_buttons(m)]
+        if not messages:
+            return
+        # The latest message most of the time, an older one now and then.
+        message = (
+            messages[-1]
+            if fuzzed.choice < 0.7
+            else messages[int(fuzzed.choice * 97) % len(messages)]
+        )
+        buttons = _inline_buttons(message)
+        query["message"] = message
+        query["data"] = buttons[int(fuzzed.choice * 1009) % len(buttons)]
 
     def _note_log_records(self, recorder: _Recorder) -> None:
         for record in recorder.records:
-            message = record.getMessage().splitlines()[0][:300]
-            self.failures.append(Failure(f"log {record.name}", message))
+            lines = record.getMessage().splitlines()
+            ours = [line.strip() for line in lines[1:] if _PROJECT_FRAME.search(line)]
+            detail = "\n      ".join([lines[0][:300], *ours])
+            self.failures.append(Failure(f"log {record.name}", detail))
         recorder.records.clear()
 
     async def _let_retries_run(self) -> None:
@@ -837,8 +885,8 @@ class FuzzRun:
     def report(self) -> str:
         refused = self.refused_calls()
         lines = [
-            f"{len(self.failures)} problem(s) in {self.count} fuzzed updates; "
-            f"replay with FUZZ_SEED={self.seed} FUZZ_UPDATES={self.count}",
+            f"{len(self.failures)} problem(s) in {self.count} fuzzed updates of seed {self.seed}; "
+            f"replay: {self.replay or f'FUZZ_SEED={self.seed}'}",
         ]
         kinds: dict[str, int] = {}
         for failure in self.failures:
