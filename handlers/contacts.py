@@ -541,9 +541,12 @@ def _custom_period(args: list[str], context: HCContext) -> Period | None:
     if len(args) != 2:
         return None
     first, last = _parse_day(args[0]), _parse_day(args[1])
-    if first is None or last is None or last < first:
+    if first is None or last is None:
         return None
-    return Period.custom(first, last, context.settings.tz)
+    try:
+        return Period.custom(first, last, context.settings.tz)
+    except ValueError:  # ends before it starts, or outside the days statistics cover
+        return None
 
 
 def _period_buttons(prefix: str, _: Any) -> InlineKeyboardMarkup:
