@@ -901,6 +901,8 @@ class FakeTelegram:
     def _learn_message(self, msg: Mapping[str, Any]) -> None:
         chat_id = int(msg["chat"]["id"])
         self._chats.setdefault(chat_id, dict(msg["chat"]))
+        if msg.get("date") == 0:  # an InaccessibleMessage: nothing the bot can edit or see
+            return
         key = (chat_id, int(msg["message_id"]))
         self._messages.setdefault(key, dict(msg))
         self._last_message_id[chat_id] = max(self._last_message_id.get(chat_id, 0), key[1])
