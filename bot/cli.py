@@ -295,6 +295,15 @@ def cmd_console(args: argparse.Namespace) -> int:
     return 0
 
 
+def demo_database(given: str | None, folder: Path) -> str:
+    """``--database``, else ``HELPCENTER_DATABASE_URL``, else a file in the demo's folder."""
+    return (
+        given
+        or os.environ.get("HELPCENTER_DATABASE_URL")
+        or f"sqlite+aiosqlite:///{folder / 'demo.db'}"
+    )
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from bot.demo import enable_line_editing, log_to_file, only_demo_on, run_demo
     from bot.i18n import available_languages
@@ -305,8 +314,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"--language {args.language}: no such language; use one of {', '.join(languages)}",
             EXIT_CONFIG,
         )
-    database = args.database or os.environ.get("HELPCENTER_DATABASE_URL")
-    database = database or f"sqlite+aiosqlite:///{args.folder / 'demo.db'}"
+    database = demo_database(args.database, args.folder)
     load_settings(require_token=False, database_url=database)  # one line if wrong
     args.folder.mkdir(parents=True, exist_ok=True)
     if args.script is not None and not args.script.is_file():
