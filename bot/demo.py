@@ -24,6 +24,7 @@ import logging
 import re
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -542,7 +543,7 @@ async def interactive(demo: Demo, out: IO[str]) -> None:
     try:
         while True:
             try:
-                line = await asyncio.to_thread(input, f"{demo.speaker.name}> ")
+                line = await read_line(f"{demo.speaker.name}> ")
             except EOFError:
                 break
             if line.strip() == "/quit":
@@ -552,6 +553,37 @@ async def interactive(demo: Demo, out: IO[str]) -> None:
                     print(shown, file=out, flush=True)
     finally:
         watcher.cancel()
+
+
+async def read_line(prompt: str) -> str:
+    """``input(prompt)`` (with readline's editing and history) off the event loop.
+
+    A daemon thread, not the loop's executor: Ctrl+C ends the demo at once instead of
+    waiting for a line that will never be typed.
+    """
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[str] = loop.create_future()
+
+    def settle(value: str | None, error: BaseException | None) -> None:
+        if answer.done():
+            return
+        if error is not None:
+            answer.set_exception(error)
+        else:
+            answer.set_result(value or "")
+
+    def read() -> None:
+        value: str | None = None
+        error: BaseException | None = None
+        try:
+            value = input(prompt)
+        except BaseException as exc:  # EOFError: the end of the input
+            error = exc
+        with contextlib.suppress(RuntimeError):  # the demo ended meanwhile
+            loop.call_soon_threadsafe(settle, value, error)
+
+    threading.Thread(target=read, name="demo-input", daemon=True).start()
+    return await answer
 
 
 async def show_what_arrives(demo: Demo, out: IO[str]) -> None:
@@ -582,7 +614,7 @@ async def run_demo(
 ) -> int:
     async def ask_location() -> str:
         prompt = f"📍 where? LAT,LON (Enter: Brescia station {STATION[0]},{STATION[1]}) "
-        return await asyncio.to_thread(input, prompt)
+        return await read_line(prompt)
 
     demo = await open_demo(
         database_url, folder, language, ask_location=None if script else ask_location

@@ -186,9 +186,10 @@ def test_the_demo_command_plays_a_script_with_the_logs_in_a_file(
     assert "helpcenter-demo/demo.log" in result.stdout.splitlines()[0]
 
 
-def run_cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def run_cli(cwd: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "bot.cli", *args],
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=120,
@@ -227,3 +228,19 @@ def test_an_unknown_language_is_a_clear_error(capsys: pytest.CaptureFixture[str]
 
     assert code == 2
     assert "--language xx: no such language; use one of" in capsys.readouterr().err
+
+
+def test_a_trainer_types_as_several_people_and_the_location_button_offers_the_station(
+    tmp_path: Path,
+) -> None:
+    typed = "/as Olga\n/duty\n/as Vera\n/report\n#1\n\n/quit\n"
+
+    result = run_cli(tmp_path, "demo", stdin=typed)
+
+    assert result.returncode == 0, result.stderr
+    assert "Olga   operator (on duty)" in result.stdout  # the guide shows the team
+    assert "you are now Olga (operator)" in result.stdout
+    assert "→ Olga: 🟢 You are on duty" in result.stdout
+    assert "📍 where? LAT,LON (Enter: Brescia station" in result.stdout
+    assert "→ Vera: Place noted." in result.stdout
+    assert (tmp_path / "helpcenter-demo" / "demo.db").is_file()
