@@ -424,9 +424,7 @@ async def open_demo(
     fake = FakeTelegram(token=DEMO_TOKEN)
     for person in TEAM:
         fake.add_user(person.telegram_id, first_name=person.name, language_code=language)
-    async with sessionmaker() as session:
-        last = await session.scalar(select(func.max(Exchange.update_id)))
-    fake.continue_update_ids(int(last or 0))
+    await continue_numbering(fake, sessionmaker)
     request = DemoRequest(fake, folder / "files")
     application = build_application(settings, sessionmaker=sessionmaker, request=request)
     running = HelpCenterBot(application)
@@ -437,6 +435,21 @@ async def open_demo(
     await demo.settle()
     demo.new_output()  # the menus and start-up calls are nobody's message
     return demo
+
+
+async def continue_numbering(fake: FakeTelegram, sessionmaker: Any) -> None:
+    """Update and message ids go on from what the database has seen, as Telegram's do: a
+    restarted demo would otherwise send update 1 again, dropped as a duplicate."""
+    async with sessionmaker() as session:
+        last_update = await session.scalar(select(func.max(Exchange.update_id)))
+        last_messages = await session.execute(
+            select(Exchange.chat_id, func.max(Exchange.message_id))
+            .where(Exchange.chat_id.is_not(None), Exchange.message_id.is_not(None))
+            .group_by(Exchange.chat_id)
+        )
+        for chat_id, message_id in last_messages:
+            fake.continue_message_ids(int(chat_id), int(message_id))
+    fake.continue_update_ids(int(last_update or 0))
 
 
 async def seed(sessionmaker: Any, language: str) -> None:

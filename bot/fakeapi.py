@@ -881,6 +881,10 @@ class FakeTelegram:
         received updates before (its ids never restart at 1)."""
         self._next_update_id = max(self._next_update_id, last_seen + 1)
 
+    def continue_message_ids(self, chat_id: int, last_seen: int) -> None:
+        """Number the chat's next messages after ``last_seen`` (a chat's ids never restart)."""
+        self._last_message_id[chat_id] = max(self._last_message_id.get(chat_id, 0), last_seen)
+
     def pending_updates(self) -> list[JSON]:
         """Updates not yet confirmed by an offset."""
         return list(self._updates)

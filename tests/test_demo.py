@@ -21,6 +21,7 @@ from bot.cli import demo_database, main
 from bot.demo import Demo, DemoRefused, only_demo_on, open_demo, parse_script_line, play_script
 
 ROOT = Path(__file__).resolve().parent.parent
+VERA = 200_001
 README_SCRIPT = ROOT / "config" / "demo.script"
 
 
@@ -92,12 +93,15 @@ async def test_restarting_the_demo_on_the_same_database_answers_the_first_messag
     first = await open_demo(database_url, tmp_path)
     try:
         assert "street volunteer" in await act(first, "Vera: /help")
+        last_id = first.fake.sent_messages(VERA)[-1]["message_id"]
     finally:
         await first.close()
 
     again = await open_demo(database_url, tmp_path)
     try:
         assert "street volunteer" in await act(again, "Vera: /help")
+        # Her chat goes on: the new answer is not numbered as an old message.
+        assert again.fake.sent_messages(VERA)[-1]["message_id"] > last_id
     finally:
         await again.close()
 
