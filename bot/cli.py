@@ -305,7 +305,7 @@ def demo_database(given: str | None, folder: Path) -> str:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from bot.demo import enable_line_editing, log_to_file, only_demo_on, run_demo
+    from bot.demo import enable_line_editing, log_to_file, run_demo
     from bot.i18n import available_languages
 
     languages = available_languages()
@@ -321,13 +321,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         raise CliError(f"no such script: {args.script}")
     with reaching_database(database):
         asyncio.run(migrate.current_revision(database))
-    with only_demo_on(database):
-        log_file = args.folder / "demo.log"
-        log_to_file(log_file)
-        print(f"helpcenter demo: log in {log_file}, files in {args.folder / 'files'}", flush=True)
-        if args.script is None:
-            enable_line_editing(args.folder / "history")
-        return asyncio.run(run_demo(database, args.folder, args.language, args.script))
+    log_file = args.folder / "demo.log"
+    log_to_file(log_file)
+    print(f"helpcenter demo: log in {log_file}, files in {args.folder / 'files'}", flush=True)
+    if args.script is None:
+        enable_line_editing(args.folder / "history")
+    return asyncio.run(run_demo(database, args.folder, args.language, args.script))
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from pydantic import SecretStr
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from telegram.request import RequestData
 
@@ -158,6 +158,7 @@ class Demo:
     fake: FakeTelegram
     request: DemoRequest
     engine: AsyncEngine
+    release: Callable[[], Awaitable[None]]
     people: dict[str, Person]
     speaker: Person
     ask_location: Callable[[], Awaitable[str]] | None = None
@@ -393,8 +394,11 @@ class Demo:
         return str(text)
 
     async def close(self) -> None:
-        await self.running.stop()
-        await self.engine.dispose()
+        try:
+            await self.running.stop()
+        finally:
+            await self.release()
+            await self.engine.dispose()
 
 
 # ---- opening the demo ---------------------------------------------------------------------
@@ -419,6 +423,11 @@ async def open_demo(
     settings = demo_settings(database_url)
     await asyncio.to_thread(migrate.upgrade, database_url)
     engine = make_engine(database_url)
+    try:
+        release = await hold_demo_lock(database_url, engine)
+    except BaseException:
+        await engine.dispose()
+        raise
     sessionmaker = make_sessionmaker(engine)
     await seed(sessionmaker, language)
     fake = FakeTelegram(token=DEMO_TOKEN)
@@ -431,7 +440,7 @@ async def open_demo(
     await running.start()
     await running.start_polling()
     people = {person.name.lower(): person for person in TEAM}
-    demo = Demo(running, fake, request, engine, people, TEAM[0], ask_location)
+    demo = Demo(running, fake, request, engine, release, people, TEAM[0], ask_location)
     await demo.settle()
     demo.new_output()  # the menus and start-up calls are nobody's message
     return demo
@@ -474,21 +483,52 @@ async def seed(sessionmaker: Any, language: str) -> None:
         await session.commit()
 
 
-@contextlib.contextmanager
-def only_demo_on(database_url: str) -> Iterator[None]:
-    """One demo per database: a second one would fetch nothing and answer nobody."""
-    digest = hashlib.sha256(canonical_url(database_url).encode()).hexdigest()[:16]
-    path = Path(tempfile.gettempdir()) / f"helpcenter-demo-{digest}.lock"
-    with path.open("w") as lock:
+DEMO_LOCK_KEY = 0x4843_4445_4D4F  # "HCDEMO": PostgreSQL's advisory lock of the demo
+
+
+async def hold_demo_lock(database_url: str, engine: AsyncEngine) -> Callable[[], Awaitable[None]]:
+    """One demo per database, or a clear refusal: a second one would number its updates as
+    the first does and be dropped as duplicates, answering nobody. Returns the release.
+
+    SQLite: a lock file for the database file (one machine). PostgreSQL: an advisory lock,
+    held by one connection while the demo runs (any machine).
+    """
+    if canonical_url(database_url).startswith("sqlite"):
+        digest = hashlib.sha256(canonical_url(database_url).encode()).hexdigest()[:16]
+        lock = (Path(tempfile.gettempdir()) / f"helpcenter-demo-{digest}.lock").open("w")
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise DemoRefused(
-                "another demo is running on this database: leave it (/quit) or give this one "
-                "its own with --database",
-                EXIT_CONFIG,
-            ) from None
-        yield
+            lock.close()
+            raise DemoRefused(REFUSAL, EXIT_CONFIG) from None
+
+        async def release_file() -> None:
+            lock.close()
+
+        return release_file
+    connection = await engine.connect()
+    if not await connection.scalar(
+        text("SELECT pg_try_advisory_lock(:key)"), {"key": DEMO_LOCK_KEY}
+    ):
+        await connection.close()
+        raise DemoRefused(REFUSAL, EXIT_CONFIG)
+
+    async def release_advisory() -> None:
+        try:
+            await connection.execute(
+                text("SELECT pg_advisory_unlock(:key)"), {"key": DEMO_LOCK_KEY}
+            )
+            await connection.commit()
+        finally:
+            await connection.close()
+
+    return release_advisory
+
+
+REFUSAL = (
+    "another demo is running on this database: leave it (/quit) or give this one its own "
+    "with --database"
+)
 
 
 def canonical_url(database_url: str) -> str:

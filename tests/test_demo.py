@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from bot.cli import demo_database, main
-from bot.demo import Demo, DemoRefused, only_demo_on, open_demo, parse_script_line, play_script
+from bot.demo import Demo, DemoRefused, open_demo, parse_script_line, play_script
 
 ROOT = Path(__file__).resolve().parent.parent
 VERA = 200_001
@@ -202,19 +202,25 @@ def run_cli(cwd: Path, *args: str, stdin: str = "") -> subprocess.CompletedProce
     )
 
 
-def test_a_second_demo_on_the_same_database_is_refused_with_a_clear_message(
-    tmp_path: Path,
+async def test_a_second_demo_on_the_same_database_is_refused_with_a_clear_message(
+    demo: Demo, database_url: str, tmp_path: Path
 ) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'demo.db'}"
-    same_file = f"sqlite+aiosqlite:///{tmp_path / '.' / 'demo.db'}"
-    with only_demo_on(url):
-        with (
-            pytest.raises(DemoRefused, match="another demo is running on this database"),
-            only_demo_on(same_file),
-        ):
-            pass
-        with only_demo_on(f"sqlite+aiosqlite:///{tmp_path / 'other.db'}"):
-            pass
+    same = database_url.replace(str(tmp_path), f"{tmp_path}/.")
+
+    with pytest.raises(DemoRefused, match="another demo is running on this database"):
+        await open_demo(same, tmp_path / "second")
+
+    assert "street volunteer" in await act(demo, "Vera: /help")  # the first one is untouched
+
+
+async def test_a_demo_that_has_ended_leaves_the_database_to_the_next(
+    database_url: str, tmp_path: Path
+) -> None:
+    first = await open_demo(database_url, tmp_path)
+    await first.close()
+
+    second = await open_demo(database_url, tmp_path)
+    await second.close()
 
 
 def test_the_database_setting_is_honoured_and_the_option_overrides_it(
