@@ -99,6 +99,10 @@ Try:
 @45.5325,10.2131 shares a location, /photo sends a photo, /who lists the team, /quit leaves."""
 
 
+class Refused(Exception):
+    """A line that cannot be done as typed (no such person, no such button …)."""
+
+
 class DemoRefused(CliError):
     """Another demo uses this database."""
 
@@ -162,8 +166,10 @@ class Demo:
     people: dict[str, Person]
     speaker: Person
     ask_location: Callable[[], Awaitable[str]] | None = None
+    refusals: int = 0  # lines that could not be done (a script counts them as problems)
     _shown_calls: int = 0
     _tags: dict[int, Shown] = field(default_factory=dict)
+    _bodies: dict[tuple[int, int], str] = field(default_factory=dict)
     _newest: dict[int, Shown] = field(default_factory=dict)
     _tag_numbers: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     _query_ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
@@ -174,10 +180,13 @@ class Demo:
     async def do(self, line: str, person: Person | None = None) -> list[str]:
         """What ``person`` (default: the one typing) does; returns what is shown after it."""
         who = person or self.speaker
-        line = line.strip()
-        problem = await self._act(who, line)
-        if problem is not None:
-            return [problem]
+        try:
+            note = await self._act(who, line.strip())
+        except Refused as refused:
+            self.refusals += 1
+            return [str(refused)]
+        if note is not None:
+            return [note]
         await self.settle()
         return self.new_output()
 
@@ -202,7 +211,7 @@ class Demo:
     def _switch(self, name: str) -> str:
         person = self.person(name)
         if person is None:
-            return f"nobody called {name!r}: " + ", ".join(self.people_names())
+            raise Refused(f"nobody called {name!r}: " + ", ".join(self.people_names()))
         self.speaker = person
         return f"you are now {person.name} ({person.role.value})"
 
@@ -224,7 +233,7 @@ class Demo:
         """Move the clock on, then run every job of the job queue once (as if it were due)."""
         match = DURATION.match(text.strip())
         if match is None:
-            return "usage: /wait 6m (s, m, h or d)"
+            raise Refused("usage: /wait 6m (s, m, h or d)")
         seconds = float(match.group(1)) * UNITS[match.group(2)]
         clock.advance(seconds)
         job_queue = self.running.application.job_queue
@@ -237,18 +246,18 @@ class Demo:
     async def press(self, who: Person, number: int, tag: int | None) -> str | None:
         shown = self._tags.get(tag) if tag is not None else self._newest.get(who.telegram_id)
         if shown is None:
-            return f"no message m{tag}" if tag is not None else f"{who.name} has no buttons"
+            raise Refused(f"no message m{tag}" if tag is not None else f"{who.name} has no buttons")
         if shown.chat_id != who.telegram_id:
             owner = self._name_of(shown.chat_id)
-            return f"m{shown.tag} was sent to {owner}: /as {owner} first"
+            raise Refused(f"m{shown.tag} was sent to {owner}: /as {owner} first")
         message = self.fake.current_message(shown.chat_id, shown.message_id)
         markup = self.fake.markup_of(message) if message else {}
         rows = markup.get("inline_keyboard") or markup.get("keyboard") or []
         buttons = [button for row in rows for button in row]
         if message is None or not buttons:
-            return "that message has no buttons any more"
+            raise Refused("that message has no buttons any more")
         if not 1 <= number <= len(buttons):
-            return f"choose a button from 1 to {len(buttons)}"
+            raise Refused(f"choose a button from 1 to {len(buttons)}")
         button = buttons[number - 1]
         if "inline_keyboard" in markup:
             return self._press_inline(who, message, button)
@@ -290,7 +299,7 @@ class Demo:
 
     def share_location(self, who: Person, latitude: float, longitude: float) -> str | None:
         if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
-            return "a location is @LAT,LON, e.g. @45.5325,10.2131"
+            raise Refused("a location is @LAT,LON, e.g. @45.5325,10.2131")
         self.fake.user_writes(who.telegram_id, location=(latitude, longitude))
         return None
 
@@ -364,10 +373,15 @@ class Demo:
 
     def _render(self, message: dict[str, Any], *, edited: bool) -> list[str]:
         chat_id = int(message["chat"]["id"])
-        head = f"→ {self._name_of(chat_id)}{' (edited)' if edited else ''}: "
-        body = self._body(message).splitlines() or [""]
-        out = [head + body[0], *(f"    {line}".rstrip() for line in body[1:])]
+        key = (chat_id, int(message["message_id"]))
+        text = self._body(message)
         labels = [label for row in self.fake.buttons(message) for label in row]
+        if edited and not labels and self._bodies.get(key) == text:
+            return []  # only its buttons were taken away: nothing new to read
+        self._bodies[key] = text
+        head = f"→ {self._name_of(chat_id)}{' (edited)' if edited else ''}: "
+        body = text.splitlines() or [""]
+        out = [head + body[0], *(f"    {line}".rstrip() for line in body[1:])]
         if labels:
             shown = Shown(next(self._tag_numbers), chat_id, int(message["message_id"]))
             self._tags[shown.tag] = shown
@@ -585,8 +599,12 @@ async def play_script(demo: Demo, lines: list[str], out: IO[str]) -> int:
             problems += 1
             continue
         print(f"\n{person.name}: {what}", file=out)
+        refused_before = demo.refusals
         for shown in await demo.do(what, person):
             print(shown, file=out)
+        if demo.refusals > refused_before:
+            print(f"line {number}: could not be done", file=out)
+            problems += 1
     return problems
 
 

@@ -254,3 +254,15 @@ def test_a_trainer_types_as_several_people_and_the_location_button_offers_the_st
     assert "📍 where? LAT,LON (Enter: Brescia station" in result.stdout
     assert "→ Vera: Place noted." in result.stdout
     assert (tmp_path / "helpcenter-demo" / "demo.db").is_file()
+
+
+async def test_a_script_line_that_cannot_be_done_is_a_problem_so_the_readme_never_goes_stale(
+    demo: Demo,
+) -> None:
+    out = io.StringIO()
+
+    problems = await play_script(demo, ["Piero: /services", "Piero: #99", "Nobody: /help"], out)
+
+    assert problems == 2
+    assert "line 2: could not be done" in out.getvalue()
+    assert "line 3: nobody called Nobody" in out.getvalue()
