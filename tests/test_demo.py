@@ -266,3 +266,10 @@ async def test_a_script_line_that_cannot_be_done_is_a_problem_so_the_readme_neve
     assert problems == 2
     assert "line 2: could not be done" in out.getvalue()
     assert "line 3: nobody called Nobody" in out.getvalue()
+
+
+async def test_a_volunteer_adds_a_photo_to_her_report(demo: Demo) -> None:
+    for line in ("/report", "#1", "#1", "#3"):
+        await act(demo, f"Vera: {line}")
+
+    assert "→ Vera: Photo saved." in await act(demo, "Vera: /photo")
