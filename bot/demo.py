@@ -442,6 +442,26 @@ async def open_demo(
     except BaseException:
         await engine.dispose()
         raise
+    try:
+        demo = await start_demo(settings, engine, release, folder, language, ask_location)
+    except BaseException:
+        await release()
+        await engine.dispose()
+        raise
+    await demo.settle()
+    demo.new_output()  # the menus and start-up calls are nobody's message
+    return demo
+
+
+async def start_demo(
+    settings: Settings,
+    engine: AsyncEngine,
+    release: Callable[[], Awaitable[None]],
+    folder: Path,
+    language: str,
+    ask_location: Callable[[], Awaitable[str]] | None,
+) -> Demo:
+    """Seed, then start the real running bot (worker, dispatcher, jobs, fetch loop)."""
     sessionmaker = make_sessionmaker(engine)
     await seed(sessionmaker, language)
     fake = FakeTelegram(token=DEMO_TOKEN)
@@ -454,10 +474,7 @@ async def open_demo(
     await running.start()
     await running.start_polling()
     people = {person.name.lower(): person for person in TEAM}
-    demo = Demo(running, fake, request, engine, release, people, TEAM[0], ask_location)
-    await demo.settle()
-    demo.new_output()  # the menus and start-up calls are nobody's message
-    return demo
+    return Demo(running, fake, request, engine, release, people, TEAM[0], ask_location)
 
 
 async def continue_numbering(fake: FakeTelegram, sessionmaker: Any) -> None:
