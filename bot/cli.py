@@ -10,8 +10,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from bot.startup import (
@@ -97,6 +99,21 @@ def build_parser() -> argparse.ArgumentParser:
     console.add_argument("--database", default="sqlite+aiosqlite:///helpcenter-console.db")
     console.add_argument("--language", default=None, help="your language (it, en, fr, ar)")
     console.set_defaults(handler=cmd_console)
+
+    demo = sub.add_parser(
+        "demo", help="the whole team in this terminal, offline: no bot token needed"
+    )
+    demo.add_argument(
+        "--database",
+        default=None,
+        help="database URL (default: HELPCENTER_DATABASE_URL, else demo.db in the folder)",
+    )
+    demo.add_argument(
+        "--folder", type=Path, default=Path("helpcenter-demo"), help="for the log and files"
+    )
+    demo.add_argument("--language", default="en", help="the team's language (en, it, fr, ar)")
+    demo.add_argument("--script", type=Path, help="play this scenario and print the transcript")
+    demo.set_defaults(handler=cmd_demo)
 
     for name in EXTENSIONS:
         module = __import__(name, fromlist=["add_commands"])
@@ -275,6 +292,40 @@ def cmd_console(args: argparse.Namespace) -> int:
         asyncio.run(migrate.current_revision(args.database))
     asyncio.run(run_console(Role(args.role), args.database, args.language))
     return 0
+
+
+def demo_database(given: str | None, folder: Path) -> str:
+    """``--database``, else ``HELPCENTER_DATABASE_URL``, else a file in the demo's folder."""
+    return (
+        given
+        or os.environ.get("HELPCENTER_DATABASE_URL")
+        or f"sqlite+aiosqlite:///{folder / 'demo.db'}"
+    )
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from bot.demo import enable_line_editing, log_to_file, run_demo
+    from bot.i18n import available_languages
+
+    languages = available_languages()
+    if args.language not in languages:
+        raise CliError(
+            f"--language {args.language}: no such language; use one of {', '.join(languages)}",
+            EXIT_CONFIG,
+        )
+    database = demo_database(args.database, args.folder)
+    load_settings(require_token=False, database_url=database)  # one line if wrong
+    args.folder.mkdir(parents=True, exist_ok=True)
+    if args.script is not None and not args.script.is_file():
+        raise CliError(f"no such script: {args.script}")
+    with reaching_database(database):
+        asyncio.run(migrate.current_revision(database))
+    log_file = args.folder / "demo.log"
+    log_to_file(log_file)
+    print(f"helpcenter demo: log in {log_file}, files in {args.folder / 'files'}", flush=True)
+    if args.script is None:
+        enable_line_editing(args.folder / "history")
+    return asyncio.run(run_demo(database, args.folder, args.language, args.script))
 
 
 if __name__ == "__main__":

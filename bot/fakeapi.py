@@ -876,6 +876,15 @@ class FakeTelegram:
         data = self.callback_data_for(current, button_text)
         return self.push_update(callback_update(self.user(user_id), current, data))
 
+    def continue_update_ids(self, last_seen: int) -> None:
+        """Number the next updates after ``last_seen``, as Telegram does for a bot that has
+        received updates before (its ids never restart at 1)."""
+        self._next_update_id = max(self._next_update_id, last_seen + 1)
+
+    def continue_message_ids(self, chat_id: int, last_seen: int) -> None:
+        """Number the chat's next messages after ``last_seen`` (a chat's ids never restart)."""
+        self._last_message_id[chat_id] = max(self._last_message_id.get(chat_id, 0), last_seen)
+
     def pending_updates(self) -> list[JSON]:
         """Updates not yet confirmed by an offset."""
         return list(self._updates)
@@ -901,6 +910,8 @@ class FakeTelegram:
     def _learn_message(self, msg: Mapping[str, Any]) -> None:
         chat_id = int(msg["chat"]["id"])
         self._chats.setdefault(chat_id, dict(msg["chat"]))
+        if msg.get("date") == 0:  # an InaccessibleMessage: nothing the bot can edit or see
+            return
         key = (chat_id, int(msg["message_id"]))
         self._messages.setdefault(key, dict(msg))
         self._last_message_id[chat_id] = max(self._last_message_id.get(chat_id, 0), key[1])
@@ -1538,13 +1549,17 @@ class FakeTelegram:
         markup = self._reply_keyboards.get(chat_id)
         return _button_texts(markup.get("keyboard", [])) if markup else None
 
-    def buttons(self, message: Mapping[str, Any]) -> list[list[str]]:
-        """Button texts of the inline (or reply) keyboard attached to a sent message."""
-        markup = (
+    def markup_of(self, message: Mapping[str, Any]) -> JSON:
+        """The inline or reply keyboard markup attached to a sent message ({} if none)."""
+        return dict(
             message.get("reply_markup")
             or self._extra_markups.get((int(message["chat"]["id"]), int(message["message_id"])))
             or {}
         )
+
+    def buttons(self, message: Mapping[str, Any]) -> list[list[str]]:
+        """Button texts of the inline (or reply) keyboard attached to a sent message."""
+        markup = self.markup_of(message)
         return _button_texts(markup.get("inline_keyboard") or markup.get("keyboard") or [])
 
     def callback_data_for(self, message: Mapping[str, Any], button_text: str) -> str:

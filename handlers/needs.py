@@ -69,7 +69,7 @@ def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
     waiting = DeskWaiting()
     application.add_handler(CallbackQueryHandler(on_button, pattern=f"^{PREFIX}"))
     application.add_handler(CommandHandler("cancel", cancel_request, filters=waiting))
-    typed = filters.TEXT & ~filters.COMMAND & ~filters.UpdateType.EDITED & Readable()
+    typed = filters.UpdateType.MESSAGE & filters.TEXT & ~filters.COMMAND & Readable()
     application.add_handler(MessageHandler(typed & waiting, desk_request_text))
     application.add_handler(MessageHandler(typed, free_text))
 
@@ -92,6 +92,10 @@ class Readable(filters.MessageFilter):
         super().__init__(name="needs.Readable")
 
     def filter(self, message: Message) -> bool:
+        """From a person (a channel post or a message without a sender goes to the fallback)."""
+        sender = message.from_user
+        if sender is None or sender.is_bot:
+            return False
         return message.text is not None and readable(message.text)
 
 
@@ -194,7 +198,8 @@ def unclear_text(context: HCContext, *, greeted: bool = False) -> str:
         if greeted
         else _("I am not sure what you need. Choose below, or write it in a few words.")
     )
-    if context.account.role is not Role.PUBLIC:
+    account = context.scope.account  # None: a message without a sender (a channel post)
+    if account is not None and account.role is not Role.PUBLIC:
         text += "\n" + _("Send /help to see the commands of your role.")
     return text
 

@@ -234,6 +234,13 @@ AGE_BANDS = ("0-17", "18-24", "25-34", "35-44", "45-54", "55-64", "65+", "unknow
 _BAND_LOWER = (0, 18, 25, 35, 45, 55, 65)
 
 
+# The days a period may name. At the calendar's ends (year 1, year 9999) a local midnight has
+# no UTC time and the day after does not exist; and no record of the Help Center is older
+# than this century.
+FIRST_DAY = date(2000, 1, 1)
+LAST_DAY = date(2099, 12, 31)
+
+
 @dataclass(frozen=True)
 class Period:
     """Local days ``[first_day, end_day)`` in the Help Center's time zone."""
@@ -280,6 +287,8 @@ class Period:
     def custom(cls, first_day: date, last_day: date, tz: ZoneInfo) -> Period:
         if last_day < first_day:
             raise ValueError("the period ends before it starts")
+        if first_day < FIRST_DAY or last_day > LAST_DAY:
+            raise ValueError("the period is outside the days statistics cover")
         return cls(first_day, last_day + timedelta(days=1), tz)
 
     @property

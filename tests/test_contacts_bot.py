@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import func, select
 
@@ -209,6 +210,16 @@ async def test_coordinator_gets_stats_as_text_and_charts(bot: BotHarness) -> Non
         IT("Contacts: {contacts} (anonymous: {anonymous})").format(contacts=0, anonymous=0)
         in shown[-1]["text"]
     )
+
+
+@pytest.mark.parametrize("command", ["/stats", "/export"])
+@pytest.mark.parametrize("period", ["0001-01-01 2025-03-31", "2025-03-01 9999-12-31"])
+async def test_a_period_at_the_ends_of_the_calendar_gets_the_usage(
+    bot: BotHarness, command: str, period: str
+) -> None:
+    await bot.grant(COORDINATOR, Role.COORDINATOR)
+    answer = await bot.says(COORDINATOR, f"{command} {period}")
+    assert answer[-1]["text"] == IT(f"Write the period as {command} 2025-01-01 2025-03-31.")
 
 
 async def test_coordinator_exports_a_workbook(bot: BotHarness) -> None:

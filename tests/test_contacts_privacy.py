@@ -10,7 +10,7 @@ from bot.contacts_jobs import monthly_report_sweep, retention_sweep
 from models.accounts import Account, AuditEntry, account_by_telegram_id
 from models.base import clock
 from models.contacts import Contact, Person, create_person
-from models.exchange import Exchange
+from models.exchange import Direction, Exchange, InboxStatus
 from models.outbox import OutboxMessage, enqueue
 from models.roles import Role
 from tests.conftest import BotHarness
@@ -195,6 +195,30 @@ async def test_forget_also_removes_messages_kept_for_delivery(bot: BotHarness) -
     async with bot.session() as session:
         kept = await session.scalar(select(func.count()).where(OutboxMessage.chat_id == PERSON))
     assert kept == 0
+
+
+async def test_a_message_sent_right_after_erasing_is_answered_not_lost(bot: BotHarness) -> None:
+    """The press on "Yes, erase my data" and the next message arrive together: the erasure
+    covers what came before it; the message after it is a new conversation, answered."""
+    await bot.says(PERSON, "/start")
+    question = (await bot.says(PERSON, "/forget"))[-1]
+    before = len(bot.fake.sent_messages(PERSON))
+    bot.fake.user_presses(PERSON, question, IT("Yes, erase my data"))
+    bot.fake.user_writes(PERSON, "/help")
+    await bot.deliver()
+
+    answers = bot.fake.sent_messages(PERSON)[before:]
+    assert answers[0]["text"] == IT(
+        "Done: your data has been erased. You can write again at any time."
+    )
+    assert len(answers) >= 2  # /help was answered too (a new person: notice, then help)
+    async with bot.session() as session:
+        unfinished = await session.scalar(
+            select(func.count()).where(
+                Exchange.direction == Direction.IN, Exchange.status != InboxStatus.DONE
+            )
+        )
+        assert unfinished == 0
 
 
 async def test_retention_removes_delivered_messages_past_the_period(bot: BotHarness) -> None:

@@ -29,6 +29,7 @@ from bot.fakeapi import (
     FakeRequest,
     FakeTelegram,
     FakeTelegramServer,
+    callback_update,
     group_chat_dict,
     parse_entities,
 )
@@ -411,6 +412,15 @@ def test_callback_queries_can_be_answered_once(fake: FakeTelegram) -> None:
     assert send(fake, "answerCallbackQuery", callback_query_id=query["id"])[0] == 400
     with pytest.raises(LookupError):
         fake.user_presses(MARTA.id, msg[1]["result"], "Nope")
+
+
+def test_a_press_on_an_inaccessible_message_leaves_nothing_to_edit(fake: FakeTelegram) -> None:
+    """Telegram sends a press on a deleted or too old message with ``date`` 0 and no content
+    (an InaccessibleMessage): editing it answers 400, as Telegram does."""
+    gone = {"message_id": 41, "chat": MARTA.chat, "date": 0}
+    fake.push_update(callback_update(MARTA.as_dict, gone, "take:7"))
+    status, body = send(fake, "editMessageText", chat_id=MARTA.id, message_id=41, text="x")
+    assert (status, body) == (400, error(400, "Bad Request: message to edit not found"))
 
 
 def test_builders_make_telegram_shaped_updates() -> None:

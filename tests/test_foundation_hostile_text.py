@@ -140,7 +140,7 @@ async def test_an_update_the_library_cannot_read_is_parked_at_once_and_the_chat_
     [apology, answer] = bot.fake.texts(ALBA)
     assert "Désolé" in apology and rows[unreadable].error is not None
     assert rows[unreadable].error.split()[0] in apology, "the incident code is the row's"
-    assert "/help" not in apology and "/help" in answer
+    assert "/help" not in apology and "/forget" in answer  # the answer to /help (#13: buttons)
 
 
 @pytest.mark.parametrize(

@@ -105,6 +105,7 @@ SUBCOMMANDS = [
     ("users", "list"),
     ("inbox", "failed"),
     ("console",),
+    ("demo",),
     ("services", "import", "directory.yaml"),
     ("services", "export", "directory.yaml"),
     ("services", "staff", "424242", "shelter-1"),
