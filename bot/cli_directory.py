@@ -37,8 +37,9 @@ def cmd_import(args: argparse.Namespace) -> int:
     path: Path = args.file
     if not path.exists():
         raise CliError(f"no such file: {path}")
+    settings = settings_for_database()
     try:
-        directory = read_directory(path)
+        directory = read_directory(path, settings.tz)
     except DirectoryFileError as exc:
         raise CliError(f"{path}: nothing imported, fix these first:\n{exc}") from None
 
@@ -46,9 +47,11 @@ def cmd_import(args: argparse.Namespace) -> int:
         return await import_directory(session, directory)
 
     try:
-        summary = with_session(settings_for_database(), work)
+        summary = with_session(settings, work)
     except DirectoryFileError as exc:
         raise CliError(f"{path}: nothing imported, fix these first:\n{exc}") from None
+    for warning in directory.warnings:
+        print(f"left aside: {warning}")
     print(f"imported {path}: {summary}")
     return 0
 

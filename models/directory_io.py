@@ -16,16 +16,25 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from models.base import clock
 from models.directory import (
     Admits,
     Category,
@@ -38,11 +47,13 @@ from models.directory import (
     Service,
     set_beds,
 )
-from models.schedule import WEEKDAYS, MonthDay, Season, Slot, format_hours, parse_hours
+from models.hsds import read_folder
+from models.schedule import MonthDay, Season, Slot, format_hours, parse_hours
 
 TEXT_FIELDS = ("name", "description", "eligibility", "application_process", "notes")
 CSV_TABLES = ("organizations", "locations", "services", "schedules", "closures", "places")
 BYDAY = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
+ROME = ZoneInfo("Europe/Rome")
 
 
 class DirectoryFileError(Exception):
@@ -71,20 +82,32 @@ class OrganizationIn(_Row):
 
 class LocationIn(_Row):
     name: str = Field(min_length=1, max_length=200)
-    address: str = Field(min_length=1, max_length=300)
+    address: str = Field(default="", max_length=300)
     area: str = ""
-    latitude: float = Field(ge=-90, le=90)
-    longitude: float = Field(ge=-180, le=180)
+    # None: a place without coordinates, never among the services near a person.
+    latitude: float | None = Field(default=None, ge=-90, le=90)
+    longitude: float | None = Field(default=None, ge=-180, le=180)
     accessibility: str | None = None
+
+    @model_validator(mode="after")
+    def _both_coordinates_or_none(self) -> LocationIn:
+        if (self.latitude is None) != (self.longitude is None):
+            raise ValueError("give both latitude and longitude, or neither")
+        return self
 
 
 class HoursIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     hours: str
     season: str | None = None
+    valid_from: date | None = None
+    valid_to: date | None = None
 
     def slots(self) -> tuple[Slot, ...]:
-        return parse_hours(self.hours, parse_season(self.season))
+        return tuple(
+            replace(slot, valid_from=self.valid_from, valid_to=self.valid_to)
+            for slot in parse_hours(self.hours, parse_season(self.season))
+        )
 
 
 class ClosureIn(BaseModel):
@@ -94,7 +117,7 @@ class ClosureIn(BaseModel):
 
 
 class ServiceIn(_Row):
-    category: Category
+    category: Category | None  # None: from an HSDS file without our taxonomy, in no menu
     organization: str | None = None
     location: str | None = None
     name: dict[str, str]
@@ -151,16 +174,21 @@ def parse_season(text: str | None) -> Season | None:
 
 
 def canonical_hours(slots: Iterable[Slot]) -> tuple[str | list[HoursIn], str | None]:
-    """One hours text and season when all slots share a season, else a block per season."""
-    by_season: dict[Season | None, list[Slot]] = {}
+    """One hours text and season when all slots share a season and dates, else blocks."""
+    groups: dict[tuple[Season | None, date | None, date | None], list[Slot]] = {}
     for slot in sorted(slots):
-        by_season.setdefault(slot.season, []).append(slot)
-    if len(by_season) <= 1:
-        season = next(iter(by_season), None)
-        return format_hours(next(iter(by_season.values()), [])), str(season) if season else None
+        groups.setdefault((slot.season, slot.valid_from, slot.valid_to), []).append(slot)
+    if len(groups) <= 1 and all(start is None and end is None for _s, start, end in groups):
+        season = next(iter(groups), (None,))[0]
+        return format_hours(next(iter(groups.values()), [])), str(season) if season else None
     blocks = [
-        HoursIn(hours=format_hours(group), season=str(s) if s else None)
-        for s, group in sorted(by_season.items(), key=lambda kv: str(kv[0]))
+        HoursIn(
+            hours=format_hours(group),
+            season=str(season) if season else None,
+            valid_from=start,
+            valid_to=end,
+        )
+        for (season, start, end), group in sorted(groups.items(), key=lambda kv: str(kv[0]))
     ]
     return blocks, None
 
@@ -171,6 +199,7 @@ class Directory:
     locations: list[LocationIn] = field(default_factory=list)
     services: list[ServiceIn] = field(default_factory=list)
     places: list[PlaceIn] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # what an import left aside, and why
 
 
 @dataclass
@@ -277,116 +306,22 @@ def _validate(rows: dict[str, list[tuple[str, dict[str, Any]]]], problems: list[
     return directory
 
 
-def _csv_rows(folder: Path, table: str) -> list[tuple[str, dict[str, str]]]:
-    path = folder / f"{table}.csv"
-    if not path.is_file():
-        return []
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        out = []
-        for row in reader:
-            clean = {k.strip(): (v or "").strip() for k, v in row.items() if k}
-            out.append((f"{path.name} line {reader.line_num}", clean))
-        return out
-
-
-def _bool(text: str) -> bool | None:
-    lowered = text.strip().lower()
-    if lowered in {"", "unknown"}:
-        return None
-    if lowered in {"true", "yes", "1", "y"}:
-        return True
-    if lowered in {"false", "no", "0", "n"}:
-        return False
-    raise ValueError(f"not yes/no: {text!r}")
-
-
-def _texts(row: dict[str, str], name: str) -> dict[str, str]:
-    prefix = f"{name}_"
-    return {k[len(prefix) :]: v for k, v in row.items() if k.startswith(prefix) and v}
-
-
-def read_csv_folder(folder: Path) -> Directory:
+def read_csv_folder(folder: Path, zone: ZoneInfo = ROME, today: date | None = None) -> Directory:
+    """A folder of HSDS tables (:mod:`models.hsds`); warnings say what was left aside."""
     if not (folder / "services.csv").is_file():
         raise DirectoryFileError([f"{folder}: no services.csv in this folder"])
-    problems: list[str] = []
-    rows: dict[str, list[tuple[str, dict[str, Any]]]] = {}
-    rows["organizations"] = [(w, _blank_to_none(r)) for w, r in _csv_rows(folder, "organizations")]
-    rows["locations"] = [(w, _blank_to_none(r)) for w, r in _csv_rows(folder, "locations")]
-    rows["places"] = [
-        (w, {**_blank_to_none(r), "aliases": [a for a in r.get("aliases", "").split("|") if a]})
-        for w, r in _csv_rows(folder, "places")
-    ]
-    hours: dict[str, list[HoursIn]] = {}
-    for where, row in _csv_rows(folder, "schedules"):
-        try:
-            days = ",".join(
-                WEEKDAYS[BYDAY.index(d.strip().upper())] for d in row["byday"].split(",")
-            )
-            season = (
-                f"{row['season_start']}..{row['season_end']}" if row.get("season_start") else None
-            )
-            block = HoursIn(hours=f"{days} {row['opens_at']}-{row['closes_at']}", season=season)
-            block.slots()
-        except (KeyError, ValueError) as exc:
-            problems.append(f"{where}: schedule: {exc}")
-            continue
-        hours.setdefault(row.get("service_id", ""), []).append(block)
-    closures: dict[str, list[dict[str, Any]]] = {}
-    for _where, row in _csv_rows(folder, "closures"):
-        closures.setdefault(row.get("service_id", ""), []).append(
-            {"date": row.get("date"), "note": row.get("note") or None}
-        )
-    services = []
-    for where, row in _csv_rows(folder, "services"):
-        try:
-            data: dict[str, Any] = {
-                "id": row.get("id", ""),
-                "category": row.get("category", ""),
-                "organization": row.get("organization_id") or None,
-                "location": row.get("location_id") or None,
-                "admits": row.get("admits") or "all",
-                "referral_required": bool(_bool(row.get("referral_required", ""))),
-                "documents_required": bool(_bool(row.get("documents_required", ""))),
-                "pets_allowed": _bool(row.get("pets_allowed", "")),
-                "fee": row.get("fee") or "free",
-                "fee_note": row.get("fee_note") or None,
-                "languages": [x for x in row.get("languages", "").split(";") if x],
-                "phone": row.get("phone") or None,
-                "email": row.get("email") or None,
-                "url": row.get("url") or None,
-                "active": _bool(row.get("active", "")) is not False,
-                "beds_total": int(row["beds_total"]) if row.get("beds_total") else None,
-                **_csv_hours(hours.pop(row.get("id", ""), [])),
-                "closures": closures.pop(row.get("id", ""), []),
-            }
-        except ValueError as exc:
-            problems.append(f"{where}: {exc}")
-            continue
-        for name in TEXT_FIELDS:
-            data[name] = _texts(row, name)
-        services.append((where, data))
-    rows["services"] = services
-    for orphan in hours:
-        problems.append(f"schedules.csv: rows for unknown service_id {orphan!r}")
-    for orphan in closures:
-        problems.append(f"closures.csv: rows for unknown service_id {orphan!r}")
-    return _validate(rows, problems)
+    reading = read_folder(folder, zone, today or clock.now().astimezone(zone).date())
+    directory = _validate(reading.rows, reading.problems)
+    for service in directory.services:  # one block per table row read; the canonical shape
+        service.hours, service.season = canonical_hours(service.slots())
+    directory.warnings = reading.warnings
+    return directory
 
 
-def _csv_hours(blocks: list[HoursIn]) -> dict[str, Any]:
-    text, season = canonical_hours(slot for block in blocks for slot in block.slots())
-    return {"hours": text, "season": season}
-
-
-def _blank_to_none(row: dict[str, str]) -> dict[str, Any]:
-    return {k: (v if v != "" else None) for k, v in row.items()}
-
-
-def read_directory(path: Path) -> Directory:
-    """A YAML file (``.yaml``/``.yml``) or a folder of HSDS-shaped CSV tables."""
+def read_directory(path: Path, zone: ZoneInfo = ROME, today: date | None = None) -> Directory:
+    """A YAML file (``.yaml``/``.yml``) or a folder of HSDS CSV tables."""
     if path.is_dir():
-        return read_csv_folder(path)
+        return read_csv_folder(path, zone, today)
     if path.suffix.lower() in {".yaml", ".yml"}:
         try:
             text = path.read_text(encoding="utf-8")
@@ -488,7 +423,7 @@ def _service_values(
     item: ServiceIn, organizations: dict[str, Organization], locations: dict[str, Location]
 ) -> dict[str, Any]:
     return {
-        "category": item.category.value,
+        "category": item.category.value if item.category else "",
         "organization_id": organizations[item.organization].id if item.organization else None,
         "location_id": locations[item.location].id if item.location else None,
         "names": dict(item.name),
@@ -552,7 +487,7 @@ def _service_out(service: Service) -> ServiceIn:
     hours, season = canonical_hours(s.as_slot() for s in service.slots)
     return ServiceIn(
         id=service.key,
-        category=Category(service.category),
+        category=Category(service.category) if service.category else None,
         organization=service.organization.key if service.organization else None,
         location=service.location.key if service.location else None,
         name=service.names,
@@ -589,7 +524,8 @@ def to_yaml(directory: Directory) -> str:
         "locations": [clean(loc) for loc in directory.locations],
         "places": [clean(p) for p in directory.places],
         "services": [
-            {**clean(s), "category": s.category.value, "name": s.name} for s in directory.services
+            {**clean(s), "category": s.category.value if s.category else None, "name": s.name}
+            for s in directory.services
         ],
     }
     return yaml.safe_dump(data, allow_unicode=True, sort_keys=False, width=100)
@@ -630,7 +566,7 @@ def write_csv_folder(directory: Directory, folder: Path) -> None:
     for s in directory.services:
         row: dict[str, Any] = {
             "id": s.id, "organization_id": s.organization, "location_id": s.location,
-            "category": s.category.value, "admits": s.admits.value,
+            "category": s.category.value if s.category else "", "admits": s.admits.value,
             "referral_required": _yes(s.referral_required),
             "documents_required": _yes(s.documents_required),
             "pets_allowed": "" if s.pets_allowed is None else _yes(s.pets_allowed),
