@@ -59,8 +59,9 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from models.directory_io import export_directory, write_directory
 
-    directory = with_session(settings_for_database(), export_directory)
-    write_directory(directory, args.file)
+    settings = settings_for_database()
+    directory = with_session(settings, export_directory)
+    write_directory(directory, args.file, settings.timezone)
     print(f"exported {len(directory.services)} services to {args.file}")
     return 0
 

@@ -13,8 +13,6 @@ Texts in several languages are columns with a language suffix (``name_it``, ``na
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -48,6 +46,7 @@ from models.directory import (
     set_beds,
 )
 from models.hsds import read_folder
+from models.hsds_export import write_package
 from models.schedule import MonthDay, Season, Slot, format_hours, parse_hours
 
 TEXT_FIELDS = ("name", "description", "eligibility", "application_process", "notes")
@@ -531,95 +530,13 @@ def to_yaml(directory: Directory) -> str:
     return yaml.safe_dump(data, allow_unicode=True, sort_keys=False, width=100)
 
 
-def write_csv_folder(directory: Directory, folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    # Languages in order of first appearance, so a round trip keeps the file's order.
-    languages = list(
-        dict.fromkeys(
-            lang for s in directory.services for name in TEXT_FIELDS for lang in getattr(s, name)
-        )
-    )
-
-    tables: dict[str, tuple[list[str], list[dict[str, Any]]]] = {
-        "organizations": (
-            ["id", "name", "description", "url", "email", "phone"],
-            [o.model_dump() for o in directory.organizations],
-        ),
-        "locations": (
-            ["id", "name", "address", "area", "latitude", "longitude", "accessibility"],
-            [loc.model_dump() for loc in directory.locations],
-        ),
-        "places": (
-            ["id", "name", "aliases", "latitude", "longitude"],
-            [p.model_dump() | {"aliases": "|".join(p.aliases)} for p in directory.places],
-        ),
-    }
-    service_columns = [
-        "id", "organization_id", "location_id", "category",
-        *[f"{name}_{lang}" for name in TEXT_FIELDS for lang in languages],
-        "admits", "referral_required", "documents_required", "pets_allowed", "fee", "fee_note",
-        "languages", "phone", "email", "url", "active", "beds_total",
-    ]  # fmt: skip
-    services: list[dict[str, Any]] = []
-    schedules: list[dict[str, Any]] = []
-    closures: list[dict[str, Any]] = []
-    for s in directory.services:
-        row: dict[str, Any] = {
-            "id": s.id, "organization_id": s.organization, "location_id": s.location,
-            "category": s.category.value if s.category else "", "admits": s.admits.value,
-            "referral_required": _yes(s.referral_required),
-            "documents_required": _yes(s.documents_required),
-            "pets_allowed": "" if s.pets_allowed is None else _yes(s.pets_allowed),
-            "fee": s.fee.value, "fee_note": s.fee_note, "languages": ";".join(s.languages),
-            "phone": s.phone, "email": s.email, "url": s.url, "active": _yes(s.active),
-            "beds_total": s.beds_total,
-        }  # fmt: skip
-        for name in TEXT_FIELDS:
-            for lang, text in getattr(s, name).items():
-                row[f"{name}_{lang}"] = text
-        services.append(row)
-        for n, slot in enumerate(s.slots(), start=1):
-            schedules.append({
-                "id": f"{s.id}-{n}", "service_id": s.id, "freq": "WEEKLY",
-                "byday": BYDAY[slot.weekday], "opens_at": f"{slot.opens:%H:%M}",
-                "closes_at": f"{slot.closes:%H:%M}",
-                "season_start": str(slot.season.start) if slot.season else "",
-                "season_end": str(slot.season.end) if slot.season else "",
-            })  # fmt: skip
-        closures.extend(
-            {"service_id": s.id, "date": c.date.isoformat(), "note": c.note} for c in s.closures
-        )
-    tables["services"] = (service_columns, services)
-    tables["schedules"] = (
-        [
-            "id",
-            "service_id",
-            "freq",
-            "byday",
-            "opens_at",
-            "closes_at",
-            "season_start",
-            "season_end",
-        ],
-        schedules,
-    )
-    tables["closures"] = (["service_id", "date", "note"], closures)
-    for table in CSV_TABLES:
-        columns, rows = tables[table]
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
-        (folder / f"{table}.csv").write_text(buffer.getvalue(), encoding="utf-8")
+def write_csv_folder(directory: Directory, folder: Path, zone: str = ROME.key) -> None:
+    """An HSDS 3.0 tabular data package (:mod:`models.hsds_export`)."""
+    write_package(directory, folder, zone)
 
 
-def _yes(value: bool) -> str:
-    return "yes" if value else "no"
-
-
-def write_directory(directory: Directory, path: Path) -> None:
+def write_directory(directory: Directory, path: Path, zone: str = ROME.key) -> None:
     if path.suffix.lower() in {".yaml", ".yml"}:
         path.write_text(to_yaml(directory), encoding="utf-8")
     else:
-        write_csv_folder(directory, path)
+        write_csv_folder(directory, path, zone)

@@ -225,7 +225,8 @@ def _organizations(ctx: _Context) -> dict[str, tuple[str, dict[str, Any]]]:
             {
                 "id": _key(table, row),
                 "name": table.get(row, "name"),
-                "description": table.get(row, "description") or None,
+                # Our export repeats the name where HSDS requires a description: says nothing.
+                "description": _description(table, row),
                 "url": table.get(row, "website") or table.get(row, "url") or None,
                 "email": table.get(row, "email") or None,
                 "phone": table.get(row, "phone")
@@ -233,6 +234,12 @@ def _organizations(ctx: _Context) -> dict[str, tuple[str, dict[str, Any]]]:
             },
         )
     return out
+
+
+def _description(table: Table, row: dict[str, str]) -> str | None:
+    """An organization's description; our export repeats the name where HSDS requires one."""
+    description = table.get(row, "description")
+    return description if description and description != table.get(row, "name") else None
 
 
 def _address_text(ctx: _Context, rows: list[tuple[str, dict[str, str]]]) -> str:
@@ -390,6 +397,8 @@ def _services(
                 )
             )
     sal.read.update({"id", "description"})
+    ctx.table("phones").read.add("id")
+    ctx.table("languages").read.add("id")
     return out
 
 
@@ -465,6 +474,13 @@ def _date(ctx: _Context, table: Table, where: str, row: dict[str, str], column: 
 def _schedule_block(
     ctx: _Context, table: Table, where: str, row: dict[str, str]
 ) -> dict[str, Any] | None:
+    starts = [d for d in (_date(ctx, table, where, row, c) for c in ("valid_from", "dtstart")) if d]
+    ends = [d for d in (_date(ctx, table, where, row, c) for c in ("valid_to", "until")) if d]
+    valid_from, valid_to = max(starts, default=None), min(ends, default=None)
+    if valid_to is not None and valid_to < ctx.today:
+        ctx.warn(f"{where}: valid until {valid_to}, already past: not imported")
+        table.read.update(row)
+        return None
     freq = table.get(row, "freq").upper()
     if freq not in {"", "WEEKLY"}:
         ctx.refuse(where, "freq", f"{freq} hours cannot be honoured: only weekly hours are kept")
@@ -480,15 +496,9 @@ def _schedule_block(
             ctx.refuse(where, "byday", f"{part.strip()!r} is not a day (MO, TU, ... SU)")
         else:
             days.append(part.strip().upper())
-    starts = [d for d in (_date(ctx, table, where, row, c) for c in ("valid_from", "dtstart")) if d]
-    ends = [d for d in (_date(ctx, table, where, row, c) for c in ("valid_to", "until")) if d]
-    valid_from, valid_to = max(starts, default=None), min(ends, default=None)
     opens = _local_clock(ctx, table, where, row, "opens_at", (valid_from, valid_to))
     closes = _local_clock(ctx, table, where, row, "closes_at", (valid_from, valid_to))
     if opens is None or closes is None or not days:
-        return None
-    if valid_to is not None and valid_to < ctx.today:
-        ctx.warn(f"{where}: valid until {valid_to}, already past: not imported")
         return None
     season = None
     if table.get(row, "season_start"):
