@@ -523,11 +523,28 @@ def to_yaml(directory: Directory) -> str:
         "locations": [clean(loc) for loc in directory.locations],
         "places": [clean(p) for p in directory.places],
         "services": [
-            {**clean(s), "category": s.category.value if s.category else None, "name": s.name}
+            {
+                **clean(s),
+                "category": s.category.value if s.category else None,
+                **{name: _italian_first(getattr(s, name)) for name in TEXT_FIELDS},
+            }
             for s in directory.services
         ],
     }
+    for service in data["services"]:
+        for name in TEXT_FIELDS[1:]:
+            if not service[name]:
+                del service[name]
     return yaml.safe_dump(data, allow_unicode=True, sort_keys=False, width=100)
+
+
+def _italian_first(texts: dict[str, str]) -> dict[str, str]:
+    """Texts with the directory's language first, the others in their order.
+
+    One order whatever the database (PostgreSQL's JSONB keeps keys in an order of its own),
+    and the order in which HSDS tables are read back (the unsuffixed column is Italian).
+    """
+    return dict(sorted(texts.items(), key=lambda item: item[0] != "it"))
 
 
 def write_csv_folder(directory: Directory, folder: Path, zone: str = ROME.key) -> None:
