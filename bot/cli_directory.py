@@ -29,6 +29,10 @@ def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
     staff.add_argument("service_id", help="the service's id in the directory file")
     staff.add_argument("--remove", action="store_true", help="take the shelter away instead")
     staff.set_defaults(handler=cmd_staff)
+    api = subparsers.add_parser("api", help="serve the HSDS 3.0 API of the directory alone")
+    api.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    api.add_argument("--port", type=int, default=8090, help="port to listen on (8090)")
+    api.set_defaults(handler=cmd_api)
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -84,4 +88,17 @@ def cmd_staff(args: argparse.Namespace) -> int:
         return "assigned" if done else "already staff of that shelter"
 
     print(f"{args.telegram_id} / {args.service_id}: {with_session(settings_for_database(), work)}")
+    return 0
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    """The HSDS API without the bot (the webhook app also serves it, at ``/hsds``)."""
+    import uvicorn
+
+    from bot.hsds_api import make_hsds_app
+    from models.db import make_engine, make_sessionmaker
+
+    settings = settings_for_database()
+    app = make_hsds_app(make_sessionmaker(make_engine(settings.database_url)))
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0

@@ -163,7 +163,7 @@ def write_package(directory: Directory, folder: Path, zone: str) -> None:
     columns["services"] += [
         f"{TEXT_COLUMNS[name]}_{lang}" for name in TEXT_COLUMNS for lang in languages
     ]
-    rows = _rows(directory)
+    rows = hsds_rows(directory)
     for table, header in columns.items():
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=header, extrasaction="raise")
@@ -177,7 +177,8 @@ def write_package(directory: Directory, folder: Path, zone: str) -> None:
     )
 
 
-def _rows(directory: Directory) -> dict[str, list[dict[str, Any]]]:
+def hsds_rows(directory: Directory) -> dict[str, list[dict[str, Any]]]:
+    """The rows of every table, as written to CSV and served by the API."""
     rows: dict[str, list[dict[str, Any]]] = {table: [] for table in COLUMNS}
     for org in directory.organizations:
         org_id = hsds_id("organization", org.id)
