@@ -20,7 +20,8 @@ def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
     importing.add_argument("file", type=Path)
     importing.set_defaults(handler=cmd_import)
     exporting = services.add_parser(
-        "export", help="export to FILE.yaml, or to a folder of HSDS CSV tables"
+        "export",
+        help="export to FILE.yaml, FILE.json (HSDS services) or a folder (HSDS CSV tables)",
     )
     exporting.add_argument("file", type=Path)
     exporting.set_defaults(handler=cmd_export)

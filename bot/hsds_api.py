@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from models.directory_io import export_directory
-from models.hsds_export import PROFILE, hsds_rows
+from models.hsds_export import PROFILE, hsds_rows, nested_services
 
 OPENAPI_URL = "https://raw.githubusercontent.com/openreferral/specification/3.0/schema/openapi.json"
 PER_PAGE = 50
@@ -37,47 +37,6 @@ ONE_TO_ONE = (
     "fees_description",
     "eligibility_description",
 )
-
-
-def _clean(row: dict[str, Any]) -> dict[str, Any]:
-    """A JSON object: no empty values, numbers as numbers."""
-    out: dict[str, Any] = {}
-    for key, value in row.items():
-        if value is None or value == "":
-            continue
-        out[key] = value
-    return out
-
-
-def nested_services(tables: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    """Each service with its organization, locations, phones, languages and schedules."""
-    organizations = {o["id"]: _clean(o) for o in tables["organizations"]}
-    locations = {loc["id"]: _clean(loc) for loc in tables["locations"]}
-    for access in tables["accessibility"]:
-        location = locations.get(access["location_id"])
-        if location is not None:
-            location.setdefault("accessibility", []).append(_clean(access))
-
-    def of(table: str, service_id: str) -> list[dict[str, Any]]:
-        return [_clean(r) for r in tables[table] if r.get("service_id") == service_id]
-
-    services = []
-    for row in tables["services"]:
-        service = _clean(row)
-        service["organization"] = organizations.get(row["organization_id"])
-        service["service_at_locations"] = [
-            link | {"location": locations.get(link["location_id"])}
-            for link in of("service_at_location", row["id"])
-        ]
-        service["phones"] = of("phones", row["id"])
-        service["languages"] = of("languages", row["id"])
-        service["schedules"] = of("schedules", row["id"])
-        service["x_closures"] = [
-            {"date": c["date"], **({"note": c["note"]} if c.get("note") else {})}
-            for c in of("closures", row["id"])
-        ]
-        services.append({k: v for k, v in service.items() if v is not None})
-    return services
 
 
 def _int(request: Request, name: str, default: int, low: int, high: int) -> int | None:

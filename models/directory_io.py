@@ -46,7 +46,7 @@ from models.directory import (
     set_beds,
 )
 from models.hsds import read_folder
-from models.hsds_export import write_package
+from models.hsds_export import write_json, write_package
 from models.schedule import MonthDay, Season, Slot, format_hours, parse_hours
 
 TEXT_FIELDS = ("name", "description", "eligibility", "application_process", "notes")
@@ -555,5 +555,7 @@ def write_csv_folder(directory: Directory, folder: Path, zone: str = ROME.key) -
 def write_directory(directory: Directory, path: Path, zone: str = ROME.key) -> None:
     if path.suffix.lower() in {".yaml", ".yml"}:
         path.write_text(to_yaml(directory), encoding="utf-8")
+    elif path.suffix.lower() == ".json":
+        write_json(directory, path)
     else:
         write_csv_folder(directory, path, zone)

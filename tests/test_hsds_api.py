@@ -138,3 +138,24 @@ async def test_answers_validate_against_the_specifications_own_schemas(bot):
         jsonschema.validate(item, list_schema)
         jsonschema.validate(await get(bot, f"/services/{item['id']}"), service_schema)
     assert set(openapi["paths"]) >= {"/", "/services", "/services/{id}"}
+
+
+async def test_the_json_export_is_a_page_of_nested_services(bot, tmp_path):
+    from models.directory_io import export_directory, write_directory
+
+    await load_example(bot)
+    async with bot.session() as session:
+        directory = await export_directory(session)
+    write_directory(directory, tmp_path / "services.json")
+    page = json.loads((tmp_path / "services.json").read_text(encoding="utf-8"))
+    jsonschema.validate(page, PAGE)
+    assert page["total_items"] == 18 and page["contents"] == await _all_nested(bot)
+    if SPEC_DIR:
+        schema = Path(SPEC_DIR) / "schema" / "compiled" / "service.json"
+        for service in page["contents"]:
+            jsonschema.validate(service, json.loads(schema.read_text(encoding="utf-8")))
+
+
+async def _all_nested(bot) -> list[dict[str, Any]]:
+    listing = await get(bot, "/services", per_page=100)
+    return [await get(bot, f"/services/{s['id']}") for s in listing["contents"]]
