@@ -18,6 +18,11 @@ def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
         "import", help="import a YAML file or a folder of HSDS CSV tables (all or nothing)"
     )
     importing.add_argument("file", type=Path)
+    importing.add_argument(
+        "--language",
+        default="it",
+        help="language of an HSDS folder's texts without a language suffix (it)",
+    )
     importing.set_defaults(handler=cmd_import)
     exporting = services.add_parser(
         "export",
@@ -44,7 +49,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         raise CliError(f"no such file: {path}")
     settings = settings_for_database()
     try:
-        directory = read_directory(path, settings.tz)
+        directory = read_directory(path, settings.tz, language=args.language)
     except DirectoryFileError as exc:
         raise CliError(f"{path}: nothing imported, fix these first:\n{exc}") from None
 

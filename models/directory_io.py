@@ -305,11 +305,13 @@ def _validate(rows: dict[str, list[tuple[str, dict[str, Any]]]], problems: list[
     return directory
 
 
-def read_csv_folder(folder: Path, zone: ZoneInfo = ROME, today: date | None = None) -> Directory:
+def read_csv_folder(
+    folder: Path, zone: ZoneInfo = ROME, today: date | None = None, language: str = "it"
+) -> Directory:
     """A folder of HSDS tables (:mod:`models.hsds`); warnings say what was left aside."""
     if not (folder / "services.csv").is_file():
         raise DirectoryFileError([f"{folder}: no services.csv in this folder"])
-    reading = read_folder(folder, zone, today or clock.now().astimezone(zone).date())
+    reading = read_folder(folder, zone, today or clock.now().astimezone(zone).date(), language)
     directory = _validate(reading.rows, reading.problems)
     for service in directory.services:  # one block per table row read; the canonical shape
         service.hours, service.season = canonical_hours(service.slots())
@@ -317,10 +319,12 @@ def read_csv_folder(folder: Path, zone: ZoneInfo = ROME, today: date | None = No
     return directory
 
 
-def read_directory(path: Path, zone: ZoneInfo = ROME, today: date | None = None) -> Directory:
-    """A YAML file (``.yaml``/``.yml``) or a folder of HSDS CSV tables."""
+def read_directory(
+    path: Path, zone: ZoneInfo = ROME, today: date | None = None, language: str = "it"
+) -> Directory:
+    """A YAML file (``.yaml``/``.yml``) or a folder of HSDS CSV tables (texts in ``language``)."""
     if path.is_dir():
-        return read_csv_folder(path, zone, today)
+        return read_csv_folder(path, zone, today, language)
     if path.suffix.lower() in {".yaml", ".yml"}:
         try:
             text = path.read_text(encoding="utf-8")

@@ -8,7 +8,8 @@ schedules (``freq``, ``interval``, ``byday``, ``valid_from``, ``valid_to``, ``dt
 with file, line and column; every table and column left aside is reported as a warning, so
 nothing is dropped in silence.
 
-Texts without a language suffix are Italian (the language of the directory); the project's
+Texts without a language suffix are Italian (the language of the directory; another city's
+data in another language is read with ``language``, e.g. ``--language en``); the project's
 translations are the same columns with a language code suffix (``name_fr``). The project's
 own fields (category, admission, beds, closures, landmarks) are extension columns and tables.
 """
@@ -115,7 +116,9 @@ class Table:
         return sorted(filled - self.read)
 
 
-def texts(table: Table, row: dict[str, str], name: str) -> dict[str, str]:
+def texts(
+    table: Table, row: dict[str, str], name: str, language: str = DEFAULT_LANGUAGE
+) -> dict[str, str]:
     """A text per language: the HSDS column is Italian, ``column_<code>`` each translation.
 
     Only a language code (two or three letters) counts as a suffix, so that
@@ -125,7 +128,7 @@ def texts(table: Table, row: dict[str, str], name: str) -> dict[str, str]:
     column = TEXT_COLUMNS[name]
     found: dict[str, str] = {}
     if table.get(row, column):
-        found[DEFAULT_LANGUAGE] = row[column]
+        found[language] = row[column]
     for prefix in dict.fromkeys((column, name)):
         for key, value in row.items():
             suffix = key[len(prefix) + 1 :]
@@ -162,6 +165,7 @@ class _Context:
     zone: ZoneInfo
     today: date
     reading: Reading
+    language: str = DEFAULT_LANGUAGE  # the language of the unsuffixed texts
     tables: dict[str, Table] = field(default_factory=dict)
 
     def table(self, name: str) -> Table:
@@ -176,9 +180,11 @@ class _Context:
         self.reading.warnings.append(text)
 
 
-def read_folder(folder: Path, zone: ZoneInfo, today: date) -> Reading:
-    """Read the HSDS tables of ``folder`` (see the module's docstring)."""
-    ctx = _Context(folder, zone, today, Reading())
+def read_folder(
+    folder: Path, zone: ZoneInfo, today: date, language: str = DEFAULT_LANGUAGE
+) -> Reading:
+    """Read the HSDS tables of ``folder``; unsuffixed texts are in ``language``."""
+    ctx = _Context(folder, zone, today, Reading(), language=language)
     organizations = _organizations(ctx)
     locations = _locations(ctx)
     ctx.reading.rows["organizations"] = list(organizations.values())
@@ -427,7 +433,7 @@ def _service_row(
         **_fees(table, row),
     }
     for name in TEXT_COLUMNS:
-        data[name] = texts(table, row, name)
+        data[name] = texts(table, row, name, ctx.language)
     return data
 
 

@@ -286,3 +286,14 @@ def test_the_cli_says_what_it_left_aside(tmp_path: Path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "left aside: funding.csv: table not imported" in out
     assert "imported" in out and "3 created" in out
+
+
+async def test_another_citys_texts_are_read_in_the_language_given(tmp_path):
+    folder = hsds_folder(
+        tmp_path,
+        services=SERVICES_HEADER
+        + service_row(name="Evening meal").replace(",Mensa serale,", ",Evening meal,"),
+    )
+    service = read_directory(folder, ROME, TODAY, language="en").services[0]
+    assert service.name == {"en": "Evening meal"}
+    assert service.eligibility == {"en": "Maggiorenni"}
