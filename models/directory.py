@@ -93,7 +93,14 @@ class Location(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     key: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
-    address: Mapped[str] = mapped_column(String(300))
+    address: Mapped[str] = mapped_column(String(300))  # one line, as shown to people
+    # The same address in parts (HSDS ``address``): street and number, town, province,
+    # postal code, ISO 3166 country code; each unknown part is None.
+    street: Mapped[str | None] = mapped_column(String(200))
+    city: Mapped[str | None] = mapped_column(String(100))
+    province: Mapped[str | None] = mapped_column(String(100))
+    postal_code: Mapped[str | None] = mapped_column(String(20))
+    country: Mapped[str | None] = mapped_column(String(2))
     area: Mapped[str] = mapped_column(String(100), default="")
     # No coordinates (an HSDS postal or virtual location): never among "near me".
     latitude: Mapped[float | None] = mapped_column(Float)

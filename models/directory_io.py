@@ -82,11 +82,27 @@ class OrganizationIn(_Row):
 class LocationIn(_Row):
     name: str = Field(min_length=1, max_length=200)
     address: str = Field(default="", max_length=300)
+    street: str | None = Field(default=None, max_length=200)
+    city: str | None = Field(default=None, max_length=100)
+    province: str | None = Field(default=None, max_length=100)
+    postal_code: str | None = Field(default=None, max_length=20)
+    country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
     area: str = ""
     # None: a place without coordinates, never among the services near a person.
     latitude: float | None = Field(default=None, ge=-90, le=90)
     longitude: float | None = Field(default=None, ge=-180, le=180)
     accessibility: str | None = None
+
+    @model_validator(mode="after")
+    def _street_and_city_from_the_address(self) -> LocationIn:
+        """No parts given: "Via Carducci, Brescia" gives street and city, as migration 0013."""
+        if self.street is None and self.city is None and self.address.strip():
+            street, comma, city = self.address.rpartition(",")
+            if comma and street.strip() and city.strip():
+                self.street, self.city = street.strip()[:200], city.strip()[:100]
+            else:
+                self.street = self.address.strip()[:200]
+        return self
 
     @model_validator(mode="after")
     def _both_coordinates_or_none(self) -> LocationIn:

@@ -248,18 +248,26 @@ def _description(table: Table, row: dict[str, str]) -> str | None:
     return description if description and description != table.get(row, "name") else None
 
 
-def _address_text(ctx: _Context, rows: list[tuple[str, dict[str, str]]]) -> str:
+def _address(ctx: _Context, rows: list[tuple[str, dict[str, str]]]) -> dict[str, Any]:
+    """The physical address (else the first) in parts, and as one line of text."""
     addresses = ctx.table("addresses")
     physical = [r for _w, r in rows if addresses.get(r, "address_type") in {"", "physical"}]
     chosen = (physical or [r for _w, r in rows])[:1]
+    addresses.read.update({"id", "location_id", "region", "attention"})
     if not chosen:
-        return ""
+        return {}
     row = chosen[0]
-    parts = [addresses.get(row, c) for c in ("attention", "address_1", "address_2")]
-    town = " ".join(p for p in (addresses.get(row, "postal_code"), addresses.get(row, "city")) if p)
-    parts += [town, addresses.get(row, "state_province")]
-    addresses.read.update({"id", "location_id", "region", "country"})
-    return ", ".join(p for p in parts if p)
+    street = ", ".join(p for p in (addresses.get(row, c) for c in ("address_1", "address_2")) if p)
+    parts = {
+        "street": street,
+        "city": addresses.get(row, "city"),
+        "province": addresses.get(row, "state_province"),
+        "postal_code": addresses.get(row, "postal_code"),
+        "country": addresses.get(row, "country").upper(),
+    }
+    town = " ".join(p for p in (parts["postal_code"], parts["city"]) if p)
+    text = ", ".join(p for p in (street, town, parts["province"]) if p)
+    return {k: v or None for k, v in parts.items()} | {"text": text}
 
 
 def _coordinates(ctx: _Context, table: Table, where: str, row: dict[str, str]) -> dict[str, Any]:
@@ -294,7 +302,9 @@ def _locations(ctx: _Context) -> dict[str, tuple[str, dict[str, Any]]]:
     out: dict[str, tuple[str, dict[str, Any]]] = {}
     for where, row in table.rows:
         hsds_id = table.get(row, "id")
-        address = table.get(row, "address") or _address_text(ctx, addresses.get(hsds_id, []))
+        parts = _address(ctx, addresses.get(hsds_id, []))
+        address = table.get(row, "address") or parts.pop("text", "")
+        parts.pop("text", None)
         notes = [
             ": ".join(p for p in (acc.get(r, "description"), acc.get(r, "details")) if p)
             for _w, r in access.get(hsds_id, [])
@@ -308,6 +318,7 @@ def _locations(ctx: _Context) -> dict[str, tuple[str, dict[str, Any]]]:
                 "id": _key(table, row),
                 "name": name,
                 "address": address,
+                **parts,
                 "area": table.get(row, "area"),
                 "accessibility": accessibility or None,
                 **_coordinates(ctx, table, where, row),

@@ -93,6 +93,16 @@ COLUMNS: dict[str, list[tuple[str, bool, str]]] = {
     ],
     "languages": [("id", True, ""), ("service_id", False, ""), ("code", False, "")],
     "accessibility": [("id", True, ""), ("location_id", False, ""), ("description", False, "")],
+    "addresses": [
+        ("id", True, ""),
+        ("location_id", False, ""),
+        ("address_1", True, ""),
+        ("city", True, ""),
+        ("state_province", True, ""),
+        ("postal_code", True, ""),
+        ("country", True, ""),
+        ("address_type", True, ""),
+    ],
     "schedules": [
         ("id", True, ""),
         ("service_id", False, ""),
@@ -127,6 +137,7 @@ FOREIGN_KEYS = {
     "phones": [("organization_id", "organizations"), ("service_id", "services")],
     "languages": [("service_id", "services")],
     "accessibility": [("location_id", "locations")],
+    "addresses": [("location_id", "locations")],
     "schedules": [("service_id", "services")],
     "closures": [("service_id", "services")],
 }
@@ -213,6 +224,14 @@ def hsds_rows(directory: Directory) -> dict[str, list[dict[str, Any]]]:
                 "area": loc.area,
             }
         )
+        parts = (loc.street, loc.city, loc.province, loc.postal_code, loc.country)
+        if all(parts):  # HSDS requires every part; else the one-line address says it
+            rows["addresses"].append(
+                {"id": hsds_id("address", loc.id), "location_id": loc_id}
+                | {"address_1": loc.street, "city": loc.city, "state_province": loc.province}
+                | {"postal_code": loc.postal_code, "country": loc.country}
+                | {"address_type": "physical"}
+            )
         if loc.accessibility:
             rows["accessibility"].append(
                 {"id": hsds_id("accessibility", loc.id), "location_id": loc_id}

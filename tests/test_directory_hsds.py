@@ -228,6 +228,14 @@ async def test_phones_languages_addresses_and_accessibility_are_taken(bot, tmp_p
         assert mensa.organization.phone == "+39 030 000 0097"
         assert mensa.languages == "ar"
         assert mensa.location.address == "Via Moretto 5, 25122 Brescia, BS"
+        where = mensa.location
+        assert (where.street, where.city, where.province, where.postal_code, where.country) == (
+            "Via Moretto 5",
+            "Brescia",
+            "BS",
+            "25122",
+            "IT",
+        )
         assert mensa.location.accessibility == "Step-free: Ramp left"
 
 

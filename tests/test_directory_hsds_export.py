@@ -197,3 +197,28 @@ async def test_the_specifications_own_example_imports_and_says_what_it_drops(bot
         summary = await import_directory(session, directory)
         await session.commit()
     assert summary.created == 3
+
+
+async def test_a_structured_address_is_exported_as_an_hsds_address(bot, tmp_path):
+    from tests.test_directory_hsds import LOC, hsds_folder
+
+    addresses = (
+        "id,location_id,address_1,city,state_province,postal_code,country,address_type\n"
+        f"a1,{LOC},Via Moretto 5,Brescia,BS,25122,it,physical\n"
+    )
+    directory = read_directory(hsds_folder(tmp_path, addresses=addresses), today=date(2026, 12, 1))
+    async with bot.session() as session:
+        await import_directory(session, directory)
+        await session.commit()
+    async with bot.session() as session:
+        exported = await export_directory(session)
+    from models.directory_io import write_directory
+
+    write_directory(exported, tmp_path / "out")
+    package = json.loads((tmp_path / "out" / "datapackage.json").read_text(encoding="utf-8"))
+    assert package_problems(tmp_path / "out", package) == []
+    resource = next(r for r in package["resources"] if r["name"] == "addresses")
+    _header, rows = _table(tmp_path / "out", resource)
+    assert [(r["address_1"], r["city"], r["postal_code"], r["country"]) for r in rows] == [
+        ("Via Moretto 5", "Brescia", "25122", "IT")
+    ]
