@@ -1,7 +1,7 @@
 """hsds import: schedules with dates of validity, locations without coordinates
 
 Revision ID: 0013
-Revises: 0009
+Revises: 0012
 Create Date: 2026-12-01 23:00:00
 
 HSDS schedules carry ``valid_from``/``valid_to`` (and ``until``): a slot may open only on
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0013"
-down_revision: str | None = "0009"
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
