@@ -18,9 +18,15 @@ def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
         "import", help="import a YAML file or a folder of HSDS CSV tables (all or nothing)"
     )
     importing.add_argument("file", type=Path)
+    importing.add_argument(
+        "--language",
+        default="it",
+        help="language of an HSDS folder's texts without a language suffix (it)",
+    )
     importing.set_defaults(handler=cmd_import)
     exporting = services.add_parser(
-        "export", help="export to FILE.yaml, or to a folder of HSDS CSV tables"
+        "export",
+        help="export to FILE.yaml, FILE.json (HSDS services) or a folder (HSDS CSV tables)",
     )
     exporting.add_argument("file", type=Path)
     exporting.set_defaults(handler=cmd_export)
@@ -29,6 +35,10 @@ def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
     staff.add_argument("service_id", help="the service's id in the directory file")
     staff.add_argument("--remove", action="store_true", help="take the shelter away instead")
     staff.set_defaults(handler=cmd_staff)
+    api = subparsers.add_parser("api", help="serve the HSDS 3.0 API of the directory alone")
+    api.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    api.add_argument("--port", type=int, default=8090, help="port to listen on (8090)")
+    api.set_defaults(handler=cmd_api)
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -37,8 +47,9 @@ def cmd_import(args: argparse.Namespace) -> int:
     path: Path = args.file
     if not path.exists():
         raise CliError(f"no such file: {path}")
+    settings = settings_for_database()
     try:
-        directory = read_directory(path)
+        directory = read_directory(path, settings.tz, language=args.language)
     except DirectoryFileError as exc:
         raise CliError(f"{path}: nothing imported, fix these first:\n{exc}") from None
 
@@ -46,9 +57,11 @@ def cmd_import(args: argparse.Namespace) -> int:
         return await import_directory(session, directory)
 
     try:
-        summary = with_session(settings_for_database(), work)
+        summary = with_session(settings, work)
     except DirectoryFileError as exc:
         raise CliError(f"{path}: nothing imported, fix these first:\n{exc}") from None
+    for warning in directory.warnings:
+        print(f"left aside: {warning}")
     print(f"imported {path}: {summary}")
     return 0
 
@@ -56,8 +69,9 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from models.directory_io import export_directory, write_directory
 
-    directory = with_session(settings_for_database(), export_directory)
-    write_directory(directory, args.file)
+    settings = settings_for_database()
+    directory = with_session(settings, export_directory)
+    write_directory(directory, args.file, settings.timezone)
     print(f"exported {len(directory.services)} services to {args.file}")
     return 0
 
@@ -80,4 +94,17 @@ def cmd_staff(args: argparse.Namespace) -> int:
         return "assigned" if done else "already staff of that shelter"
 
     print(f"{args.telegram_id} / {args.service_id}: {with_session(settings_for_database(), work)}")
+    return 0
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    """The HSDS API without the bot (the webhook app also serves it, at ``/hsds``)."""
+    import uvicorn
+
+    from bot.hsds_api import make_hsds_app
+    from models.db import make_engine, make_sessionmaker
+
+    settings = settings_for_database()
+    app = make_hsds_app(make_sessionmaker(make_engine(settings.database_url)))
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0

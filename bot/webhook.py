@@ -34,7 +34,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from bot import metrics
 from bot.inbox import ALLOWED_UPDATES
@@ -49,6 +49,9 @@ WEBHOOK_PATH = "/telegram"
 # quoted reply); a megabyte leaves room and keeps a flood of large bodies harmless.
 MAX_UPDATE_BYTES = 1024 * 1024
 BODY_TIMEOUT_SECONDS = 10.0
+
+
+HSDS_PATH = "/hsds"  # the HSDS API (bot.hsds_api): the public directory, read-only
 
 
 def webhook_path(settings: Settings) -> str:
@@ -102,7 +105,14 @@ def make_asgi_app(runtime: Runtime, secret: str, *, on_stored: Any = None) -> St
             on_stored()
         return JSONResponse({"ok": True})
 
-    return Starlette(routes=[Route(webhook_path(runtime.settings), receive, methods=["POST"])])
+    from bot.hsds_api import make_hsds_app
+
+    return Starlette(
+        routes=[
+            Route(webhook_path(runtime.settings), receive, methods=["POST"]),
+            Mount(HSDS_PATH, app=make_hsds_app(runtime.sessionmaker)),  # public, read-only
+        ]
+    )
 
 
 async def read_capped_body(request: Request) -> bytes | None:

@@ -93,10 +93,18 @@ class Location(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     key: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
-    address: Mapped[str] = mapped_column(String(300))
+    address: Mapped[str] = mapped_column(String(300))  # one line, as shown to people
+    # The same address in parts (HSDS ``address``): street and number, town, province,
+    # postal code, ISO 3166 country code; each unknown part is None.
+    street: Mapped[str | None] = mapped_column(String(200))
+    city: Mapped[str | None] = mapped_column(String(100))
+    province: Mapped[str | None] = mapped_column(String(100))
+    postal_code: Mapped[str | None] = mapped_column(String(20))
+    country: Mapped[str | None] = mapped_column(String(2))
     area: Mapped[str] = mapped_column(String(100), default="")
-    latitude: Mapped[float] = mapped_column(Float)
-    longitude: Mapped[float] = mapped_column(Float)
+    # No coordinates (an HSDS postal or virtual location): never among "near me".
+    latitude: Mapped[float | None] = mapped_column(Float)
+    longitude: Mapped[float | None] = mapped_column(Float)
     accessibility: Mapped[str | None] = mapped_column(Text)
 
 
@@ -167,13 +175,20 @@ class ScheduleSlot(Base):
     closes: Mapped[str] = mapped_column(String(5))
     season_start: Mapped[str | None] = mapped_column(String(5))  # MM-DD
     season_end: Mapped[str | None] = mapped_column(String(5))
+    valid_from: Mapped[date | None] = mapped_column(Date)
+    valid_to: Mapped[date | None] = mapped_column(Date)
 
     def as_slot(self) -> Slot:
         season = None
         if self.season_start and self.season_end:
             season = Season(MonthDay.parse(self.season_start), MonthDay.parse(self.season_end))
         return Slot(
-            self.weekday, time.fromisoformat(self.opens), time.fromisoformat(self.closes), season
+            self.weekday,
+            time.fromisoformat(self.opens),
+            time.fromisoformat(self.closes),
+            season,
+            self.valid_from,
+            self.valid_to,
         )
 
     @classmethod
@@ -184,6 +199,8 @@ class ScheduleSlot(Base):
             closes=f"{slot.closes:%H:%M}",
             season_start=str(slot.season.start) if slot.season else None,
             season_end=str(slot.season.end) if slot.season else None,
+            valid_from=slot.valid_from,
+            valid_to=slot.valid_to,
         )
 
 
@@ -326,7 +343,11 @@ async def _in_box(
         )
     )
     rows = (await session.execute(query)).all()
-    return sorted((haversine_m(lat, lon, a, b), service_id) for service_id, a, b in rows)
+    return sorted(
+        (haversine_m(lat, lon, a, b), service_id)
+        for service_id, a, b in rows
+        if a is not None and b is not None  # the box already leaves such places out
+    )
 
 
 async def nearest(
@@ -434,6 +455,8 @@ async def resolve_place(session: AsyncSession, text: str) -> Place | None:
             if label.strip():
                 candidates.append((_fold(label), target))
     for location in await session.scalars(select(Location)):
+        if location.latitude is None or location.longitude is None:
+            continue
         target = Place(location.name, location.latitude, location.longitude)
         candidates.append((_fold(location.name), target))
         candidates.append((_fold(location.address), target))

@@ -13,19 +13,26 @@ Texts in several languages are columns with a language suffix (``name_it``, ``na
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from models.base import clock
 from models.directory import (
     Admits,
     Category,
@@ -38,11 +45,14 @@ from models.directory import (
     Service,
     set_beds,
 )
-from models.schedule import WEEKDAYS, MonthDay, Season, Slot, format_hours, parse_hours
+from models.hsds import read_folder
+from models.hsds_export import write_json, write_package
+from models.schedule import MonthDay, Season, Slot, format_hours, parse_hours
 
 TEXT_FIELDS = ("name", "description", "eligibility", "application_process", "notes")
 CSV_TABLES = ("organizations", "locations", "services", "schedules", "closures", "places")
 BYDAY = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
+ROME = ZoneInfo("Europe/Rome")
 
 
 class DirectoryFileError(Exception):
@@ -71,20 +81,48 @@ class OrganizationIn(_Row):
 
 class LocationIn(_Row):
     name: str = Field(min_length=1, max_length=200)
-    address: str = Field(min_length=1, max_length=300)
+    address: str = Field(default="", max_length=300)
+    street: str | None = Field(default=None, max_length=200)
+    city: str | None = Field(default=None, max_length=100)
+    province: str | None = Field(default=None, max_length=100)
+    postal_code: str | None = Field(default=None, max_length=20)
+    country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
     area: str = ""
-    latitude: float = Field(ge=-90, le=90)
-    longitude: float = Field(ge=-180, le=180)
+    # None: a place without coordinates, never among the services near a person.
+    latitude: float | None = Field(default=None, ge=-90, le=90)
+    longitude: float | None = Field(default=None, ge=-180, le=180)
     accessibility: str | None = None
+
+    @model_validator(mode="after")
+    def _street_and_city_from_the_address(self) -> LocationIn:
+        """No parts given: "Via Carducci, Brescia" gives street and city, as migration 0013."""
+        if self.street is None and self.city is None and self.address.strip():
+            street, comma, city = self.address.rpartition(",")
+            if comma and street.strip() and city.strip():
+                self.street, self.city = street.strip()[:200], city.strip()[:100]
+            else:
+                self.street = self.address.strip()[:200]
+        return self
+
+    @model_validator(mode="after")
+    def _both_coordinates_or_none(self) -> LocationIn:
+        if (self.latitude is None) != (self.longitude is None):
+            raise ValueError("give both latitude and longitude, or neither")
+        return self
 
 
 class HoursIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     hours: str
     season: str | None = None
+    valid_from: date | None = None
+    valid_to: date | None = None
 
     def slots(self) -> tuple[Slot, ...]:
-        return parse_hours(self.hours, parse_season(self.season))
+        return tuple(
+            replace(slot, valid_from=self.valid_from, valid_to=self.valid_to)
+            for slot in parse_hours(self.hours, parse_season(self.season))
+        )
 
 
 class ClosureIn(BaseModel):
@@ -94,7 +132,7 @@ class ClosureIn(BaseModel):
 
 
 class ServiceIn(_Row):
-    category: Category
+    category: Category | None  # None: from an HSDS file without our taxonomy, in no menu
     organization: str | None = None
     location: str | None = None
     name: dict[str, str]
@@ -151,16 +189,21 @@ def parse_season(text: str | None) -> Season | None:
 
 
 def canonical_hours(slots: Iterable[Slot]) -> tuple[str | list[HoursIn], str | None]:
-    """One hours text and season when all slots share a season, else a block per season."""
-    by_season: dict[Season | None, list[Slot]] = {}
+    """One hours text and season when all slots share a season and dates, else blocks."""
+    groups: dict[tuple[Season | None, date | None, date | None], list[Slot]] = {}
     for slot in sorted(slots):
-        by_season.setdefault(slot.season, []).append(slot)
-    if len(by_season) <= 1:
-        season = next(iter(by_season), None)
-        return format_hours(next(iter(by_season.values()), [])), str(season) if season else None
+        groups.setdefault((slot.season, slot.valid_from, slot.valid_to), []).append(slot)
+    if len(groups) <= 1 and all(start is None and end is None for _s, start, end in groups):
+        season = next(iter(groups), (None,))[0]
+        return format_hours(next(iter(groups.values()), [])), str(season) if season else None
     blocks = [
-        HoursIn(hours=format_hours(group), season=str(s) if s else None)
-        for s, group in sorted(by_season.items(), key=lambda kv: str(kv[0]))
+        HoursIn(
+            hours=format_hours(group),
+            season=str(season) if season else None,
+            valid_from=start,
+            valid_to=end,
+        )
+        for (season, start, end), group in sorted(groups.items(), key=lambda kv: str(kv[0]))
     ]
     return blocks, None
 
@@ -171,6 +214,7 @@ class Directory:
     locations: list[LocationIn] = field(default_factory=list)
     services: list[ServiceIn] = field(default_factory=list)
     places: list[PlaceIn] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # what an import left aside, and why
 
 
 @dataclass
@@ -277,116 +321,26 @@ def _validate(rows: dict[str, list[tuple[str, dict[str, Any]]]], problems: list[
     return directory
 
 
-def _csv_rows(folder: Path, table: str) -> list[tuple[str, dict[str, str]]]:
-    path = folder / f"{table}.csv"
-    if not path.is_file():
-        return []
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        out = []
-        for row in reader:
-            clean = {k.strip(): (v or "").strip() for k, v in row.items() if k}
-            out.append((f"{path.name} line {reader.line_num}", clean))
-        return out
-
-
-def _bool(text: str) -> bool | None:
-    lowered = text.strip().lower()
-    if lowered in {"", "unknown"}:
-        return None
-    if lowered in {"true", "yes", "1", "y"}:
-        return True
-    if lowered in {"false", "no", "0", "n"}:
-        return False
-    raise ValueError(f"not yes/no: {text!r}")
-
-
-def _texts(row: dict[str, str], name: str) -> dict[str, str]:
-    prefix = f"{name}_"
-    return {k[len(prefix) :]: v for k, v in row.items() if k.startswith(prefix) and v}
-
-
-def read_csv_folder(folder: Path) -> Directory:
+def read_csv_folder(
+    folder: Path, zone: ZoneInfo = ROME, today: date | None = None, language: str = "it"
+) -> Directory:
+    """A folder of HSDS tables (:mod:`models.hsds`); warnings say what was left aside."""
     if not (folder / "services.csv").is_file():
         raise DirectoryFileError([f"{folder}: no services.csv in this folder"])
-    problems: list[str] = []
-    rows: dict[str, list[tuple[str, dict[str, Any]]]] = {}
-    rows["organizations"] = [(w, _blank_to_none(r)) for w, r in _csv_rows(folder, "organizations")]
-    rows["locations"] = [(w, _blank_to_none(r)) for w, r in _csv_rows(folder, "locations")]
-    rows["places"] = [
-        (w, {**_blank_to_none(r), "aliases": [a for a in r.get("aliases", "").split("|") if a]})
-        for w, r in _csv_rows(folder, "places")
-    ]
-    hours: dict[str, list[HoursIn]] = {}
-    for where, row in _csv_rows(folder, "schedules"):
-        try:
-            days = ",".join(
-                WEEKDAYS[BYDAY.index(d.strip().upper())] for d in row["byday"].split(",")
-            )
-            season = (
-                f"{row['season_start']}..{row['season_end']}" if row.get("season_start") else None
-            )
-            block = HoursIn(hours=f"{days} {row['opens_at']}-{row['closes_at']}", season=season)
-            block.slots()
-        except (KeyError, ValueError) as exc:
-            problems.append(f"{where}: schedule: {exc}")
-            continue
-        hours.setdefault(row.get("service_id", ""), []).append(block)
-    closures: dict[str, list[dict[str, Any]]] = {}
-    for _where, row in _csv_rows(folder, "closures"):
-        closures.setdefault(row.get("service_id", ""), []).append(
-            {"date": row.get("date"), "note": row.get("note") or None}
-        )
-    services = []
-    for where, row in _csv_rows(folder, "services"):
-        try:
-            data: dict[str, Any] = {
-                "id": row.get("id", ""),
-                "category": row.get("category", ""),
-                "organization": row.get("organization_id") or None,
-                "location": row.get("location_id") or None,
-                "admits": row.get("admits") or "all",
-                "referral_required": bool(_bool(row.get("referral_required", ""))),
-                "documents_required": bool(_bool(row.get("documents_required", ""))),
-                "pets_allowed": _bool(row.get("pets_allowed", "")),
-                "fee": row.get("fee") or "free",
-                "fee_note": row.get("fee_note") or None,
-                "languages": [x for x in row.get("languages", "").split(";") if x],
-                "phone": row.get("phone") or None,
-                "email": row.get("email") or None,
-                "url": row.get("url") or None,
-                "active": _bool(row.get("active", "")) is not False,
-                "beds_total": int(row["beds_total"]) if row.get("beds_total") else None,
-                **_csv_hours(hours.pop(row.get("id", ""), [])),
-                "closures": closures.pop(row.get("id", ""), []),
-            }
-        except ValueError as exc:
-            problems.append(f"{where}: {exc}")
-            continue
-        for name in TEXT_FIELDS:
-            data[name] = _texts(row, name)
-        services.append((where, data))
-    rows["services"] = services
-    for orphan in hours:
-        problems.append(f"schedules.csv: rows for unknown service_id {orphan!r}")
-    for orphan in closures:
-        problems.append(f"closures.csv: rows for unknown service_id {orphan!r}")
-    return _validate(rows, problems)
+    reading = read_folder(folder, zone, today or clock.now().astimezone(zone).date(), language)
+    directory = _validate(reading.rows, reading.problems)
+    for service in directory.services:  # one block per table row read; the canonical shape
+        service.hours, service.season = canonical_hours(service.slots())
+    directory.warnings = reading.warnings
+    return directory
 
 
-def _csv_hours(blocks: list[HoursIn]) -> dict[str, Any]:
-    text, season = canonical_hours(slot for block in blocks for slot in block.slots())
-    return {"hours": text, "season": season}
-
-
-def _blank_to_none(row: dict[str, str]) -> dict[str, Any]:
-    return {k: (v if v != "" else None) for k, v in row.items()}
-
-
-def read_directory(path: Path) -> Directory:
-    """A YAML file (``.yaml``/``.yml``) or a folder of HSDS-shaped CSV tables."""
+def read_directory(
+    path: Path, zone: ZoneInfo = ROME, today: date | None = None, language: str = "it"
+) -> Directory:
+    """A YAML file (``.yaml``/``.yml``) or a folder of HSDS CSV tables (texts in ``language``)."""
     if path.is_dir():
-        return read_csv_folder(path)
+        return read_csv_folder(path, zone, today, language)
     if path.suffix.lower() in {".yaml", ".yml"}:
         try:
             text = path.read_text(encoding="utf-8")
@@ -488,7 +442,7 @@ def _service_values(
     item: ServiceIn, organizations: dict[str, Organization], locations: dict[str, Location]
 ) -> dict[str, Any]:
     return {
-        "category": item.category.value,
+        "category": item.category.value if item.category else "",
         "organization_id": organizations[item.organization].id if item.organization else None,
         "location_id": locations[item.location].id if item.location else None,
         "names": dict(item.name),
@@ -552,7 +506,7 @@ def _service_out(service: Service) -> ServiceIn:
     hours, season = canonical_hours(s.as_slot() for s in service.slots)
     return ServiceIn(
         id=service.key,
-        category=Category(service.category),
+        category=Category(service.category) if service.category else None,
         organization=service.organization.key if service.organization else None,
         location=service.location.key if service.location else None,
         name=service.names,
@@ -589,101 +543,39 @@ def to_yaml(directory: Directory) -> str:
         "locations": [clean(loc) for loc in directory.locations],
         "places": [clean(p) for p in directory.places],
         "services": [
-            {**clean(s), "category": s.category.value, "name": s.name} for s in directory.services
+            {
+                **clean(s),
+                "category": s.category.value if s.category else None,
+                **{name: _italian_first(getattr(s, name)) for name in TEXT_FIELDS},
+            }
+            for s in directory.services
         ],
     }
+    for service in data["services"]:
+        for name in TEXT_FIELDS[1:]:
+            if not service[name]:
+                del service[name]
     return yaml.safe_dump(data, allow_unicode=True, sort_keys=False, width=100)
 
 
-def write_csv_folder(directory: Directory, folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    # Languages in order of first appearance, so a round trip keeps the file's order.
-    languages = list(
-        dict.fromkeys(
-            lang for s in directory.services for name in TEXT_FIELDS for lang in getattr(s, name)
-        )
-    )
+def _italian_first(texts: dict[str, str]) -> dict[str, str]:
+    """Texts with the directory's language first, the others in their order.
 
-    tables: dict[str, tuple[list[str], list[dict[str, Any]]]] = {
-        "organizations": (
-            ["id", "name", "description", "url", "email", "phone"],
-            [o.model_dump() for o in directory.organizations],
-        ),
-        "locations": (
-            ["id", "name", "address", "area", "latitude", "longitude", "accessibility"],
-            [loc.model_dump() for loc in directory.locations],
-        ),
-        "places": (
-            ["id", "name", "aliases", "latitude", "longitude"],
-            [p.model_dump() | {"aliases": "|".join(p.aliases)} for p in directory.places],
-        ),
-    }
-    service_columns = [
-        "id", "organization_id", "location_id", "category",
-        *[f"{name}_{lang}" for name in TEXT_FIELDS for lang in languages],
-        "admits", "referral_required", "documents_required", "pets_allowed", "fee", "fee_note",
-        "languages", "phone", "email", "url", "active", "beds_total",
-    ]  # fmt: skip
-    services: list[dict[str, Any]] = []
-    schedules: list[dict[str, Any]] = []
-    closures: list[dict[str, Any]] = []
-    for s in directory.services:
-        row: dict[str, Any] = {
-            "id": s.id, "organization_id": s.organization, "location_id": s.location,
-            "category": s.category.value, "admits": s.admits.value,
-            "referral_required": _yes(s.referral_required),
-            "documents_required": _yes(s.documents_required),
-            "pets_allowed": "" if s.pets_allowed is None else _yes(s.pets_allowed),
-            "fee": s.fee.value, "fee_note": s.fee_note, "languages": ";".join(s.languages),
-            "phone": s.phone, "email": s.email, "url": s.url, "active": _yes(s.active),
-            "beds_total": s.beds_total,
-        }  # fmt: skip
-        for name in TEXT_FIELDS:
-            for lang, text in getattr(s, name).items():
-                row[f"{name}_{lang}"] = text
-        services.append(row)
-        for n, slot in enumerate(s.slots(), start=1):
-            schedules.append({
-                "id": f"{s.id}-{n}", "service_id": s.id, "freq": "WEEKLY",
-                "byday": BYDAY[slot.weekday], "opens_at": f"{slot.opens:%H:%M}",
-                "closes_at": f"{slot.closes:%H:%M}",
-                "season_start": str(slot.season.start) if slot.season else "",
-                "season_end": str(slot.season.end) if slot.season else "",
-            })  # fmt: skip
-        closures.extend(
-            {"service_id": s.id, "date": c.date.isoformat(), "note": c.note} for c in s.closures
-        )
-    tables["services"] = (service_columns, services)
-    tables["schedules"] = (
-        [
-            "id",
-            "service_id",
-            "freq",
-            "byday",
-            "opens_at",
-            "closes_at",
-            "season_start",
-            "season_end",
-        ],
-        schedules,
-    )
-    tables["closures"] = (["service_id", "date", "note"], closures)
-    for table in CSV_TABLES:
-        columns, rows = tables[table]
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
-        (folder / f"{table}.csv").write_text(buffer.getvalue(), encoding="utf-8")
+    One order whatever the database (PostgreSQL's JSONB keeps keys in an order of its own),
+    and the order in which HSDS tables are read back (the unsuffixed column is Italian).
+    """
+    return dict(sorted(texts.items(), key=lambda item: item[0] != "it"))
 
 
-def _yes(value: bool) -> str:
-    return "yes" if value else "no"
+def write_csv_folder(directory: Directory, folder: Path, zone: str = ROME.key) -> None:
+    """An HSDS 3.0 tabular data package (:mod:`models.hsds_export`)."""
+    write_package(directory, folder, zone)
 
 
-def write_directory(directory: Directory, path: Path) -> None:
+def write_directory(directory: Directory, path: Path, zone: str = ROME.key) -> None:
     if path.suffix.lower() in {".yaml", ".yml"}:
         path.write_text(to_yaml(directory), encoding="utf-8")
+    elif path.suffix.lower() == ".json":
+        write_json(directory, path)
     else:
-        write_csv_folder(directory, path)
+        write_csv_folder(directory, path, zone)

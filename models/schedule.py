@@ -72,10 +72,21 @@ class Slot:
     opens: time
     closes: time
     season: Season | None = None
+    valid_from: date | None = None  # HSDS valid_from: first day the slot may open
+    valid_to: date | None = None  # HSDS valid_to / until: last day the slot may open
 
     def __post_init__(self) -> None:
         if not 0 <= self.weekday <= 6:
             raise ValueError(f"weekday out of range: {self.weekday}")
+
+    def opens_on(self, day: date) -> bool:
+        """This slot's weekday, in its season and within its dates of validity."""
+        return (
+            self.weekday == day.weekday()
+            and (self.season is None or self.season.contains(day))
+            and (self.valid_from is None or self.valid_from <= day)
+            and (self.valid_to is None or day <= self.valid_to)
+        )
 
 
 @dataclass(frozen=True)
@@ -121,12 +132,7 @@ def intervals(schedule: Schedule, first: date, last: date, zone: ZoneInfo) -> It
     day = first
     while day <= last:
         if day not in schedule.closures:
-            todays = [
-                slot
-                for slot in schedule.slots
-                if slot.weekday == day.weekday()
-                and (slot.season is None or slot.season.contains(day))
-            ]
+            todays = [slot for slot in schedule.slots if slot.opens_on(day)]
             for interval in sorted(
                 (slot_interval(s, day, zone) for s in todays), key=lambda i: i.start
             ):

@@ -1,0 +1,584 @@
+"""Reading a folder of Open Referral HSDS 3.0 tables (CSV) without misreading any of it.
+
+Every column taken keeps its HSDS meaning: ``status`` (only ``active`` is open to people),
+schedules (``freq``, ``interval``, ``byday``, ``valid_from``, ``valid_to``, ``dtstart``,
+``until``, times with or without a UTC offset), ``eligibility_description``, fees,
+``service_at_location``, phones, addresses, languages, accessibility. What cannot be honoured
+(a monthly or fortnightly schedule, a count of occurrences, an unknown status) is refused
+with file, line and column; every table and column left aside is reported as a warning, so
+nothing is dropped in silence.
+
+Texts without a language suffix are Italian (the language of the directory; another city's
+data in another language is read with ``language``, e.g. ``--language en``); the project's
+translations are the same columns with a language code suffix (``name_fr``). The project's
+own fields (category, admission, beds, closures, landmarks) are extension columns and tables.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+DEFAULT_LANGUAGE = "it"
+BYDAY = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
+STATUSES = {"active": True, "inactive": False, "defunct": False, "temporarily closed": False}
+LOCATION_TYPES = ("physical", "postal", "virtual")
+# Our text fields and the HSDS column that carries each (unsuffixed = Italian).
+TEXT_COLUMNS = {
+    "name": "name",
+    "description": "description",
+    "eligibility": "eligibility_description",
+    "application_process": "application_process",
+    "notes": "notes",
+}
+_LANGUAGE_CODE = re.compile(r"[a-z]{2,3}")
+_CLOCK = re.compile(
+    r"(\d{1,2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?\s*(Z|[+-]\d{2}(?::?\d{2})?)?", re.IGNORECASE
+)
+# Tables read; any other file in the folder is reported as ignored.
+READ_TABLES = (
+    "organizations",
+    "locations",
+    "services",
+    "schedules",
+    "closures",
+    "places",
+    "service_at_location",
+    "phones",
+    "languages",
+    "accessibility",
+    "addresses",
+)
+UNHONOURED_RECURRENCE = ("count", "byweekno", "bymonthday", "byyearday")
+
+
+def parse_clock(text: str) -> tuple[time, timedelta | None]:
+    """``HH:MM``, ``HH:MM:SS``, with ``Z`` or an offset (``09:00-05:00``): (time, offset)."""
+    match = _CLOCK.fullmatch(text.strip())
+    if not match:
+        raise ValueError(f"not a time like 10:00:00 or 10:00+01:00: {text.strip()!r}")
+    hour, minute = int(match.group(1)), int(match.group(2))
+    second = int(match.group(3) or 0)
+    if second:
+        raise ValueError(f"seconds are not kept, give whole minutes: {text.strip()!r}")
+    if (hour, minute) == (24, 0):
+        hour = 0
+    at = time(hour, minute)
+    suffix = match.group(4)
+    if suffix is None:
+        return at, None
+    if suffix.upper() == "Z":
+        return at, timedelta(0)
+    digits = suffix[1:].replace(":", "")
+    offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:] or 0))
+    return at, -offset if suffix[0] == "-" else offset
+
+
+def offset_holds(offset: timedelta, zone: ZoneInfo, first: date, last: date) -> bool:
+    """The zone's UTC offset is ``offset`` at noon on every day from ``first`` to ``last``."""
+    day = first
+    while day <= last:
+        if datetime.combine(day, time(12), tzinfo=zone).utcoffset() != offset:
+            return False
+        day += timedelta(days=1)
+    return True
+
+
+class Table:
+    """The rows of one CSV file, remembering which columns were read."""
+
+    def __init__(self, path: Path) -> None:
+        self.name = path.name
+        self.rows: list[tuple[str, dict[str, str]]] = []
+        self.read: set[str] = set()
+        if not path.is_file():
+            return
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            for row in reader:
+                clean = {k.strip(): (v or "").strip() for k, v in row.items() if k}
+                self.rows.append((f"{path.name} line {reader.line_num}", clean))
+
+    def get(self, row: dict[str, str], column: str) -> str:
+        self.read.add(column)
+        return row.get(column, "")
+
+    def has(self, column: str) -> bool:
+        return any(column in row for _w, row in self.rows)
+
+    def ignored_columns(self) -> list[str]:
+        filled = {k for _w, row in self.rows for k, v in row.items() if v}
+        return sorted(filled - self.read)
+
+
+def texts(
+    table: Table, row: dict[str, str], name: str, language: str = DEFAULT_LANGUAGE
+) -> dict[str, str]:
+    """A text per language: the HSDS column is Italian, ``column_<code>`` each translation.
+
+    Only a language code (two or three letters) counts as a suffix, so that
+    ``eligibility_description`` is never read as eligibility in a language "description".
+    Our older files wrote ``eligibility_it``: that spelling is read too.
+    """
+    column = TEXT_COLUMNS[name]
+    found: dict[str, str] = {}
+    if table.get(row, column):
+        found[language] = row[column]
+    for prefix in dict.fromkeys((column, name)):
+        for key, value in row.items():
+            suffix = key[len(prefix) + 1 :]
+            if key.startswith(prefix + "_") and _LANGUAGE_CODE.fullmatch(suffix):
+                table.read.add(key)
+                if value:
+                    found.setdefault(suffix, value)
+    return found
+
+
+def yes_no(text: str) -> bool | None:
+    lowered = text.strip().lower()
+    if lowered in {"", "unknown"}:
+        return None
+    if lowered in {"true", "yes", "1", "y"}:
+        return True
+    if lowered in {"false", "no", "0", "n"}:
+        return False
+    raise ValueError(f"not yes/no: {text!r}")
+
+
+@dataclass
+class Reading:
+    """What a folder gave: rows for validation, refusals, and what was left aside."""
+
+    rows: dict[str, list[tuple[str, dict[str, Any]]]] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Context:
+    folder: Path
+    zone: ZoneInfo
+    today: date
+    reading: Reading
+    language: str = DEFAULT_LANGUAGE  # the language of the unsuffixed texts
+    tables: dict[str, Table] = field(default_factory=dict)
+
+    def table(self, name: str) -> Table:
+        if name not in self.tables:
+            self.tables[name] = Table(self.folder / f"{name}.csv")
+        return self.tables[name]
+
+    def refuse(self, where: str, column: str, why: str) -> None:
+        self.reading.problems.append(f"{where}: {column}: {why}")
+
+    def warn(self, text: str) -> None:
+        self.reading.warnings.append(text)
+
+
+def read_folder(
+    folder: Path, zone: ZoneInfo, today: date, language: str = DEFAULT_LANGUAGE
+) -> Reading:
+    """Read the HSDS tables of ``folder``; unsuffixed texts are in ``language``."""
+    ctx = _Context(folder, zone, today, Reading(), language=language)
+    organizations = _organizations(ctx)
+    locations = _locations(ctx)
+    ctx.reading.rows["organizations"] = list(organizations.values())
+    ctx.reading.rows["locations"] = list(locations.values())
+    ctx.reading.rows["places"] = _places(ctx)
+    ctx.reading.rows["services"] = _services(
+        ctx, {k: v[1]["id"] for k, v in organizations.items()}, locations
+    )
+    _report_left_aside(ctx)
+    return ctx.reading
+
+
+def _key(table: Table, row: dict[str, str]) -> str:
+    """Our stable key: the ``local_id`` extension column when present, else the HSDS id."""
+    return table.get(row, "local_id") or table.get(row, "id")
+
+
+def _by(ctx: _Context, table_name: str, column: str) -> dict[str, list[tuple[str, dict[str, str]]]]:
+    table = ctx.table(table_name)
+    grouped: dict[str, list[tuple[str, dict[str, str]]]] = {}
+    for where, row in table.rows:
+        ref = table.get(row, column)
+        if ref:
+            grouped.setdefault(ref, []).append((where, row))
+    return grouped
+
+
+def _first_phone(ctx: _Context, rows: list[tuple[str, dict[str, str]]], owner: str) -> str | None:
+    phones = ctx.table("phones")
+    numbers = [phones.get(row, "number") for _w, row in rows if phones.get(row, "number")]
+    if len(numbers) > 1:
+        ctx.warn(f"phones.csv: {owner} has {len(numbers)} phones; only the first is kept")
+    return numbers[0] if numbers else None
+
+
+def _organizations(ctx: _Context) -> dict[str, tuple[str, dict[str, Any]]]:
+    table = ctx.table("organizations")
+    phones = _by(ctx, "phones", "organization_id")
+    out: dict[str, tuple[str, dict[str, Any]]] = {}
+    for where, row in table.rows:
+        hsds_id = table.get(row, "id")
+        out[hsds_id] = (
+            where,
+            {
+                "id": _key(table, row),
+                "name": table.get(row, "name"),
+                # Our export repeats the name where HSDS requires a description: says nothing.
+                "description": _description(table, row),
+                "url": table.get(row, "website") or table.get(row, "url") or None,
+                "email": table.get(row, "email") or None,
+                "phone": table.get(row, "phone")
+                or _first_phone(ctx, phones.get(hsds_id, []), f"organization {hsds_id}"),
+            },
+        )
+    return out
+
+
+def _description(table: Table, row: dict[str, str]) -> str | None:
+    """An organization's description; our export repeats the name where HSDS requires one."""
+    description = table.get(row, "description")
+    return description if description and description != table.get(row, "name") else None
+
+
+def _address(ctx: _Context, rows: list[tuple[str, dict[str, str]]]) -> dict[str, Any]:
+    """The physical address (else the first) in parts, and as one line of text."""
+    addresses = ctx.table("addresses")
+    physical = [r for _w, r in rows if addresses.get(r, "address_type") in {"", "physical"}]
+    chosen = (physical or [r for _w, r in rows])[:1]
+    addresses.read.update({"id", "location_id", "region", "attention"})
+    if not chosen:
+        return {}
+    row = chosen[0]
+    street = ", ".join(p for p in (addresses.get(row, c) for c in ("address_1", "address_2")) if p)
+    parts = {
+        "street": street,
+        "city": addresses.get(row, "city"),
+        "province": addresses.get(row, "state_province"),
+        "postal_code": addresses.get(row, "postal_code"),
+        "country": addresses.get(row, "country").upper(),
+    }
+    town = " ".join(p for p in (parts["postal_code"], parts["city"]) if p)
+    text = ", ".join(p for p in (street, town, parts["province"]) if p)
+    return {k: v or None for k, v in parts.items()} | {"text": text}
+
+
+def _coordinates(ctx: _Context, table: Table, where: str, row: dict[str, str]) -> dict[str, Any]:
+    """Latitude and longitude, or none (with a warning): such a place is never "near me"."""
+    kind = table.get(row, "location_type") or "physical"
+    lat_text, lon_text = table.get(row, "latitude"), table.get(row, "longitude")
+    if kind not in LOCATION_TYPES:
+        ctx.refuse(where, "location_type", f"{kind!r} is not one of {', '.join(LOCATION_TYPES)}")
+    try:
+        lat, lon = float(lat_text), float(lon_text)
+    except ValueError:
+        lat = lon = float("nan")
+    usable = kind == "physical" and -90 <= lat <= 90 and -180 <= lon <= 180
+    if not usable:
+        reason = (
+            f"a {kind} location"
+            if kind != "physical"
+            else "no coordinates"
+            if not (lat_text or lon_text)
+            else f"coordinates out of range ({lat_text}, {lon_text})"
+        )
+        ctx.warn(f"{where}: {reason}: kept, but never among the services near a person")
+        return {"latitude": None, "longitude": None}
+    return {"latitude": lat, "longitude": lon}
+
+
+def _locations(ctx: _Context) -> dict[str, tuple[str, dict[str, Any]]]:
+    table = ctx.table("locations")
+    addresses = _by(ctx, "addresses", "location_id")
+    access = _by(ctx, "accessibility", "location_id")
+    acc = ctx.table("accessibility")
+    out: dict[str, tuple[str, dict[str, Any]]] = {}
+    for where, row in table.rows:
+        hsds_id = table.get(row, "id")
+        parts = _address(ctx, addresses.get(hsds_id, []))
+        address = table.get(row, "address") or parts.pop("text", "")
+        parts.pop("text", None)
+        notes = [
+            ": ".join(p for p in (acc.get(r, "description"), acc.get(r, "details")) if p)
+            for _w, r in access.get(hsds_id, [])
+        ]
+        acc.read.add("id")
+        accessibility = table.get(row, "accessibility") or "\n".join(n for n in notes if n)
+        name = table.get(row, "name") or table.get(row, "alternate_name") or address or hsds_id
+        out[hsds_id] = (
+            where,
+            {
+                "id": _key(table, row),
+                "name": name,
+                "address": address,
+                **parts,
+                "area": table.get(row, "area"),
+                "accessibility": accessibility or None,
+                **_coordinates(ctx, table, where, row),
+            },
+        )
+    return out
+
+
+def _places(ctx: _Context) -> list[tuple[str, dict[str, Any]]]:
+    table = ctx.table("places")
+    return [
+        (
+            where,
+            {
+                "id": table.get(row, "id"),
+                "name": table.get(row, "name"),
+                "aliases": [a for a in table.get(row, "aliases").split("|") if a],
+                "latitude": table.get(row, "latitude") or None,
+                "longitude": table.get(row, "longitude") or None,
+            },
+        )
+        for where, row in table.rows
+    ]
+
+
+def _status(ctx: _Context, table: Table, where: str, row: dict[str, str]) -> bool:
+    if table.has("status"):
+        status = table.get(row, "status").lower()
+        if status not in STATUSES:
+            ctx.refuse(where, "status", f"{status!r} is not one of {', '.join(STATUSES)}")
+        return STATUSES.get(status, False)
+    return yes_no(table.get(row, "active")) is not False
+
+
+def _fees(table: Table, row: dict[str, str]) -> dict[str, Any]:
+    """Our ``fee`` column if given; else an HSDS ``fees_description`` means a fee, shown as is."""
+    note = table.get(row, "fee_note") or table.get(row, "fees_description") or None
+    fee = table.get(row, "fee") or ("small_fee" if table.get(row, "fees_description") else "free")
+    return {"fee": fee, "fee_note": note}
+
+
+def _services(
+    ctx: _Context, org_keys: dict[str, str], locations: dict[str, tuple[str, dict[str, Any]]]
+) -> list[tuple[str, dict[str, Any]]]:
+    table = ctx.table("services")
+    at_locations = _by(ctx, "service_at_location", "service_id")
+    sal = ctx.table("service_at_location")
+    phones = _by(ctx, "phones", "service_id")
+    languages = _by(ctx, "languages", "service_id")
+    hours = _schedules(ctx)
+    closures = _closures(ctx)
+    location_keys = {k: v[1]["id"] for k, v in locations.items()}
+    out: list[tuple[str, dict[str, Any]]] = []
+    for where, row in table.rows:
+        hsds_id = table.get(row, "id")
+        try:
+            base = _service_row(ctx, table, where, row, org_keys)
+        except ValueError as exc:
+            ctx.reading.problems.append(f"{where}: {exc}")
+            continue
+        base["phone"] = table.get(row, "phone") or _first_phone(
+            ctx, phones.get(hsds_id, []), f"service {hsds_id}"
+        )
+        langs = ctx.table("languages")
+        base["languages"] = [x for x in table.get(row, "languages").split(";") if x] + [
+            langs.get(r, "code") or langs.get(r, "name") for _w, r in languages.get(hsds_id, [])
+        ]
+        links = at_locations.get(hsds_id, [])
+        legacy_location = table.get(row, "location_id")
+        if len(links) > 1:
+            ctx.warn(
+                f"{where}: offered at {len(links)} locations: imported as {len(links)} entries "
+                "of the directory, one per service_at_location id"
+            )
+        entries = [
+            (sal.get(r, "id") if len(links) > 1 else base["id"], sal.get(r, "location_id"))
+            for _w, r in links
+        ] or [(base["id"], legacy_location)]
+        for key, location in entries:
+            if location and location not in location_keys and not legacy_location:
+                ctx.refuse(where, "location_id", f"unknown location {location!r}")
+            slots = hours.get(hsds_id, []) + hours.get(key, [])
+            out.append(
+                (
+                    where,
+                    base
+                    | {
+                        "id": key,
+                        "location": location_keys.get(location, location) if location else None,
+                        "hours": slots or "closed",
+                        "closures": closures.get(hsds_id, []),
+                    },
+                )
+            )
+    sal.read.update({"id", "description"})
+    ctx.table("phones").read.add("id")
+    ctx.table("languages").read.add("id")
+    return out
+
+
+def _service_row(
+    ctx: _Context, table: Table, where: str, row: dict[str, str], org_keys: dict[str, str]
+) -> dict[str, Any]:
+    organization = table.get(row, "organization_id")
+    category = table.get(row, "category") or None
+    if category is None:
+        ctx.warn(
+            f"{where}: no category of the local taxonomy: kept, but in no menu of the bot "
+            "until one is given"
+        )
+    data: dict[str, Any] = {
+        "id": _key(table, row),
+        "category": category,
+        "organization": org_keys.get(organization, organization) or None,
+        "admits": table.get(row, "admits") or "all",
+        "referral_required": bool(yes_no(table.get(row, "referral_required"))),
+        "documents_required": bool(yes_no(table.get(row, "documents_required"))),
+        "pets_allowed": yes_no(table.get(row, "pets_allowed")),
+        "email": table.get(row, "email") or None,
+        "url": table.get(row, "url") or None,
+        "active": _status(ctx, table, where, row),
+        "beds_total": int(table.get(row, "beds_total")) if table.get(row, "beds_total") else None,
+        **_fees(table, row),
+    }
+    for name in TEXT_COLUMNS:
+        data[name] = texts(table, row, name, ctx.language)
+    return data
+
+
+def _closures(ctx: _Context) -> dict[str, list[dict[str, Any]]]:
+    table = ctx.table("closures")
+    out: dict[str, list[dict[str, Any]]] = {}
+    for _where, row in table.rows:
+        out.setdefault(table.get(row, "service_id"), []).append(
+            {"date": table.get(row, "date"), "note": table.get(row, "note") or None}
+        )
+    return out
+
+
+def _schedules(ctx: _Context) -> dict[str, list[dict[str, Any]]]:
+    """Blocks of weekly hours per service id (or service_at_location id)."""
+    table = ctx.table("schedules")
+    out: dict[str, list[dict[str, Any]]] = {}
+    for where, row in table.rows:
+        owner = table.get(row, "service_id") or table.get(row, "service_at_location_id")
+        if not owner:
+            ctx.warn(f"{where}: hours of a location, not of a service: not imported")
+            table.read.update(row)
+            continue
+        problems_before = len(ctx.reading.problems)
+        block = _schedule_block(ctx, table, where, row)
+        if block is not None and len(ctx.reading.problems) == problems_before:
+            out.setdefault(owner, []).append(block)
+    table.read.update({"id", "location_id", "description", "schedule_link", "attending_type"})
+    table.read.update({"notes", "wkst"})  # wkst changes nothing for weekly, interval 1
+    return out
+
+
+def _date(ctx: _Context, table: Table, where: str, row: dict[str, str], column: str) -> date | None:
+    text = table.get(row, column)
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text[:10])
+    except ValueError:
+        ctx.refuse(where, column, f"not a date like 2026-11-15: {text!r}")
+        return None
+
+
+def _schedule_block(
+    ctx: _Context, table: Table, where: str, row: dict[str, str]
+) -> dict[str, Any] | None:
+    starts = [d for d in (_date(ctx, table, where, row, c) for c in ("valid_from", "dtstart")) if d]
+    ends = [d for d in (_date(ctx, table, where, row, c) for c in ("valid_to", "until")) if d]
+    valid_from, valid_to = max(starts, default=None), min(ends, default=None)
+    if valid_to is not None and valid_to < ctx.today:
+        ctx.warn(f"{where}: valid until {valid_to}, already past: not imported")
+        table.read.update(row)
+        return None
+    freq = table.get(row, "freq").upper()
+    if freq not in {"", "WEEKLY"}:
+        ctx.refuse(where, "freq", f"{freq} hours cannot be honoured: only weekly hours are kept")
+    interval = table.get(row, "interval")
+    if interval not in {"", "1", "1.0"}:
+        ctx.refuse(where, "interval", f"every {interval} weeks cannot be honoured")
+    for column in UNHONOURED_RECURRENCE:
+        if table.get(row, column):
+            ctx.refuse(where, column, "cannot be honoured: only weekly hours are kept")
+    days: list[str] = []
+    for part in table.get(row, "byday").split(","):
+        if part.strip().upper() not in BYDAY:
+            ctx.refuse(where, "byday", f"{part.strip()!r} is not a day (MO, TU, ... SU)")
+        else:
+            days.append(part.strip().upper())
+    opens = _local_clock(ctx, table, where, row, "opens_at", (valid_from, valid_to))
+    closes = _local_clock(ctx, table, where, row, "closes_at", (valid_from, valid_to))
+    if opens is None or closes is None or not days:
+        return None
+    season = None
+    if table.get(row, "season_start"):
+        season = f"{table.get(row, 'season_start')}..{table.get(row, 'season_end')}"
+    names = ",".join(
+        ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[BYDAY.index(d)] for d in days
+    )
+    return {
+        "hours": f"{names} {opens:%H:%M}-{closes:%H:%M}",
+        "season": season,
+        "valid_from": valid_from,
+        "valid_to": valid_to,
+    }
+
+
+def _local_clock(
+    ctx: _Context,
+    table: Table,
+    where: str,
+    row: dict[str, str],
+    column: str,
+    validity: tuple[date | None, date | None],
+) -> time | None:
+    """The local wall time; a UTC offset is accepted only where it is the zone's own."""
+    text = table.get(row, column)
+    if not text:
+        ctx.refuse(where, column, "missing: hours without times cannot be honoured")
+        return None
+    try:
+        at, offset = parse_clock(text)
+    except ValueError as exc:
+        ctx.refuse(where, column, str(exc))
+        return None
+    zone_hours = table.get(row, "timezone")
+    if offset is None and zone_hours:
+        try:
+            offset = timedelta(hours=float(zone_hours))
+        except ValueError:
+            ctx.refuse(where, "timezone", f"not a UTC offset in hours: {zone_hours!r}")
+            return None
+    if offset is None:
+        return at
+    first = validity[0] or ctx.today
+    last = validity[1] or first + timedelta(days=366)
+    if not offset_holds(offset, ctx.zone, max(first, ctx.today), last):
+        ctx.refuse(
+            where,
+            column,
+            f"{text} is given with a UTC offset that is not {ctx.zone.key}'s on every day "
+            "of this schedule (summer time): give local times",
+        )
+        return None
+    return at
+
+
+def _report_left_aside(ctx: _Context) -> None:
+    for path in sorted(ctx.folder.iterdir()):
+        if path.name == "datapackage.json":
+            continue
+        if path.suffix.lower() != ".csv" or path.stem not in READ_TABLES:
+            ctx.warn(f"{path.name}: table not imported (this directory has no place for it)")
+    for name in READ_TABLES:
+        table = ctx.table(name)
+        ignored = table.ignored_columns()
+        if ignored:
+            ctx.warn(f"{table.name}: columns not imported: {', '.join(ignored)}")
