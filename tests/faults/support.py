@@ -82,17 +82,34 @@ async def done_count(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
     return int(count or 0)
 
 
-async def sends_in_flight(sessionmaker: async_sessionmaker[AsyncSession]) -> dict[int, int]:
-    """Per chat, the outbox rows marked "sending" (a send under way, or cut by a kill)."""
+async def sends_in_flight(
+    sessionmaker: async_sessionmaker[AsyncSession], *, worker_pid: int
+) -> dict[int, int]:
+    """Per chat, the outbox rows a (killed) bot process left "sending": its sends in flight."""
     from models.outbox import OutboxMessage, OutboxStatus
 
     async with sessionmaker() as session:
         rows = await session.execute(
             select(OutboxMessage.chat_id, func.count())
-            .where(OutboxMessage.status == OutboxStatus.SENDING)
+            .where(
+                OutboxMessage.status == OutboxStatus.SENDING,
+                OutboxMessage.locked_by.like(f"%:{worker_pid}"),
+            )
             .group_by(OutboxMessage.chat_id)
         )
     return {int(chat): int(count) for chat, count in rows}
+
+
+async def wait_until_sent(sessionmaker: async_sessionmaker[AsyncSession], within: float) -> None:
+    """Until the outbox holds nothing pending or being sent (or ``within`` seconds)."""
+    from models.outbox import OutboxMessage, OutboxStatus
+
+    unsent = OutboxMessage.status.in_([OutboxStatus.PENDING, OutboxStatus.SENDING])
+    for _ in range(int(within * 5)):
+        async with sessionmaker() as session:
+            if not await session.scalar(select(func.count()).where(unsent)):
+                return
+        await asyncio.sleep(0.2)
 
 
 async def wait_until_done(

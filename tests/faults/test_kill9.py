@@ -30,6 +30,7 @@ from tests.faults.support import (
     sends_in_flight,
     start_bot,
     wait_until_done,
+    wait_until_sent,
 )
 
 pytestmark = pytest.mark.slow
@@ -37,6 +38,11 @@ pytestmark = pytest.mark.slow
 UPDATES = int(os.environ.get("FAULT_UPDATES", "1000"))
 CHATS = int(os.environ.get("FAULT_CHATS", "100"))
 KILL_PHASE_SECONDS = float(os.environ.get("FAULT_KILL_SECONDS", "20"))
+FAST_SENDS = {
+    "HELPCENTER_RATE_GLOBAL_PER_SECOND": "1000",
+    "HELPCENTER_RATE_PRIVATE_CHAT_PER_SECOND": "1000",
+    "HELPCENTER_OUTBOX_LEASE_SECONDS": "5",
+}
 
 
 async def test_kill_minus_nine_loses_nothing(database_url: str, tmp_path: Path) -> None:
@@ -49,7 +55,9 @@ async def test_kill_minus_nine_loses_nothing(database_url: str, tmp_path: Path) 
     kills = 0
     in_flight: dict[int, int] = {}  # per chat: outbox rows left "sending" by the kills
     async with FakeTelegramServer(fake) as server:
-        env = bot_env(server.base_url, database_url)
+        # Sends as fast as the fake takes them (the limits have their own tests), and a send
+        # cut by a kill is resent after 5 s rather than 30.
+        env = bot_env(server.base_url, database_url, **FAST_SENDS)
         pushed = [fake.user_writes(10_000 + n % CHATS, f"message {n}") for n in range(UPDATES)]
         started = time.monotonic()
         with cleanup(processes):
@@ -60,13 +68,15 @@ async def test_kill_minus_nine_loses_nothing(database_url: str, tmp_path: Path) 
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(timeout=10)
                 kills += 1
-                for chat, count in (await sends_in_flight(sessionmaker)).items():
+                cut = await sends_in_flight(sessionmaker, worker_pid=process.pid)
+                for chat, count in cut.items():
                     in_flight[chat] = in_flight.get(chat, 0) + count
                 if await wait_until_done(sessionmaker, UPDATES, 0) >= UPDATES:
                     break
             final = start_bot(env, tmp_path)
             processes.append(final)
             await wait_until_done(sessionmaker, UPDATES, 60)
+            await wait_until_sent(sessionmaker, 60)  # the replies cut by the kills, resent
             await asyncio.sleep(2)  # one more getUpdates confirms the last batch
             final.send_signal(signal.SIGTERM)
             final.wait(timeout=20)
