@@ -17,6 +17,7 @@ from typing import Any, TextIO
 from pydantic import SecretStr
 
 from bot.app import HelpCenterBot, build_application
+from bot.dispatcher import dispatch_all
 from bot.fakeapi import FakeRequest, FakeTelegram
 from bot.parsing import parse_index
 from config.settings import load_settings
@@ -50,6 +51,7 @@ class Console:
         while await self.running.poller.poll_once():
             await self.running.worker.drain()
         await self.running.worker.drain()
+        await dispatch_all(self.running.application)  # what the handlings committed goes out
         for hook in self.running.runtime.extras.get("after_updates", []):
             await hook(self.running)
 

@@ -122,7 +122,7 @@ async def insert_ignore(
     """
     if not rows:
         return 0
-    statement = _dialect_insert(session, table).values(rows)
+    statement = dialect_insert(session, table).values(rows)
     result = await session.execute(statement.on_conflict_do_nothing(index_elements=conflict))
     return max(int(getattr(result, "rowcount", 0) or 0), 0)
 
@@ -134,11 +134,11 @@ async def insert_ignore_many(
     once, where a multi-row VALUES would be compiled anew for each batch size."""
     if not rows:
         return
-    statement = _dialect_insert(session, table).on_conflict_do_nothing(index_elements=conflict)
+    statement = dialect_insert(session, table).on_conflict_do_nothing(index_elements=conflict)
     await session.execute(statement, rows)
 
 
-def _dialect_insert(session: AsyncSession, table: Any) -> Any:
+def dialect_insert(session: AsyncSession, table: Any) -> Any:
     """The dialect's own ``insert`` construct, the one that can say ``ON CONFLICT``."""
     if session.get_bind().dialect.name == "postgresql":
         return postgresql_insert(table)

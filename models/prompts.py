@@ -15,8 +15,10 @@ from datetime import datetime
 from sqlalchemy import BigInteger, ForeignKey, String, delete
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm.util import identity_key
 
 from models.base import Base, BigId, clock
+from models.db import dialect_insert
 
 
 class ChatPrompt(Base):
@@ -34,13 +36,20 @@ class ChatPrompt(Base):
 async def expect_answer(
     session: AsyncSession, account_id: int, chat_id: int, kind: str, value: str, until: datetime
 ) -> None:
-    prompt = await session.get(ChatPrompt, account_id)
-    if prompt is None:
-        session.add(
-            ChatPrompt(account_id=account_id, chat_id=chat_id, kind=kind, value=value, until=until)
-        )
-        return
-    prompt.chat_id, prompt.kind, prompt.value, prompt.until = chat_id, kind, value, until
+    """Ask the person to type ``kind`` in this chat (one open question per person).
+
+    One upsert: the same person may be handled in two chats at once (a group and their private
+    chat), and one handling closing the question while another rewrites it must not fail."""
+    values = {"chat_id": chat_id, "kind": kind, "value": value, "until": until}
+    statement = dialect_insert(session, ChatPrompt.__table__).values(
+        account_id=account_id, **values
+    )
+    await session.execute(
+        statement.on_conflict_do_update(index_elements=["account_id"], set_=values)
+    )
+    cached = session.identity_map.get(identity_key(ChatPrompt, account_id))
+    if cached is not None:  # read earlier in this handling: read it again when used
+        session.expire(cached)
 
 
 def answerable(prompt: ChatPrompt | None, chat_id: int | None) -> ChatPrompt | None:

@@ -159,6 +159,7 @@ async def test_a_handling_that_outlives_its_lease_is_not_taken_by_another_worker
     await asyncio.sleep(0.3)  # A is still handling
     clock.advance(61)  # A's lease (60 s) runs out meanwhile
     await asyncio.gather(handling, second.worker.drain())
+    await asyncio.gather(*(dispatch_all(one.application) for one in bots))  # both send
 
     async with make_sessionmaker(engines[0])() as session:
         logged = list(
