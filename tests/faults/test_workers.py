@@ -24,6 +24,7 @@ from tests.faults.support import (
     start_bot,
     stop_gracefully,
     wait_until_done,
+    wait_until_sent,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -69,6 +70,10 @@ async def test_three_workers_handle_each_update_once_in_order(
             database_url,
             HELPCENTER_WEBHOOK_SECRET=SECRET,
             HELPCENTER_HEALTH_PORT=str(health_port),  # /healthz is not on the webhook listener
+            # The replies leave through the outbox: as fast as the fake takes them (the
+            # limits have tests of their own).
+            HELPCENTER_RATE_GLOBAL_PER_SECOND="1000",
+            HELPCENTER_RATE_PRIVATE_CHAT_PER_SECOND="1000",
         )
         hook = f"http://127.0.0.1:{port}/telegram"
         args = ("--webhook-url", hook, "--listen", f"127.0.0.1:{port}", "--workers", "3")
@@ -86,6 +91,7 @@ async def test_three_workers_handle_each_update_once_in_order(
                 chats = {u["message"]["chat"]["id"] for u in updates}
                 await asyncio.gather(*(post_chat(chat, client) for chat in chats))
             await wait_until_done(sessionmaker, UPDATES, 90)
+            await wait_until_sent(sessionmaker, 60)
             assert await stop_gracefully(processes[0]) == 0
         result = await audit(sessionmaker, [u["update_id"] for u in updates], fake)
         async with sessionmaker() as session:
