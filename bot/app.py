@@ -121,6 +121,7 @@ class HelpCenterBot:
             apology_for=self.apology_for,
             after_commit=self.dispatcher.wake.set,
             send_now=self.dispatcher.send_now,
+            send_claimed=self.dispatcher.send_claimed,
         )
         self.poller = Poller(application, self.runtime, self.wake)
         self._tasks: list[asyncio.Task[None]] = []

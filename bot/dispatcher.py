@@ -127,6 +127,8 @@ class Dispatcher:
         self.wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._semaphore = asyncio.Semaphore(settings.outbox_concurrency)
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._looping = False
 
     def stop(self) -> None:
         self._stopping.set()
@@ -142,12 +144,8 @@ class Dispatcher:
         a job) or ``idle_seconds``.
         """
         concurrency = self.runtime.settings.outbox_concurrency
-        in_flight: set[asyncio.Task[None]] = set()
-
-        def slot_freed(task: asyncio.Task[None]) -> None:
-            in_flight.discard(task)
-            self.wake.set()
-
+        in_flight = self._in_flight
+        self._looping = True
         while not self._stopping.is_set():
             self.wake.clear()
             free = concurrency - len(in_flight)
@@ -158,15 +156,33 @@ class Dispatcher:
                 claimed = []
                 await asyncio.sleep(1.0)
             for row_id, chat_id in claimed:
-                task = asyncio.create_task(self._send_one(row_id, chat_id))
-                in_flight.add(task)
-                task.add_done_callback(slot_freed)
+                self._start(row_id, chat_id)
             if not claimed:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), timeout=idle_seconds)
+        self._looping = False
         if in_flight:
             await asyncio.gather(*in_flight, return_exceptions=True)
         await self.limiter.close()
+
+    def _start(self, row_id: int, chat_id: int) -> None:
+        task = asyncio.create_task(self._send_one(row_id, chat_id))
+        self._in_flight.add(task)
+        task.add_done_callback(self._slot_freed)
+
+    def _slot_freed(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        self.wake.set()
+
+    async def send_claimed(self, rows: list[tuple[int, int]]) -> None:
+        """Send rows a handling committed already claimed (``sending``, this worker's): at once,
+        in the loop's slots when it runs, else here (tests, the console). Saves the claim's
+        transaction and the loop's wake-up on the way of every reply."""
+        if not self._looping:
+            await asyncio.gather(*(self._send_one(row_id, chat) for row_id, chat in rows))
+            return
+        for row_id, chat_id in rows:
+            self._start(row_id, chat_id)
 
     async def send_now(self, row_id: int) -> None:
         """Send one committed row at once (a reply that must also survive a crash)."""

@@ -59,7 +59,7 @@ from models.exchange import (
     retry_later,
     store_updates,
 )
-from models.outbox import enqueue
+from models.outbox import OutboxStatus, chats_with_unsent, claim_at_once, enqueue
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,8 @@ ApologyFor = Callable[[dict[str, Any], str, str | None], tuple[int, str] | None]
 AfterCommit = Callable[[], None]
 # Sends one committed outbox row now (the apology for a parked update).
 SendNow = Callable[[int], Awaitable[None]]
+# Sends outbox rows a handling committed already claimed: (row id, chat id).
+SendClaimed = Callable[[list[tuple[int, int]]], Awaitable[None]]
 TRANSIENT_RETRY = timedelta(seconds=3)
 
 
@@ -239,6 +241,7 @@ class InboxWorker:
         apology_for: ApologyFor | None = None,
         after_commit: AfterCommit | None = None,
         send_now: SendNow | None = None,
+        send_claimed: SendClaimed | None = None,
         idle_poll_seconds: float = 0.5,
     ) -> None:
         self.application = application
@@ -248,6 +251,7 @@ class InboxWorker:
         self.apology_for = apology_for
         self.after_commit = after_commit
         self.send_now = send_now
+        self.send_claimed = send_claimed
         self.idle_poll_seconds = idle_poll_seconds
         self._stopping = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
@@ -356,6 +360,9 @@ class InboxWorker:
             if not parked:
                 return  # the retry answers the press
         await self._answer_button(scope)
+        claimed = [(r.id, r.chat_id) for r in scope.replies if r.status is OutboxStatus.SENDING]
+        if scope.error is None and claimed and self.send_claimed is not None:
+            await self.send_claimed(claimed)
 
     async def _handle_in_session(self, row: ClaimedUpdate) -> UpdateScope | None:
         """The handlers, the done mark and the exchange-log rows, in one transaction.
@@ -396,9 +403,26 @@ class InboxWorker:
             await self.application.process_update(update)
             if scope.error is None:
                 _stamp_replies(scope)
+                await self._claim_first_replies(scope)
                 await scope.session.flush()
         finally:
             current_scope.reset(token)
+
+    async def _claim_first_replies(self, scope: UpdateScope) -> None:
+        """Commit each chat's first reply already claimed by this worker, so it is sent right
+        after the commit with no claim of its own, unless the chat has messages still waiting
+        (they go first: the dispatcher sends the rest in order)."""
+        first: dict[int, Any] = {}
+        for row in scope.replies:
+            first.setdefault(row.chat_id, row)
+        if not first:
+            return
+        lease = timedelta(seconds=self.runtime.settings.outbox_lease_seconds)
+        with scope.session.no_autoflush:
+            busy = await chats_with_unsent(scope.session, set(first))
+        for chat_id, row in first.items():
+            if chat_id not in busy:
+                claim_at_once(row, self.runtime.worker_id, lease)
 
     async def _answer_button(self, scope: UpdateScope) -> None:
         """Answer the button press once: after the commit, or when the update is parked.

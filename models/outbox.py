@@ -245,6 +245,27 @@ async def drop_files(session: AsyncSession, outbox_id: int) -> None:
     await session.execute(delete(OutboxFile).where(OutboxFile.outbox_id == outbox_id))
 
 
+async def chats_with_unsent(session: AsyncSession, chats: set[int]) -> set[int]:
+    """Which of these chats have messages pending or being sent (committed, in the table)."""
+    found = await session.scalars(
+        select(OutboxMessage.chat_id)
+        .where(
+            OutboxMessage.chat_id.in_(chats),
+            OutboxMessage.status.in_([OutboxStatus.PENDING, OutboxStatus.SENDING]),
+        )
+        .distinct()
+    )
+    return set(found)
+
+
+def claim_at_once(row: OutboxMessage, worker: str, lease: timedelta) -> None:
+    """A new row committed as already claimed by ``worker`` (see ``claim_due``)."""
+    row.status = OutboxStatus.SENDING
+    row.attempts = 1
+    row.locked_by = worker
+    row.locked_until = clock.now() + lease
+
+
 def mark_sent(row: OutboxMessage, message_id: int | None) -> None:
     row.status = OutboxStatus.SENT
     row.sent_at = clock.now()
