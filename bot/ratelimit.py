@@ -46,9 +46,9 @@ class RateLimiter(Protocol):
 
 
 # Sends leave a little after their reserved moment (a database round trip, the event loop), and
-# a late send followed by punctual ones can crowd a sliding second. Spacing at 90% of the limit
+# a late send followed by punctual ones can crowd a sliding second. Spacing at 85% of the limit
 # keeps every real window under it.
-SAFETY = 0.9
+SAFETY = 0.85
 
 
 @dataclass(frozen=True)
