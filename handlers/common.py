@@ -16,11 +16,9 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from telegram import Chat, Update
-from telegram.error import BadRequest
 
 from bot.i18n import ROLE_NAMES, Translator
 from bot.runtime import HCContext
-from bot.telegram_errors import is_not_modified
 from models.accounts import audit
 from models.roles import GRANTS, RANK, Permission, Role, can, inviters_of, raises
 
@@ -138,27 +136,18 @@ async def acknowledge(
 
 
 async def edit_text(update: Update, text: str, **kwargs: Any) -> None:
-    """Edit the message of the pressed button; one that already reads so is a success."""
+    """Edit the message of the pressed button. Queued in the outbox like every message; the
+    dispatcher takes Telegram's "message is not modified" (a double tap) as done."""
     query = update.callback_query
     assert query is not None
-    await _unless_unchanged(query.edit_message_text(text, **kwargs))
+    await query.edit_message_text(text, **kwargs)
 
 
 async def drop_buttons(update: Update) -> None:
-    """Remove the buttons of the pressed button's message (already gone is a success)."""
+    """Remove the buttons of the pressed button's message (already gone: done, as above)."""
     query = update.callback_query
     assert query is not None
-    await _unless_unchanged(query.edit_message_reply_markup(reply_markup=None))
-
-
-async def _unless_unchanged(edit: Awaitable[Any]) -> None:
-    """Telegram answers 400 "message is not modified" to an edit that changes nothing (a
-    double tap, a retried handling whose first try had edited): the wanted state is there."""
-    try:
-        await edit
-    except BadRequest as exc:
-        if not is_not_modified(exc):
-            raise
+    await query.edit_message_reply_markup(reply_markup=None)
 
 
 async def reply(update: Update, context: HCContext, text: str, **kwargs: Any) -> None:
