@@ -5,8 +5,12 @@ The three endpoints HSDS 3.0 requires of an HSDS API, answering in the shapes of
 one fully nested service (``compiled/service.json``). The ids, fields and extensions are the
 tabular export's (:mod:`models.hsds_export`), so the CSV package and the API always agree.
 
-Only the public directory is served (no free-bed counts of tonight, no staff, nothing about
-people). It is mounted at ``/hsds`` on the webhook app, and runs alone with ``helpcenter api``.
+The directory's HSDS profile is served at ``/profile`` (its description, ``profile.json``)
+and ``/profile/{file}`` (the schema patches and the local taxonomy): ``GET /`` names it, as
+the spec asks of a profile's publication. Only the public directory is served: services and
+the free beds each shelter's staff gave, with the time they gave them (``capacities``, as the
+bot shows them); never staff or anything about people. It is mounted at ``/hsds`` on the
+webhook app, and runs alone with ``helpcenter api``.
 """
 
 from __future__ import annotations
@@ -16,11 +20,12 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from models.directory_io import export_directory
-from models.hsds_export import PROFILE, hsds_rows, nested_services
+from models.hsds_export import hsds_rows, nested_services
+from models.hsds_profile import PROFILE_DIR, profile
 
 OPENAPI_URL = "https://raw.githubusercontent.com/openreferral/specification/3.0/schema/openapi.json"
 PER_PAGE = 50
@@ -57,8 +62,11 @@ def _matches(service: dict[str, Any], request: Request) -> bool:
         return False
     if query.get("organization_id") and service.get("organization_id") != query["organization_id"]:
         return False
-    term = query.get("taxonomy_term_id")
-    return not term or service.get("category") == term
+    term = query.get("taxonomy_term_id")  # a term's id, or its code (night_shelter)
+    return not term or any(
+        term in (a["taxonomy_term"]["id"], a["taxonomy_term"].get("code"))
+        for a in service.get("attributes", [])
+    )
 
 
 def _page(items: list[dict[str, Any]], page: int, per_page: int) -> dict[str, Any]:
@@ -82,8 +90,25 @@ def make_hsds_app(sessionmaker: async_sessionmaker[AsyncSession]) -> Starlette:
             directory = await export_directory(session)
         return nested_services(hsds_rows(directory))
 
-    async def about(_request: Request) -> Response:
-        return JSONResponse({"version": "3.0", "profile": PROFILE, "openapi_url": OPENAPI_URL})
+    async def about(request: Request) -> Response:
+        return JSONResponse(
+            {
+                "version": "3.0",
+                "profile": str(request.url_for("profile")),
+                "openapi_url": OPENAPI_URL,
+            }
+        )
+
+    async def profile_description(_request: Request) -> Response:
+        return JSONResponse(profile())
+
+    async def profile_file(request: Request) -> Response:
+        """One file of the profile: ``taxonomy.json`` or ``profile/service.json`` and the like."""
+        wanted = request.path_params["path"]
+        files = {path: PROFILE_DIR / path for path in profile()["files"]}
+        if wanted not in files:
+            return JSONResponse({"error": "no such file in the profile"}, 404)
+        return FileResponse(files[wanted], media_type="application/json")
 
     async def list_services(request: Request) -> Response:
         page = _int(request, "page", 1, 1, 1_000_000)
@@ -111,5 +136,7 @@ def make_hsds_app(sessionmaker: async_sessionmaker[AsyncSession]) -> Starlette:
             Route("/", about, methods=["GET"]),
             Route("/services", list_services, methods=["GET"]),
             Route("/services/{id}", one_service, methods=["GET"]),
+            Route("/profile", profile_description, methods=["GET"], name="profile"),
+            Route("/profile/{path:path}", profile_file, methods=["GET"]),
         ]
     )

@@ -6,16 +6,16 @@ file and line, and one bad row means nothing is imported. Rows are matched by th
 free beds is never taken from a file (only the total), because a file is always older than
 what shelter staff said tonight.
 
-CSV is a folder of tables, as HSDS's tabular format: ``organizations.csv``,
-``locations.csv``, ``services.csv``, ``schedules.csv``, ``closures.csv``, ``places.csv``.
-Texts in several languages are columns with a language suffix (``name_it``, ``name_fr``).
+CSV is a folder of tables, as HSDS's tabular format (:mod:`models.hsds`,
+:mod:`models.hsds_export`): ``organizations.csv``, ``locations.csv``, ``services.csv``,
+``schedules.csv``, ``attributes.csv``, ``x_translations.csv``, ``x_closures.csv``, ...
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -208,6 +208,14 @@ def canonical_hours(slots: Iterable[Slot]) -> tuple[str | list[HoursIn], str | N
     return blocks, None
 
 
+@dataclass(frozen=True)
+class BedCount:
+    """A shelter's count of tonight's free beds and when its staff gave it."""
+
+    free: int
+    updated: datetime
+
+
 @dataclass
 class Directory:
     organizations: list[OrganizationIn] = field(default_factory=list)
@@ -215,6 +223,8 @@ class Directory:
     services: list[ServiceIn] = field(default_factory=list)
     places: list[PlaceIn] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # what an import left aside, and why
+    # Exported only (HSDS service_capacity), never imported: a file is older than tonight.
+    bed_counts: dict[str, BedCount] = field(default_factory=dict)
 
 
 @dataclass
@@ -499,6 +509,9 @@ async def export_directory(session: AsyncSession) -> Directory:
         directory.places.append(_out(PlaceIn, place, id=place.key, aliases=aliases))
     for service in await session.scalars(select(Service).order_by(Service.key)):
         directory.services.append(_service_out(service))
+        beds = service.beds
+        if beds is not None and beds.free is not None and beds.updated_at is not None:
+            directory.bed_counts[service.key] = BedCount(beds.free, beds.updated_at)
     return directory
 
 

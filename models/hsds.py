@@ -8,21 +8,37 @@ schedules (``freq``, ``interval``, ``byday``, ``valid_from``, ``valid_to``, ``dt
 with file, line and column; every table and column left aside is reported as a warning, so
 nothing is dropped in silence.
 
-Texts without a language suffix are Italian (the language of the directory; another city's
-data in another language is read with ``language``, e.g. ``--language en``); the project's
-translations are the same columns with a language code suffix (``name_fr``). The project's
-own fields (category, admission, beds, closures, landmarks) are extension columns and tables.
+Texts are Italian (the language of the directory) unless the row's ``x_language`` says
+otherwise; another city's data in another language is read with ``language``, e.g.
+``--language en``. Translations are ``x_translations`` rows (and, from older files, the same
+columns with a language code suffix, ``name_fr``). The directory's category and admission
+conditions are ``attributes`` of the local taxonomy (:mod:`models.hsds_profile`); attributes
+of any other taxonomy are reported, not imported. A shelter's beds are the ``maximum`` of its
+HSDS 3.1 ``service_capacity`` in beds; tonight's count (``available``) is never taken from a
+file. The rest of the profile's extensions (``x_local_id``, ``x_area``, seasons, closures,
+landmarks) are ``x_`` columns and tables; the names of older exports are read too.
 """
 
 from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from models.hsds_profile import (
+    BED_UNIT,
+    FACET_OF_CODE,
+    PROFILE_FOLDER,
+    TAXONOMY_NAME,
+    fields_from_terms,
+    taxonomy_id,
+    term_id,
+)
 
 DEFAULT_LANGUAGE = "it"
 BYDAY = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
@@ -34,7 +50,19 @@ TEXT_COLUMNS = {
     "description": "description",
     "eligibility": "eligibility_description",
     "application_process": "application_process",
-    "notes": "notes",
+    "notes": "x_notes",
+}
+# Older exports' names of columns and tables now named x_... (read when the new one is absent).
+LEGACY_NAMES = {
+    "x_notes": "notes",
+    "x_local_id": "local_id",
+    "x_address": "address",
+    "x_area": "area",
+    "x_season_start": "season_start",
+    "x_season_end": "season_end",
+    "x_beds_total": "beds_total",
+    "x_closures": "closures",
+    "x_places": "places",
 }
 _LANGUAGE_CODE = re.compile(r"[a-z]{2,3}")
 _CLOCK = re.compile(
@@ -46,13 +74,21 @@ READ_TABLES = (
     "locations",
     "services",
     "schedules",
+    "x_closures",
     "closures",
+    "x_places",
     "places",
     "service_at_location",
     "phones",
     "languages",
     "accessibility",
     "addresses",
+    "attributes",
+    "taxonomies",
+    "taxonomy_terms",
+    "service_capacity",
+    "units",
+    "x_translations",
 )
 UNHONOURED_RECURRENCE = ("count", "byweekno", "bymonthday", "byyearday")
 
@@ -105,8 +141,13 @@ class Table:
                 self.rows.append((f"{path.name} line {reader.line_num}", clean))
 
     def get(self, row: dict[str, str], column: str) -> str:
+        """The column's value; an ``x_`` column falls back on its older name."""
         self.read.add(column)
-        return row.get(column, "")
+        value = row.get(column, "")
+        if not value and column in LEGACY_NAMES:
+            self.read.add(LEGACY_NAMES[column])
+            value = row.get(LEGACY_NAMES[column], "")
+        return value
 
     def has(self, column: str) -> bool:
         return any(column in row for _w, row in self.rows)
@@ -117,19 +158,27 @@ class Table:
 
 
 def texts(
-    table: Table, row: dict[str, str], name: str, language: str = DEFAULT_LANGUAGE
+    table: Table,
+    row: dict[str, str],
+    name: str,
+    language: str = DEFAULT_LANGUAGE,
+    translations: Sequence[tuple[str, dict[str, str]]] = (),
 ) -> dict[str, str]:
-    """A text per language: the HSDS column is Italian, ``column_<code>`` each translation.
+    """A text per language: the HSDS column in ``language``, then each translation.
 
-    Only a language code (two or three letters) counts as a suffix, so that
-    ``eligibility_description`` is never read as eligibility in a language "description".
-    Our older files wrote ``eligibility_it``: that spelling is read too.
+    Translations are ``x_translations`` rows (language, column); older files gave them as
+    ``column_<code>`` columns. Only a language code (two or three letters) counts as a
+    suffix, so that ``eligibility_description`` is never read as eligibility in a language
+    "description". Our older files wrote ``eligibility_it``: that spelling is read too.
     """
     column = TEXT_COLUMNS[name]
     found: dict[str, str] = {}
     if table.get(row, column):
-        found[language] = row[column]
-    for prefix in dict.fromkeys((column, name)):
+        found[language] = table.get(row, column)
+    for lang, translated in translations:
+        if translated.get(column):
+            found.setdefault(lang, translated[column])
+    for prefix in dict.fromkeys((LEGACY_NAMES.get(column, column), name)):
         for key, value in row.items():
             suffix = key[len(prefix) + 1 :]
             if key.startswith(prefix + "_") and _LANGUAGE_CODE.fullmatch(suffix):
@@ -169,8 +218,12 @@ class _Context:
     tables: dict[str, Table] = field(default_factory=dict)
 
     def table(self, name: str) -> Table:
+        """The table ``name``; an ``x_`` table of an older export has its older name."""
         if name not in self.tables:
-            self.tables[name] = Table(self.folder / f"{name}.csv")
+            path = self.folder / f"{name}.csv"
+            if not path.is_file() and name in LEGACY_NAMES:
+                path = self.folder / f"{LEGACY_NAMES[name]}.csv"
+            self.tables[name] = Table(path)
         return self.tables[name]
 
     def refuse(self, where: str, column: str, why: str) -> None:
@@ -198,8 +251,8 @@ def read_folder(
 
 
 def _key(table: Table, row: dict[str, str]) -> str:
-    """Our stable key: the ``local_id`` extension column when present, else the HSDS id."""
-    return table.get(row, "local_id") or table.get(row, "id")
+    """Our stable key: the ``x_local_id`` extension column when present, else the HSDS id."""
+    return table.get(row, "x_local_id") or table.get(row, "id")
 
 
 def _by(ctx: _Context, table_name: str, column: str) -> dict[str, list[tuple[str, dict[str, str]]]]:
@@ -303,7 +356,7 @@ def _locations(ctx: _Context) -> dict[str, tuple[str, dict[str, Any]]]:
     for where, row in table.rows:
         hsds_id = table.get(row, "id")
         parts = _address(ctx, addresses.get(hsds_id, []))
-        address = table.get(row, "address") or parts.pop("text", "")
+        address = table.get(row, "x_address") or parts.pop("text", "")
         parts.pop("text", None)
         notes = [
             ": ".join(p for p in (acc.get(r, "description"), acc.get(r, "details")) if p)
@@ -319,7 +372,7 @@ def _locations(ctx: _Context) -> dict[str, tuple[str, dict[str, Any]]]:
                 "name": name,
                 "address": address,
                 **parts,
-                "area": table.get(row, "area"),
+                "area": table.get(row, "x_area"),
                 "accessibility": accessibility or None,
                 **_coordinates(ctx, table, where, row),
             },
@@ -328,12 +381,13 @@ def _locations(ctx: _Context) -> dict[str, tuple[str, dict[str, Any]]]:
 
 
 def _places(ctx: _Context) -> list[tuple[str, dict[str, Any]]]:
-    table = ctx.table("places")
+    table = ctx.table("x_places")
+    table.read.add("id")  # our exports' UUID of the landmark; the key is x_local_id
     return [
         (
             where,
             {
-                "id": table.get(row, "id"),
+                "id": _key(table, row),
                 "name": table.get(row, "name"),
                 "aliases": [a for a in table.get(row, "aliases").split("|") if a],
                 "latitude": table.get(row, "latitude") or None,
@@ -370,12 +424,13 @@ def _services(
     languages = _by(ctx, "languages", "service_id")
     hours = _schedules(ctx)
     closures = _closures(ctx)
+    linked = _Linked(_attributes(ctx), _translations(ctx), _capacities(ctx))
     location_keys = {k: v[1]["id"] for k, v in locations.items()}
     out: list[tuple[str, dict[str, Any]]] = []
     for where, row in table.rows:
         hsds_id = table.get(row, "id")
         try:
-            base = _service_row(ctx, table, where, row, org_keys)
+            base = _service_row(ctx, table, (where, row), org_keys, linked)
         except ValueError as exc:
             ctx.reading.problems.append(f"{where}: {exc}")
             continue
@@ -416,22 +471,33 @@ def _services(
     sal.read.update({"id", "description"})
     ctx.table("phones").read.add("id")
     ctx.table("languages").read.add("id")
+    _report_unlinked(ctx, {table.get(row, "id") for _w, row in table.rows}, linked)
     return out
 
 
+@dataclass
+class _Linked:
+    """What other tables say of each service (by its HSDS id)."""
+
+    terms: dict[str, list[tuple[str, str]]]  # (where, code of the local taxonomy)
+    translations: dict[str, list[tuple[str, dict[str, str]]]]  # (language, texts)
+    beds: dict[str, int]  # the maximum of its capacity in beds
+
+
 def _service_row(
-    ctx: _Context, table: Table, where: str, row: dict[str, str], org_keys: dict[str, str]
+    ctx: _Context,
+    table: Table,
+    line: tuple[str, dict[str, str]],
+    org_keys: dict[str, str],
+    linked: _Linked,
 ) -> dict[str, Any]:
+    where, row = line
+    hsds_id = table.get(row, "id")
     organization = table.get(row, "organization_id")
-    category = table.get(row, "category") or None
-    if category is None:
-        ctx.warn(
-            f"{where}: no category of the local taxonomy: kept, but in no menu of the bot "
-            "until one is given"
-        )
+    beds = table.get(row, "x_beds_total")
     data: dict[str, Any] = {
         "id": _key(table, row),
-        "category": category,
+        "category": table.get(row, "category") or None,
         "organization": org_keys.get(organization, organization) or None,
         "admits": table.get(row, "admits") or "all",
         "referral_required": bool(yes_no(table.get(row, "referral_required"))),
@@ -440,16 +506,143 @@ def _service_row(
         "email": table.get(row, "email") or None,
         "url": table.get(row, "url") or None,
         "active": _status(ctx, table, where, row),
-        "beds_total": int(table.get(row, "beds_total")) if table.get(row, "beds_total") else None,
+        "beds_total": int(beds) if beds else linked.beds.get(hsds_id),
         **_fees(table, row),
     }
+    data |= _from_terms(ctx, linked.terms.get(hsds_id, []))
+    if data["category"] is None:
+        ctx.warn(
+            f"{where}: no category of the local taxonomy: kept, but in no menu of the bot "
+            "until one is given"
+        )
+    language = table.get(row, "x_language") or ctx.language
+    if not _LANGUAGE_CODE.fullmatch(language):
+        ctx.refuse(where, "x_language", f"not a language code like it or en: {language!r}")
     for name in TEXT_COLUMNS:
-        data[name] = texts(table, row, name, ctx.language)
+        data[name] = texts(table, row, name, language, linked.translations.get(hsds_id, []))
     return data
 
 
+def _from_terms(ctx: _Context, terms: list[tuple[str, str]]) -> dict[str, Any]:
+    """The fields the service's terms say; two terms of one kind (men and women) refused."""
+    chosen: dict[str, str] = {}
+    for where, code in terms:
+        facet = FACET_OF_CODE[code].name
+        if chosen.setdefault(facet, code) != code:
+            ctx.refuse(
+                where,
+                "taxonomy_term_id",
+                f"{code} and {chosen[facet]} for one service: one {facet} term at most",
+            )
+    return fields_from_terms(list(chosen.values()))
+
+
+def _terms(ctx: _Context) -> dict[str, tuple[str | None, str]]:
+    """Each taxonomy term id: its code in the local taxonomy (None: another's), and a label.
+
+    A term is ours when ``taxonomy_terms.csv`` puts it in our taxonomy (by id, or by name
+    when it gives no taxonomy id), or, without that file, when its id is one of ours.
+    """
+    found: dict[str, tuple[str | None, str]] = {
+        term_id(code): (code, code) for code in FACET_OF_CODE
+    }
+    table = ctx.table("taxonomy_terms")
+    taxonomies = ctx.table("taxonomies")
+    names = {taxonomies.get(r, "id"): taxonomies.get(r, "name") for _w, r in taxonomies.rows}
+    taxonomies.read.update(k for _w, r in taxonomies.rows for k in r)
+    for where, row in table.rows:
+        table.read.update(row)  # the terms are read whole: what they say is in the label
+        of = row.get("taxonomy_id", "")
+        ours = of == taxonomy_id() or (not of and row.get("taxonomy") == TAXONOMY_NAME)
+        code = row.get("code", "")
+        if ours and code not in FACET_OF_CODE:
+            ctx.refuse(where, "code", f"{code!r} is not a term of the {TAXONOMY_NAME} taxonomy")
+        taxonomy = names.get(of) or row.get("taxonomy") or "no taxonomy named"
+        label = f"{row.get('name') or code or row.get('id')!r} of {taxonomy!r}"
+        found[row.get("id", "")] = (code if ours else None, label)
+    return found
+
+
+def _attributes(ctx: _Context) -> dict[str, list[tuple[str, str]]]:
+    """The local taxonomy's terms of each service id; every other attribute reported."""
+    table = ctx.table("attributes")
+    terms = _terms(ctx)
+    out: dict[str, list[tuple[str, str]]] = {}
+    for where, row in table.rows:
+        table.read.update(row)  # an attribute is taken whole or reported by its line
+        term = row.get("taxonomy_term_id", "")
+        code, label = terms.get(term, (None, f"unknown term {term!r}"))
+        entity = row.get("link_entity") or "service"
+        if code is None:
+            ctx.warn(f"{where}: {label}, a term of another taxonomy: not imported")
+        elif entity != "service":
+            ctx.warn(f"{where}: {code} given to a {entity}, not a service: not imported")
+        else:
+            out.setdefault(row.get("link_id", ""), []).append((where, code))
+    return out
+
+
+def _translations(ctx: _Context) -> dict[str, list[tuple[str, dict[str, str]]]]:
+    """Each service's texts in other languages (``x_translations`` rows)."""
+    table = ctx.table("x_translations")
+    table.read.add("id")
+    out: dict[str, list[tuple[str, dict[str, str]]]] = {}
+    for where, row in table.rows:
+        language = table.get(row, "language")
+        if not _LANGUAGE_CODE.fullmatch(language):
+            ctx.refuse(where, "language", f"not a language code like en or ar: {language!r}")
+            continue
+        texts = {column: table.get(row, column) for column in TEXT_COLUMNS.values()}
+        out.setdefault(table.get(row, "service_id"), []).append((language, texts))
+    return out
+
+
+def _capacities(ctx: _Context) -> dict[str, int]:
+    """The beds of each shelter: the ``maximum`` of its capacity in beds (HSDS 3.1).
+
+    Tonight's free beds (``available``) are never taken from a file: a file is always
+    older than what the shelter's staff say in the bot. Each count left is reported.
+    """
+    table = ctx.table("service_capacity")
+    units = ctx.table("units")
+    beds = {BED_UNIT["id"]} | {
+        units.get(r, "id")
+        for _w, r in units.rows
+        if {units.get(r, "name").lower(), units.get(r, "identifier").lower()} & {"bed", "beds"}
+    }
+    units.read.update(k for _w, r in units.rows for k in r)
+    out: dict[str, int] = {}
+    for where, row in table.rows:
+        table.read.update({"id", "description", "updated", "available", "unit_id"})
+        if table.get(row, "unit_id") not in beds:
+            ctx.warn(f"{where}: a capacity counted in another unit than beds: not imported")
+            table.read.update(row)
+            continue
+        maximum = table.get(row, "maximum")
+        try:
+            if maximum:
+                out[table.get(row, "service_id")] = int(float(maximum))
+        except ValueError:
+            ctx.refuse(where, "maximum", f"not a number of beds: {maximum!r}")
+        if table.get(row, "available"):
+            ctx.warn(
+                f"{where}: {table.get(row, 'available')} free beds counted "
+                f"{table.get(row, 'updated') or 'at an unknown time'}: never taken from a file "
+                "(the shelter's staff give tonight's count in the bot)"
+            )
+    return out
+
+
+def _report_unlinked(ctx: _Context, services: set[str], linked: _Linked) -> None:
+    for service_id, terms in linked.terms.items():
+        if service_id not in services:
+            for where, code in terms:
+                ctx.warn(f"{where}: {code} given to no service of services.csv: not imported")
+
+
 def _closures(ctx: _Context) -> dict[str, list[dict[str, Any]]]:
-    table = ctx.table("closures")
+    table = ctx.table("x_closures")
+    table.read.add("id")
     out: dict[str, list[dict[str, Any]]] = {}
     for _where, row in table.rows:
         out.setdefault(table.get(row, "service_id"), []).append(
@@ -518,8 +711,8 @@ def _schedule_block(
     if opens is None or closes is None or not days:
         return None
     season = None
-    if table.get(row, "season_start"):
-        season = f"{table.get(row, 'season_start')}..{table.get(row, 'season_end')}"
+    if table.get(row, "x_season_start"):
+        season = f"{table.get(row, 'x_season_start')}..{table.get(row, 'x_season_end')}"
     names = ",".join(
         ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[BYDAY.index(d)] for d in days
     )
@@ -573,12 +766,14 @@ def _local_clock(
 
 def _report_left_aside(ctx: _Context) -> None:
     for path in sorted(ctx.folder.iterdir()):
-        if path.name == "datapackage.json":
+        if path.name in {"datapackage.json", PROFILE_FOLDER}:  # our exports' profile copy
+            continue
+        if path.is_dir():
+            ctx.warn(f"{path.name}/: folder not read (the tables are read from this folder)")
             continue
         if path.suffix.lower() != ".csv" or path.stem not in READ_TABLES:
             ctx.warn(f"{path.name}: table not imported (this directory has no place for it)")
-    for name in READ_TABLES:
-        table = ctx.table(name)
+    for table in ctx.tables.values():
         ignored = table.ignored_columns()
         if ignored:
             ctx.warn(f"{table.name}: columns not imported: {', '.join(ignored)}")

@@ -34,6 +34,9 @@ SPEC_REQUIRED = {
     "languages": {"id"},
     "accessibility": {"id"},
     "schedules": {"id"},
+    "attributes": {"id", "link_id", "taxonomy_term_id", "link_entity"},
+    "taxonomies": {"id", "name", "description"},
+    "taxonomy_terms": {"id", "name", "description"},
 }
 SPEC_FILES = {
     "organizations": "organization",
@@ -44,6 +47,10 @@ SPEC_FILES = {
     "languages": "language",
     "accessibility": "accessibility",
     "schedules": "schedule",
+    "addresses": "address",
+    "attributes": "attribute",
+    "taxonomies": "taxonomy",
+    "taxonomy_terms": "taxonomy_term",
 }
 TYPE_CHECKS = {
     "time": re.compile(r"\d{2}:\d{2}:\d{2}"),
