@@ -123,7 +123,7 @@ class HelpCenterBot:
             send_now=self.dispatcher.send_now,
             send_claimed=self.dispatcher.send_claimed,
         )
-        self.poller = Poller(application, self.runtime, self.wake)
+        self.poller = Poller(application, self.runtime, self.worker.note_stored)
         self._tasks: list[asyncio.Task[None]] = []
 
     async def __aenter__(self) -> HelpCenterBot:
