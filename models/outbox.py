@@ -58,6 +58,8 @@ class OutboxMessage(Base):
     __table_args__ = (
         Index("ix_outbox_due", "status", "available_at"),
         Index("ix_outbox_chat_order", "chat_id", "id"),
+        # "Is an earlier message of this chat unsent?" reads only those rows.
+        Index("ix_outbox_chat_unsent", "chat_id", "status", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
