@@ -119,7 +119,7 @@ class HelpCenterBot:
             self.wake,
             skip_locked=skip_locked,
             apology_for=self.apology_for,
-            after_commit=self.dispatcher.wake.set,
+            after_commit=self.dispatcher.note_queued,
             send_now=self.dispatcher.send_now,
             send_claimed=self.dispatcher.send_claimed,
         )

@@ -62,10 +62,10 @@ from models.exchange import (
 from models.outbox import (
     OutboxMessage,
     OutboxStatus,
+    chats_waiting_in,
     chats_with_unsent,
     claim_at_once,
     enqueue,
-    queued_in,
 )
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_membe
 ApologyFor = Callable[[dict[str, Any], str, str | None], tuple[int, str] | None]
 # Called after an update's changes are committed: wakes the outbox dispatcher, which sends
 # what the handling queued at once.
-AfterCommit = Callable[[], None]
+AfterCommit = Callable[[set[int]], None]
 # Sends one committed outbox row now (the apology for a parked update).
 SendNow = Callable[[int], Awaitable[None]]
 # Sends outbox rows a handling committed already claimed: (row id, chat id).
@@ -400,8 +400,9 @@ class InboxWorker:
         claimed = [row for row in scope.replies if row.status is OutboxStatus.SENDING]
         if claimed and self.send_claimed is not None:
             await self.send_claimed(claimed)
-        if queued_in(scope.session) > len(claimed) and self.after_commit is not None:
-            self.after_commit()
+        waiting = chats_waiting_in(scope.session)
+        if waiting and self.after_commit is not None:
+            self.after_commit(waiting)
 
     async def _handle_in_session(self, row: ClaimedUpdate) -> UpdateScope | None:
         """The handlers, the done mark and the exchange-log rows, in one transaction.

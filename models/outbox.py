@@ -41,8 +41,8 @@ from models.base import Base, BigId, clock
 # A parameter of a message that sends a file by Telegram's file id: the text to send instead
 # if Telegram no longer knows the file (the dispatcher takes it out before sending).
 IF_FILE_GONE = "if_file_gone"
-# ``session.info`` counts the rows a transaction queued, so whoever commits it knows whether
-# the dispatcher has anything new to look for (see ``queued_in``).
+# ``session.info`` keeps the rows a session queued, so whoever commits it knows which chats
+# the dispatcher has something new for (see ``chats_waiting_in``).
 QUEUED = "outbox_queued"
 
 
@@ -146,14 +146,15 @@ def enqueue(
         in_reply_to=in_reply_to,
     )
     session.add(message)
-    session.info[QUEUED] = session.info.get(QUEUED, 0) + 1
+    session.info.setdefault(QUEUED, []).append(message)
     return message
 
 
-def queued_in(session: AsyncSession) -> int:
-    """How many messages this session queued (committed or not): 0 means the dispatcher
-    need not be woken for it."""
-    return int(session.info.get(QUEUED, 0))
+def chats_waiting_in(session: AsyncSession) -> set[int]:
+    """The chats this session queued messages for that wait for the dispatcher's claim
+    (``pending``; a reply committed already claimed is sent by its handling)."""
+    queued: list[OutboxMessage] = session.info.get(QUEUED, [])
+    return {row.chat_id for row in queued if row.status is OutboxStatus.PENDING}
 
 
 @dataclass(frozen=True, slots=True)
