@@ -119,11 +119,11 @@ class HelpCenterBot:
             self.wake,
             skip_locked=skip_locked,
             apology_for=self.apology_for,
-            after_commit=self.dispatcher.wake.set,
+            after_commit=self.dispatcher.note_queued,
             send_now=self.dispatcher.send_now,
             send_claimed=self.dispatcher.send_claimed,
         )
-        self.poller = Poller(application, self.runtime, self.wake)
+        self.poller = Poller(application, self.runtime, self.worker.note_stored)
         self._tasks: list[asyncio.Task[None]] = []
 
     async def __aenter__(self) -> HelpCenterBot:

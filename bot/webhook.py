@@ -102,7 +102,7 @@ def make_asgi_app(runtime: Runtime, secret: str, *, on_stored: Any = None) -> St
             return JSONResponse({"ok": False}, status_code=503)
         metrics.UPDATES_RECEIVED.inc()
         if on_stored is not None:
-            on_stored()
+            on_stored(1)
         return JSONResponse({"ok": True})
 
     from bot.hsds_api import make_hsds_app
@@ -213,7 +213,7 @@ async def serve_worker(
     running = HelpCenterBot(application)
     await running.start()
     server = QuietServer(
-        server_config(make_asgi_app(running.runtime, secret, on_stored=running.wake.set))
+        server_config(make_asgi_app(running.runtime, secret, on_stored=running.worker.note_stored))
     )
     ends = asyncio.create_task(_exit_on(stop, server))
     health = serve_health(health_sock, running.runtime) if health_sock is not None else None

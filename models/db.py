@@ -35,6 +35,11 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         kwargs.setdefault("connect_args", {"timeout": 30})
         kwargs.setdefault("pool_size", 10)
         kwargs.setdefault("max_overflow", 10)
+        # A connection goes back to the pool only after SQLAlchemy ended its transaction
+        # (commit, or the rollback of Session/Connection.close), so the pool's own "reset"
+        # ROLLBACK is a second one: on aiosqlite each is a round trip to the connection's
+        # thread, one per transaction (about 4 per update, see docs/benchmarks.md).
+        kwargs.setdefault("pool_reset_on_return", None)
         if ":memory:" in url or url.rstrip("/").endswith("sqlite+aiosqlite:"):
             raise ValueError("use a file database: in-memory SQLite is not shared between sessions")
         engine = create_async_engine(url, **kwargs)

@@ -64,6 +64,8 @@ class Exchange(Base):
     __table_args__ = (
         Index("ix_exchange_inbox_claim", "status", "available_at"),
         Index("ix_exchange_chat_order", "chat_id", "update_id"),
+        # The claim's "is an earlier update of this chat unfinished?" reads only those rows.
+        Index("ix_exchange_chat_unfinished", "chat_id", "status", "update_id"),
         Index("ix_exchange_occurred", "occurred_at"),
     )
 

@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     and_,
+    bindparam,
     delete,
     exists,
     func,
@@ -30,8 +31,9 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy import inspect as inspect_row
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Mapped, aliased, mapped_column, relationship
+from sqlalchemy.orm import Mapped, aliased, mapped_column, relationship, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from models.base import Base, BigId, clock
@@ -39,6 +41,9 @@ from models.base import Base, BigId, clock
 # A parameter of a message that sends a file by Telegram's file id: the text to send instead
 # if Telegram no longer knows the file (the dispatcher takes it out before sending).
 IF_FILE_GONE = "if_file_gone"
+# ``session.info`` keeps the rows a session queued, so whoever commits it knows which chats
+# the dispatcher has something new for (see ``chats_waiting_in``).
+QUEUED = "outbox_queued"
 
 
 class OutboxStatus(enum.StrEnum):
@@ -53,6 +58,8 @@ class OutboxMessage(Base):
     __table_args__ = (
         Index("ix_outbox_due", "status", "available_at"),
         Index("ix_outbox_chat_order", "chat_id", "id"),
+        # "Is an earlier message of this chat unsent?" reads only those rows.
+        Index("ix_outbox_chat_unsent", "chat_id", "status", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -139,7 +146,50 @@ def enqueue(
         in_reply_to=in_reply_to,
     )
     session.add(message)
+    session.info.setdefault(QUEUED, []).append(message)
     return message
+
+
+def chats_waiting_in(session: AsyncSession) -> set[int]:
+    """The chats this session queued messages for that wait for the dispatcher's claim
+    (``pending``; a reply committed already claimed is sent by its handling)."""
+    queued: list[OutboxMessage] = session.info.get(QUEUED, [])
+    return {row.chat_id for row in queued if row.status is OutboxStatus.PENDING}
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A claimed message as the dispatcher sends it: read once, from the claim or from the
+    handling that wrote it, so a send and its outcome need no read of their own."""
+
+    id: int
+    chat_id: int
+    method: str
+    params: dict[str, Any]
+    kind: str
+    files: tuple[tuple[str, str | None, bytes], ...]
+    log_context: dict[str, Any]
+
+    @classmethod
+    def of(cls, row: OutboxMessage) -> Outgoing:
+        # The files as loaded (by the claim) or added (by the handling); never a lazy load.
+        files = inspect_row(row).dict.get("files") or ()
+        return cls(
+            id=row.id,
+            chat_id=row.chat_id,
+            method=row.method,
+            params=dict(row.params),
+            kind=row.kind,
+            files=tuple((f.field, f.filename, f.content) for f in files),
+            log_context={
+                "account_id": row.account_id,
+                "role": row.role,
+                "flow": row.flow or f"outbox:{row.kind}",
+                "subject_type": row.subject_type,
+                "subject_id": row.subject_id,
+                "in_reply_to": row.in_reply_to,
+            },
+        )
 
 
 class RateSlot(Base):
@@ -191,6 +241,7 @@ async def claim_due(
         .where(due, ~blocked_by_earlier)
         .order_by(OutboxMessage.id)
         .limit(limit)
+        .options(selectinload(OutboxMessage.files))
     )
     if only_id is not None:
         query = query.where(OutboxMessage.id == only_id)
@@ -240,22 +291,33 @@ async def _compare_and_set(
     return True
 
 
+async def delete_sent(session: AsyncSession, outbox_id: int) -> bool:
+    """A sent reply leaves the table (its record is its exchange-log row); False if it is no
+    longer this send's (taken over after its lease expired, or gone)."""
+    result = await session.execute(
+        delete(OutboxMessage).where(
+            OutboxMessage.id == outbox_id, OutboxMessage.status == OutboxStatus.SENDING
+        )
+    )
+    return int(getattr(result, "rowcount", 0) or 0) == 1
+
+
 async def drop_files(session: AsyncSession, outbox_id: int) -> None:
     """A sent message's uploads are not kept (a chart, an export: data about people)."""
     await session.execute(delete(OutboxFile).where(OutboxFile.outbox_id == outbox_id))
 
 
 async def chats_with_unsent(session: AsyncSession, chats: set[int]) -> set[int]:
-    """Which of these chats have messages pending or being sent (committed, in the table)."""
-    found = await session.scalars(
-        select(OutboxMessage.chat_id)
-        .where(
-            OutboxMessage.chat_id.in_(chats),
-            OutboxMessage.status.in_([OutboxStatus.PENDING, OutboxStatus.SENDING]),
-        )
-        .distinct()
-    )
-    return set(found)
+    """Which of these chats have messages pending or being sent (committed, in the table).
+
+    Asked by every handling that replies, nearly always for one chat: one small statement
+    per chat, built once (an ``IN`` list is compiled anew at each call).
+    """
+    busy: set[int] = set()
+    for chat_id in chats:
+        if await session.scalar(_UNSENT_IN_CHAT, {"chat_id": chat_id}) is not None:
+            busy.add(chat_id)
+    return busy
 
 
 def claim_at_once(row: OutboxMessage, worker: str, lease: timedelta) -> None:
@@ -328,3 +390,17 @@ async def outbox_health(session: AsyncSession) -> OutboxHealth:
         counts.get(OutboxStatus.FAILED, 0),
         max(age, 0.0),
     )
+
+
+_OUTBOX_TABLE: Any = OutboxMessage.__table__
+_UNSENT_IN_CHAT = (
+    select(_OUTBOX_TABLE.c.id)
+    .where(
+        _OUTBOX_TABLE.c.chat_id == bindparam("chat_id"),
+        or_(
+            _OUTBOX_TABLE.c.status == OutboxStatus.PENDING,
+            _OUTBOX_TABLE.c.status == OutboxStatus.SENDING,
+        ),
+    )
+    .limit(1)
+)

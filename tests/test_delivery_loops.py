@@ -1,0 +1,81 @@
+"""The running loops are woken by what needs them, and by nothing else.
+
+The inbox worker and the dispatcher look for work on their own only every ``idle`` seconds;
+everything a person is waiting for must come from a wake-up: an update stored, a handling
+that ended with another update of its chat behind it, a commit that queued a message, a send
+that ended with another message of its chat behind it. Here the idle look is an hour away,
+so an answer that comes at all came from a wake-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from tests.conftest import BotHarness, slow_handling_of
+
+PERSON = 5101
+NEWCOMER = 5102
+NEVER = 3600.0
+
+
+@asynccontextmanager
+async def loops_woken_only(bot: BotHarness) -> AsyncIterator[None]:
+    bot.running.worker.idle_poll_seconds = NEVER
+    bot.running.dispatcher.idle_seconds = NEVER
+    await bot.running.start()
+    await asyncio.sleep(0.1)  # both loops had their first look and now wait
+    try:
+        yield
+    finally:
+        await bot.running.stop()
+
+
+async def answered(bot: BotHarness, chat: int, count: int, within: float = 5.0) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if len(bot.fake.texts(chat)) >= count:
+            return True
+        await asyncio.sleep(0.02)
+    return False
+
+
+async def test_two_messages_of_one_chat_fetched_together_are_both_answered(
+    bot: BotHarness,
+) -> None:
+    await bot.known(PERSON)
+    async with loops_woken_only(bot):
+        bot.fake.user_writes(PERSON, "/help")
+        bot.fake.user_writes(PERSON, "hello")
+        assert await bot.running.poller.poll_once() == 2
+        assert await answered(bot, PERSON, 2)
+
+
+async def test_a_message_that_arrives_during_the_previous_ones_handling_is_answered(
+    bot: BotHarness,
+) -> None:
+    """On PostgreSQL the second is stored while the first is handled, and waits for it; on
+    SQLite its storing waits for the handling's write transaction instead."""
+    await bot.known(PERSON)
+    slow_handling_of(bot.application, "help", 0.3)
+    async with loops_woken_only(bot):
+        bot.fake.user_writes(PERSON, "/help")
+        await bot.running.poller.poll_once()
+        await asyncio.sleep(0.1)  # the first is being handled now
+        bot.fake.user_writes(PERSON, "hello")
+        await bot.running.poller.poll_once()
+        assert await answered(bot, PERSON, 2)
+
+
+async def test_a_second_message_queued_behind_a_reply_being_sent_follows_it(
+    bot: BotHarness,
+) -> None:
+    """A first contact gets two messages: the first leaves at once, the second waits in the
+    outbox behind it and is sent when the first is."""
+    bot.fake.add_user(NEWCOMER)
+    async with loops_woken_only(bot):
+        bot.fake.user_writes(NEWCOMER, "/help")
+        await bot.running.poller.poll_once()
+        assert await answered(bot, NEWCOMER, 2)
