@@ -28,8 +28,8 @@ from sqlalchemy import select
 from telegram.ext import AIORateLimiter, ExtBot
 
 from bot.app import HelpCenterBot, build_application
-from bot.fakeapi import FakeRequest, FakeTelegram
 from config.settings import Settings
+from fakebotapi import FakeRequest, FakeTelegram
 from models.accounts import get_or_create_account, set_role
 from models.db import make_engine, make_sessionmaker
 from models.migrate import upgrade

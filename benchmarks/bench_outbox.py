@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._common import TOKEN, postgres_url, settings, sqlite_url
 from bot.app import HelpCenterBot, build_application
 from bot.dispatcher import dispatch_all
-from bot.fakeapi import FakeRequest, FakeTelegram
+from fakebotapi import FakeRequest, FakeTelegram
 from models.db import make_engine, make_sessionmaker
 from models.outbox import enqueue
 

@@ -41,7 +41,8 @@ from benchmarks._common import (
     postgres_url,
     sqlite_url,
 )
-from bot.fakeapi import FakeTelegram, FakeTelegramServer
+from fakebotapi import FakeTelegram
+from fakebotapi.server import FakeTelegramServer
 from models.db import make_engine, make_sessionmaker
 
 ROOT = Path(__file__).resolve().parents[1]

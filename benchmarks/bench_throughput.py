@@ -49,7 +49,7 @@ from benchmarks._common import (
 )
 from bot import metrics
 from bot.app import HelpCenterBot, build_application
-from bot.fakeapi import FakeRequest, FakeTelegram
+from fakebotapi import FakeRequest, FakeTelegram
 from models.db import make_engine, make_sessionmaker, write_gate
 from models.exchange import (
     Direction,

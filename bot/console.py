@@ -18,9 +18,9 @@ from pydantic import SecretStr
 
 from bot.app import HelpCenterBot, build_application
 from bot.dispatcher import dispatch_all
-from bot.fakeapi import FakeRequest, FakeTelegram
 from bot.parsing import parse_index
 from config.settings import load_settings
+from fakebotapi import FakeRequest, FakeTelegram
 from models import migrate
 from models.accounts import get_or_create_account, set_role
 from models.db import make_engine, make_sessionmaker

@@ -38,9 +38,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from telegram.request import RequestData
 
 from bot.app import HelpCenterBot, build_application
-from bot.fakeapi import EDIT_METHODS, SEND_METHODS, FakeRequest, FakeTelegram, callback_update
 from bot.startup import EXIT_CONFIG, CliError
 from config.settings import Settings, load_settings
+from fakebotapi import EDIT_METHODS, SEND_METHODS, FakeRequest, FakeTelegram, callback_update
 from models import migrate
 from models.accounts import get_or_create_account, set_role
 from models.base import clock

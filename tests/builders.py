@@ -1,4 +1,4 @@
-"""Readable update builders for tests, on top of the constructors in :mod:`bot.fakeapi`.
+"""Readable update builders for tests, on top of the constructors in :mod:`fakebotapi`.
 
 volunteer = TelegramUser(1001, "Marta", "it")
 fake.push_update(volunteer.says("/start"))
@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bot.fakeapi import (
+from fakebotapi import (
     FakeTelegram,
     callback_update,
     command_entities,
@@ -57,7 +57,7 @@ class TelegramUser:
         return private_chat_dict(self.as_dict)
 
     def says(self, text: str, **kwargs: Any) -> dict[str, Any]:
-        """A message update with ``text`` (kwargs as :func:`bot.fakeapi.message_dict`)."""
+        """A message update with ``text`` (kwargs as :func:`fakebotapi.message_dict`)."""
         return message_update(self.as_dict, text, **kwargs)
 
     def shares_location(self, latitude: float, longitude: float, **kwargs: Any) -> dict[str, Any]:

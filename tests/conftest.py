@@ -21,8 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.app import HelpCenterBot, build_application
 from bot.dispatcher import dispatch_all
-from bot.fakeapi import FakeRequest, FakeTelegram
 from config.settings import Settings
+from fakebotapi import FakeRequest, FakeTelegram
 from models.base import Base, clock
 from models.db import make_engine, make_sessionmaker
 from models.migrate import upgrade

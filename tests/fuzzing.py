@@ -33,7 +33,8 @@ from typing import Any
 from sqlalchemy import or_, select
 
 from bot.app import features_commands
-from bot.fakeapi import (
+from bot.inbox import ALLOWED_UPDATES
+from fakebotapi import (
     AutoMessageId,
     callback_update,
     edited_message_update,
@@ -43,7 +44,6 @@ from bot.fakeapi import (
     update_type,
     user_dict,
 )
-from bot.inbox import ALLOWED_UPDATES
 from models.base import clock
 from models.cases import Action, CaseFilter, Category, Outcome, Urgency
 from models.exchange import Direction, Exchange, InboxStatus, store_updates

@@ -110,7 +110,7 @@ async def test_with_nobody_on_duty_coordinators_are_alerted_and_the_police_told_
 
 
 async def test_the_team_chat_gets_every_alert(bot: BotHarness) -> None:
-    from bot.fakeapi import group_chat_dict
+    from fakebotapi import group_chat_dict
 
     team_chat = -100123
     bot.fake.register_chat(group_chat_dict(team_chat, "Operatori"))

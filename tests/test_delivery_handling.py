@@ -16,7 +16,7 @@ from sqlalchemy.exc import OperationalError
 from bot import inbox
 from bot.app import HelpCenterBot, build_application
 from bot.dispatcher import dispatch_all
-from bot.fakeapi import FakeRequest, FakeTelegram
+from fakebotapi import FakeRequest, FakeTelegram
 from models.accounts import Account, get_or_create_account, set_role
 from models.base import clock
 from models.db import make_engine, make_sessionmaker

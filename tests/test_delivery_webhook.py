@@ -210,7 +210,8 @@ async def test_a_client_that_sends_no_headers_is_cut_off(
 async def test_webhook_mode_serves_health_on_its_own_loopback_listener_and_stops_fast(
     database_url: str, tmp_path: Path
 ) -> None:
-    from bot.fakeapi import FakeTelegram, FakeTelegramServer
+    from fakebotapi import FakeTelegram
+    from fakebotapi.server import FakeTelegramServer
     from tests.conftest import TOKEN
     from tests.faults.support import bot_env, cleanup, start_bot, stop_gracefully
     from tests.faults.test_workers import free_port, wait_healthy

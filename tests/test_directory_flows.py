@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from bot.fakeapi import callback_update
+from fakebotapi import callback_update
 from models.accounts import AuditEntry
 from models.directory import (
     BedCountChange,

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from bot.fakeapi import message_update
+from fakebotapi import message_update
 from models.directory import Service, ServiceEdit, ShelterStaff, service_by_key
 from models.roles import Role
 from tests.cases_helpers import set_language

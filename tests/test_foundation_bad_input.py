@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from bot.fakeapi import message_dict, user_dict
+from fakebotapi import message_dict, user_dict
 from models.exchange import Direction, Exchange, InboxStatus
 from models.storable import storable_text
 from tests.conftest import BotHarness

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from telegram.error import BadRequest
 
-from bot.fakeapi import message_update, user_dict
+from fakebotapi import message_update, user_dict
 from models.accounts import Account
 from models.base import clock
 from models.exchange import Direction, Exchange, InboxStatus

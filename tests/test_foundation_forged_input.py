@@ -18,7 +18,6 @@ import pytest
 from sqlalchemy import select
 
 from bot.console import open_console
-from bot.fakeapi import callback_update
 from bot.parsing import (
     callback_data,
     parse_coordinates,
@@ -27,6 +26,7 @@ from bot.parsing import (
     valid_coordinates,
 )
 from bot.rendering import fit_html
+from fakebotapi import callback_update
 from models.accounts import get_or_create_account
 from models.cases import CaseKind, NewCase, open_case
 from models.directory import KnownPlace, Location, service_by_key

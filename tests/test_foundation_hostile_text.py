@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
-from bot.fakeapi import message_update
 from bot.webhook import SECRET_HEADER
+from fakebotapi import message_update
 from models import exchange
 from models.contacts import Contact
 from models.exchange import Direction, Exchange, InboxStatus

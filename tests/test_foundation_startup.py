@@ -188,7 +188,8 @@ def test_run_checks_language_token_and_encryption_key_at_start_up(
 async def test_a_token_telegram_refuses_stops_start_up_without_showing_it(
     tmp_path: Path,
 ) -> None:
-    from bot.fakeapi import FakeTelegram, FakeTelegramServer
+    from fakebotapi import FakeTelegram
+    from fakebotapi.server import FakeTelegramServer
 
     url = f"sqlite+aiosqlite:///{tmp_path / 'hc.db'}"
     await asyncio.to_thread(upgrade, url)

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.fakeapi import FakeTelegram, FakeTelegramServer
+from fakebotapi import FakeTelegram
+from fakebotapi.server import FakeTelegramServer
 from models.db import make_engine, make_sessionmaker
 from tests.conftest import TOKEN
 from tests.faults.support import audit, bot_env, cleanup, known_people, start_bot, wait_until_done

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from bot.fakeapi import group_chat_dict, message_dict, user_dict
+from fakebotapi import group_chat_dict, message_dict, user_dict
 from models.accounts import Account, Invite, account_by_telegram_id, set_role
 from models.cases import Case, CaseDraft
 from models.contacts import load_draft
@@ -152,7 +152,7 @@ def _last_inbound(bot: BotHarness, user_id: int) -> dict[str, Any]:
     """The message ``user_id`` last wrote, as Telegram knows it (for an edit)."""
     messages = [
         msg
-        for (chat, _id), msg in sorted(bot.fake._messages.items())
+        for (chat, _id), msg in sorted(bot.fake.state.messages.items())
         if chat == user_id and msg.get("from", {}).get("id") == user_id
     ]
     return messages[-1]

@@ -19,7 +19,6 @@ from bot.i18n import LOCALES_DIR, Catalogs
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE_DIRS = ["bot", "handlers"]
-NOT_USER_FACING = {"bot/fakeapi.py"}  # the fake Telegram used by the tests
 LANGUAGES = sorted(p.name for p in LOCALES_DIR.iterdir() if p.is_dir())
 
 
@@ -27,11 +26,9 @@ def source_messages() -> dict[str, str | None]:
     """msgid -> plural msgid (or None) for every marked string in the code."""
     found: dict[str, str | None] = {}
     for folder in SOURCE_DIRS:
-        for filename, _lineno, message, _comments, _context in extract_from_dir(
+        for _filename, _lineno, message, _comments, _context in extract_from_dir(
             ROOT / folder, method_map=[("**.py", "python")], keywords=DEFAULT_KEYWORDS
         ):
-            if f"{folder}/{filename}" in NOT_USER_FACING:
-                continue
             if isinstance(message, tuple):
                 found[message[0]] = message[1]
             else:

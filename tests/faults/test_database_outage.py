@@ -15,7 +15,8 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import func, select
 
-from bot.fakeapi import FakeTelegram, FakeTelegramServer
+from fakebotapi import FakeTelegram
+from fakebotapi.server import FakeTelegramServer
 from models.db import make_engine, make_sessionmaker
 from models.exchange import Exchange
 from tests.conftest import TOKEN

@@ -11,8 +11,9 @@ import httpx
 import pytest
 from sqlalchemy import distinct, func, select
 
-from bot.fakeapi import FakeTelegram, FakeTelegramServer
 from bot.webhook import SECRET_HEADER
+from fakebotapi import FakeTelegram
+from fakebotapi.server import FakeTelegramServer
 from models.db import make_engine, make_sessionmaker
 from models.exchange import Direction, Exchange
 from tests.conftest import TOKEN
