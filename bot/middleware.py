@@ -1,4 +1,5 @@
-"""Group -10: before any feature handler, know who is writing and in which language."""
+"""Group -10: before any feature handler, know who is writing, in which language, and what
+they are in the middle of (their conversation, read with the account)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ from telegram import Update
 
 from bot.runtime import HCContext
 from models.accounts import bot_blocked_or_unblocked, heard_from, load_sender
-from models.prompts import open_prompt
 from models.roles import Role
 
 ACCOUNT_GROUP = -10  # first of all; features may add groups between this and 0
@@ -26,12 +26,8 @@ async def load_account(update: Update, context: HCContext) -> None:
     if update.my_chat_member is not None:
         await chat_member_changed(update, context)
         return
-    chat_id = update.message.chat.id if update.message is not None else None
     sender = await load_sender(
-        context.session,
-        user.id,
-        chat_id,
-        admin_ids=frozenset(runtime.settings.admin_ids),
+        context.session, user.id, admin_ids=frozenset(runtime.settings.admin_ids)
     )
     account, created = sender.account, sender.created
     if update.effective_chat is not None and update.effective_chat.type == "private":
@@ -46,11 +42,7 @@ async def load_account(update: Update, context: HCContext) -> None:
     language = runtime.catalogs.pick(account.language, user.language_code)
     scope.translator = runtime.catalogs.translator(language)
     scope.first_contact = created
-    if sender.complete:
-        scope.prompt = sender.prompt
-        scope.draft_flow, scope.draft_read = sender.draft_flow, True
-    elif chat_id is not None:
-        scope.prompt = await open_prompt(context.session, account.id, chat_id)
+    scope.conversation = sender.conversation
 
 
 async def chat_member_changed(update: Update, context: HCContext) -> None:

@@ -22,7 +22,7 @@ from config.settings import Settings
 from models.accounts import Account
 from models.base import Clock
 from models.base import clock as default_clock
-from models.prompts import ChatPrompt
+from models.conversation import Conversation
 
 
 @dataclass
@@ -59,10 +59,9 @@ class UpdateScope:
     # after the commit: see ``bot.inbox``).
     callback_query_id: str | None = None
     callback_answer: tuple[str | None, bool] | None = None
-    prompt: ChatPrompt | None = None
-    # Read with the account (group -10) for the cases' draft check (group -2); None: not read.
-    draft_flow: str | None = None
-    draft_read: bool = False
+    # What the sender is in the middle of, read with the account (group -10); every filter,
+    # the draft gate and the steps read it here.
+    conversation: Conversation = field(default_factory=Conversation)
     outbound: list[dict[str, Any]] = field(default_factory=list)
     # Outbox rows this handling queued (its replies), sent once it has committed.
     replies: list[Any] = field(default_factory=list)
@@ -103,6 +102,10 @@ class HCContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], di
         if account is None:
             raise RuntimeError("this update has no sender")
         return account
+
+    @property
+    def conversation(self) -> Conversation:
+        return self.scope.conversation
 
     @property
     def settings(self) -> Settings:

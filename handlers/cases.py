@@ -1,8 +1,9 @@
 """Reports, urgent requests and cases: wiring of the flows and the conversation steps.
 
 The flows live in :mod:`handlers.report`, :mod:`handlers.urgent` and
-:mod:`handlers.case_desk`; conversation state is a database draft (see
-:mod:`handlers.case_drafts`). The escalation sweep runs every 30 seconds on the JobQueue.
+:mod:`handlers.case_desk`; a draft is an open flow of the person's conversation
+(:mod:`models.conversation`, routed by :mod:`handlers.case_drafts`). The escalation sweep
+runs every 30 seconds on the JobQueue.
 """
 
 from __future__ import annotations
@@ -25,14 +26,14 @@ from telegram.ext import (
 from bot.i18n import N_
 from bot.runtime import HCContext, runtime_of
 from handlers import case_desk, report, urgent
-from handlers.case_drafts import DRAFT_GROUP, DraftActive, active_flow, load_draft, send
+from handlers.case_drafts import DRAFT_GROUP, DraftActive, send
 from handlers.case_notify import (
     ESCALATION_SWEEP_SECONDS,
     escalate_due_cases,
     tell_requester_alerts_failed,
 )
 from handlers.common import Command, acknowledge, drop_buttons, handles
-from models.cases import DRAFT_PERMISSIONS, draft_of, drop_draft, may_finish
+from models.conversation import FLOW_PERMISSIONS, Flow, end, may_finish
 from models.roles import Permission
 
 COMMANDS = [
@@ -88,7 +89,7 @@ def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
 # ---- a draft in progress does not swallow another flow -------------------------------------
 
 # The buttons of each draft's own conversation.
-FLOW_BUTTONS = {report.FLOW: "rep:", urgent.FLOW: "urg:"}
+FLOW_BUTTONS: dict[str, str] = {report.FLOW: "rep:", urgent.FLOW: "urg:"}
 # Buttons that never wait for a typed answer, so they cannot take a draft's next answer: the
 # guard's own, the case desk (an operator writing a report must still be able to take an
 # urgent case), the privacy notice.
@@ -98,13 +99,16 @@ DRAFT_COMMANDS = frozenset({"cancel"})
 
 
 async def draft_gate(update: Update, context: HCContext) -> None:
-    """Group -2: load the sender's draft; a command or another flow's button while it is open
-    gets "continue or discard?" and goes no further (it is neither run nor taken as the
-    next answer)."""
-    await load_draft(update, context)
-    flow = active_flow()
-    if flow is None or not _leaves_the_draft(update, flow):
+    """Group -2: in a chat a report or an urgent request holds (see
+    :mod:`models.conversation`), a command or another flow's button gets "continue or
+    discard?" and goes no further (it is neither run nor taken as the next answer)."""
+    if update.message is None and update.callback_query is None:
         return
+    chat = update.effective_chat
+    held = context.conversation.holding(chat.id if chat is not None else None)
+    if held is None or not _leaves_the_draft(update, held.flow):
+        return
+    flow = held.flow
     context.scope.flow = f"draft_guard:{flow}"
     await acknowledge(update, context)
     await send(
@@ -157,12 +161,12 @@ async def draft_button(update: Update, context: HCContext) -> None:
     _ = context._
     await acknowledge(update, context)
     await drop_buttons(update)
-    draft = await draft_of(context.session, context.account.id)
+    draft = context.conversation.draft
     if draft is None:
         await send(update, context, _("Nothing is in progress any more."))
         return
     if query.data == "draft:discard":
-        await drop_draft(context.session, draft)
+        await end(context.session, context.conversation, Flow(draft.flow))
         text = _("Discarded: nothing was sent. You can send your command again now.")
         await send(update, context, text, reply_markup=ReplyKeyboardRemove())
     elif draft.flow == urgent.FLOW:
@@ -182,40 +186,40 @@ async def draft_step(update: Update, context: HCContext) -> None:
     A draft the sender's role no longer allows is dropped here; the step then refuses
     (``handles``), so the person hears why and is not held in a conversation they cannot end.
     """
-    draft = await draft_of(context.session, context.account.id)
-    if draft is None:  # cannot happen: the filter saw it in this very transaction
+    draft = context.conversation.draft
+    if draft is None:  # cannot happen: the filter saw it in this very update
         return
-    flow = draft.flow
+    flow = Flow(draft.flow)
     if not may_finish(context.account.role, flow, context.settings):
-        await drop_draft(context.session, draft)
+        await end(context.session, context.conversation, flow)
     if flow == urgent.FLOW:
         await _urgent_step(update, context)
     else:
         await _report_step(update, context)
 
 
-@handles(report.FLOW, DRAFT_PERMISSIONS[report.FLOW])
+@handles(report.FLOW, FLOW_PERMISSIONS[report.FLOW])
 async def _report_step(update: Update, context: HCContext) -> None:
-    draft = await draft_of(context.session, context.account.id)
+    draft = context.conversation.draft
     assert draft is not None
     await report.report_step(update, context, draft)
 
 
-@handles(urgent.FLOW, DRAFT_PERMISSIONS[urgent.FLOW])
+@handles(urgent.FLOW, FLOW_PERMISSIONS[urgent.FLOW])
 async def _urgent_step(update: Update, context: HCContext) -> None:
-    draft = await draft_of(context.session, context.account.id)
+    draft = context.conversation.draft
     assert draft is not None
     await urgent.urgent_step(update, context, draft)
 
 
 @handles("cancel")
 async def cancel(update: Update, context: HCContext) -> None:
-    draft = await draft_of(context.session, context.account.id)
+    draft = context.conversation.draft
     _ = context._
     if draft is None:
         await send(update, context, _("There is nothing to cancel."))
         return
-    await drop_draft(context.session, draft)
+    await end(context.session, context.conversation, Flow(draft.flow))
     await send(
         update, context, _("Cancelled. Nothing was sent."), reply_markup=ReplyKeyboardRemove()
     )

@@ -1,8 +1,9 @@
 """The contact database in the bot: record a contact in a few taps, people, statistics,
 exports, and each person's privacy (notice, /mydata, /forget); the audit log for admins.
 
-The /contact draft lives in the database (``ContactDraft``), so any worker can handle the next
-tap. Reads of a person's record go through ``models.contacts.read_person``, which audits them.
+The /contact draft is the contact flow of the operator's conversation
+(:mod:`models.conversation`), so any worker can handle the next tap. Reads of a person's
+record go through ``models.contacts.read_person``, which audits them.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from models.accounts import audit, set_role
 from models.base import clock
 from models.contact_export import ExportOptions, export_xlsx
 from models.contacts import Action, Channel, ContactFacts, Gender, Housing, Need, Outcome
+from models.conversation import Flow, advance, begin, end
 from models.privacy import (
     accept_privacy,
     audit_entries,
@@ -136,6 +138,28 @@ def _data(update: Update) -> list[str]:
     return (query.data or "").split(":") if query is not None else []
 
 
+# ---- the draft: the contact flow of the operator's conversation ----------------------------
+
+WHO = "channel"  # the first step: who was met (a code, or anonymous), then how
+
+
+def _open_draft(context: HCContext) -> dict[str, Any] | None:
+    """A copy of the contact being recorded, to change and then keep with :func:`_keep`."""
+    row = context.conversation.get(Flow.CONTACT)
+    return dict(row.data) if row is not None else None
+
+
+def _step_of(context: HCContext) -> str:
+    row = context.conversation.get(Flow.CONTACT)
+    return row.step if row is not None else WHO
+
+
+def _keep(context: HCContext, draft: dict[str, Any], step: str) -> None:
+    row = context.conversation.get(Flow.CONTACT)
+    assert row is not None, "kept only while the contact is open"
+    advance(row, step, **draft)
+
+
 # ---- /contact ----------------------------------------------------------------------------
 
 
@@ -153,15 +177,24 @@ async def contact_command(update: Update, context: HCContext) -> None:
             return
         draft.update(person_id=person.id, person_code=person.code)
         context.scope.concerns("person", person.id)
-        await people.save_draft(context.session, context.account, draft)
+        await _begin_contact(update, context, draft)
         await _ask_channel(update, context, draft)
         return
-    await people.save_draft(context.session, context.account, draft)
+    await _begin_contact(update, context, draft)
     text = _(
         "Who did you meet? For a person with a code send /contact CODE (register someone new "
         "with /person new INITIALS YEAR SEX), or tap Anonymous."
     )
     await reply(update, context, text, reply_markup=_keyboard([(_("Anonymous"), "ct:anon")]))
+
+
+async def _begin_contact(update: Update, context: HCContext, draft: dict[str, Any]) -> None:
+    """A new contact, in place of any one left unsaved (who, then how you met)."""
+    chat = update.effective_chat
+    assert chat is not None
+    await begin(
+        context.session, context.conversation, Flow.CONTACT, chat_id=chat.id, step=WHO, data=draft
+    )
 
 
 def _unknown_code(_: Any, code: str) -> str:
@@ -201,7 +234,7 @@ def _toggles(
 async def contact_button(update: Update, context: HCContext) -> None:
     _ = context._
     parts = _data(update)
-    draft = await people.load_draft(context.session, context.account)
+    draft = _open_draft(context)
     if draft is None or len(parts) < 2:
         await _show(
             update, context, _("This contact is no longer open. Start again with /contact.")
@@ -211,7 +244,7 @@ async def contact_button(update: Update, context: HCContext) -> None:
     if draft.get("person_id"):
         context.scope.concerns("person", int(draft["person_id"]))
     if step == "cancel":
-        await people.drop_draft(context.session, context.account)
+        await end(context.session, context.conversation, Flow.CONTACT)
         await _show(update, context, _("Contact discarded."))
         return
     if step == "save":
@@ -263,8 +296,7 @@ async def _toggle(
 async def _next(update: Update, context: HCContext, draft: dict[str, Any], step: str) -> None:
     """Save the draft and show the step ``step`` (remembered: a /note shows it again)."""
     _ = context._
-    draft["step"] = step
-    await people.save_draft(context.session, context.account, draft)
+    _keep(context, draft, step)
     summary = render_draft(draft, _) + "\n\n"
     if step == "place":
         buttons = [(_(text), f"ct:pl:{key}") for key, text in PLACES.items()]
@@ -304,7 +336,7 @@ async def _save_contact(update: Update, context: HCContext, draft: dict[str, Any
         notes=draft.get("notes"),
     )
     contact = await people.record_contact(context.session, facts)
-    await people.drop_draft(context.session, context.account)
+    await end(context.session, context.conversation, Flow.CONTACT)
     context.scope.concerns("contact", contact.id)
     text = render_draft(draft, _) + "\n\n" + _("Contact saved (number {id}).").format(id=contact.id)
     await _show(update, context, text)
@@ -313,7 +345,7 @@ async def _save_contact(update: Update, context: HCContext, draft: dict[str, Any
 @handles("contact", Permission.RECORD_CONTACTS, private_only=True)
 async def note_command(update: Update, context: HCContext) -> None:
     _ = context._
-    draft = await people.load_draft(context.session, context.account)
+    draft = _open_draft(context)
     text = " ".join(context.args or []).strip()
     if draft is None:
         await reply(update, context, _("No contact is being recorded. Start with /contact."))
@@ -327,10 +359,10 @@ async def note_command(update: Update, context: HCContext) -> None:
     # The note joins the draft; the person goes on from the step they were at (an outcome
     # not chosen yet is still asked, not skipped).
     if not draft.get("channel"):
-        await people.save_draft(context.session, context.account, draft)
+        _keep(context, draft, WHO)
         await _ask_channel(update, context, draft)
         return
-    await _next(update, context, draft, draft.get("step") or "confirm")
+    await _next(update, context, draft, _step_of(context))
 
 
 # ---- /person -----------------------------------------------------------------------------

@@ -214,7 +214,7 @@ async def location(update: Update, context: HCContext) -> None:
         )
         return
     asked = pending(context, chat.id)
-    if asked is not None and asked.kind == "place":
+    if asked is not None and asked.step == "place":
         await stop_waiting(context, chat.id)
         await answer_near(update, context, asked.value, *where)
         return
@@ -306,11 +306,11 @@ async def typed_text(update: Update, context: HCContext) -> None:
     asked = pending(context, chat.id)
     if asked is None:
         return
-    if asked.kind == "place":
+    if asked.step == "place":
         await typed_place(update, context, asked.value)
-    elif asked.kind == "beds":
+    elif asked.step == "beds":
         await beds.typed_number(update, context)
-    elif asked.kind == "staff":
+    elif asked.step == "staff":
         await services_edit.typed_staff(update, context)
     else:
         await services_edit.typed_edit(update, context)

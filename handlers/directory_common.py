@@ -2,9 +2,9 @@
 
 Buttons carry their own data, so most taps need no memory. Three steps wait for typed text
 (a place name, a number of beds, new hours): the bot remembers, per person (answered in the
-chat where it asked) and for ``WAIT_MINUTES``, what it asked, in the database
-(:mod:`models.prompts`), so a typed answer reaches this module only when it was asked for,
-other features' text handlers are untouched, and a restart forgets nothing.
+chat where it asked) and for ``WAIT_MINUTES``, what it asked, as the question flow of their
+conversation (:mod:`models.conversation`), so a typed answer reaches this module only when it
+was asked for, other features' text handlers are untouched, and a restart forgets nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from bot.i18n import N_, Translator, ago, day_month, distance, weekday_day_month
 from bot.rendering import MESSAGE_LIMIT, bold, escape, fit_html
 from bot.runtime import HCContext, current_scope
 from models.base import clock
+from models.conversation import Flow, OpenFlow, begin, end
 from models.directory import (
     Admits,
     Category,
@@ -31,7 +32,6 @@ from models.directory import (
     localized,
     note_for,
 )
-from models.prompts import ChatPrompt, close_prompt, expect_answer
 from models.schedule import OpenStatus, status
 
 WAIT_MINUTES = 30
@@ -63,30 +63,37 @@ WEEKDAY_NAMES = (
 async def wait_for(context: HCContext, chat_id: int, kind: str, value: str) -> None:
     """The sender's next plain message in this chat answers ``kind`` ("place", "beds"…)."""
     until = clock.now() + timedelta(minutes=WAIT_MINUTES)
-    await expect_answer(context.session, context.account.id, chat_id, kind, value, until)
-    context.scope.prompt = None  # asked during this update: answered by the next one
+    await begin(
+        context.session,
+        context.conversation,
+        Flow.QUESTION,
+        chat_id=chat_id,
+        step=kind,
+        data={"value": value},
+        until=until,
+    )
 
 
-def pending(context: HCContext, chat_id: int) -> ChatPrompt | None:
-    prompt = context.scope.prompt
-    return prompt if prompt is not None and prompt.chat_id == chat_id else None
+def pending(context: HCContext, chat_id: int) -> OpenFlow | None:
+    """The question a message in this chat answers (its ``step`` says what was asked)."""
+    return context.conversation.question(chat_id)
 
 
 async def stop_waiting(context: HCContext, chat_id: int) -> None:
-    context.scope.prompt = None
-    await close_prompt(context.session, context.account.id)
+    await end(context.session, context.conversation, Flow.QUESTION)
 
 
 class Waiting(filters.MessageFilter):
     """Passes messages of people the directory asked, in that chat, to type something (see
-    models.prompts)."""
+    models.conversation)."""
 
     def __init__(self) -> None:
         super().__init__(name="directory.Waiting")
 
     def filter(self, message: Message) -> bool:
         scope = current_scope.get()
-        return scope is not None and scope.prompt is not None and scope.prompt.kind in KINDS
+        asked = scope.conversation.question(message.chat.id) if scope is not None else None
+        return asked is not None and asked.step in KINDS
 
 
 # ---- rendering ------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ had been pressed; when nothing is recognised, the buttons are offered, never "I 
 understand" alone.
 
 "Talk to the Help Center" waits for one typed message (a prompt, like the directory's typed
-answers, see :mod:`models.prompts`), which becomes a case of kind ``help_request``: the desk
+answers, see :mod:`models.conversation`), which becomes a case of kind ``help_request``: the desk
 is alerted and the case escalates like any other. Outside opening hours the person is told
 when the desk opens and its phone.
 """
@@ -82,7 +82,8 @@ class DeskWaiting(filters.MessageFilter):
 
     def filter(self, message: Message) -> bool:
         scope = current_scope.get()
-        return scope is not None and scope.prompt is not None and scope.prompt.kind == DESK_PROMPT
+        asked = scope.conversation.question(message.chat.id) if scope is not None else None
+        return asked is not None and asked.step == DESK_PROMPT
 
 
 class Readable(filters.MessageFilter):

@@ -31,23 +31,10 @@ from handlers.case_notify import (
     nobody_reachable_text,
 )
 from handlers.common import acknowledge, drop_buttons, handles
-from models.cases import (
-    DRAFT_PERMISSIONS,
-    REPORT_FLOW,
-    Case,
-    CaseDraft,
-    CaseKind,
-    Category,
-    NewCase,
-    Urgency,
-    draft_of,
-    drop_draft,
-    open_case,
-    save_draft,
-    start_draft,
-)
+from models.cases import Case, CaseKind, Category, NewCase, Urgency, open_case
+from models.conversation import FLOW_PERMISSIONS, Flow, OpenFlow, advance, begin, end
 
-FLOW = REPORT_FLOW
+FLOW = Flow.REPORT
 LOCATION, CATEGORY, URGENCY, SEEN, PERSON, CONFIRM = (
     "location",
     "category",
@@ -61,9 +48,11 @@ LOCATION, CATEGORY, URGENCY, SEEN, PERSON, CONFIRM = (
 # Volunteers and staff; the public too when ``public_reports_enabled`` (``handles`` asks
 # ``models.roles`` with the settings, like the menu, so the menu shows /report exactly when
 # it works). Every step asks again: a role taken away stops the report where it is.
-@handles(FLOW, DRAFT_PERMISSIONS[FLOW], private_only=True)
+@handles(FLOW, FLOW_PERMISSIONS[FLOW], private_only=True)
 async def start_report(update: Update, context: HCContext) -> None:
-    await start_draft(context.session, context.account.id, FLOW, LOCATION)
+    chat = update.effective_chat
+    assert chat is not None
+    await begin(context.session, context.conversation, FLOW, chat_id=chat.id, step=LOCATION)
     _ = context._
     await send(
         update,
@@ -86,7 +75,7 @@ def location_keyboard(context: HCContext) -> ReplyKeyboardMarkup:
     )
 
 
-async def report_step(update: Update, context: HCContext, draft: CaseDraft) -> None:
+async def report_step(update: Update, context: HCContext, draft: OpenFlow) -> None:
     """A message arrived while a report is being written: it answers the current step."""
     message = update.message
     assert message is not None
@@ -96,7 +85,7 @@ async def report_step(update: Update, context: HCContext, draft: CaseDraft) -> N
         SEEN: _got_seen,
         PERSON: _got_person,
     }
-    step = steps.get(draft.state)
+    step = steps.get(draft.step)
     if step is None:  # a step answered with buttons: say so, show them again
         await send(update, context, context._("Please use the buttons above."))
         await ask(update, context, draft)
@@ -104,18 +93,16 @@ async def report_step(update: Update, context: HCContext, draft: CaseDraft) -> N
     await step(update, context, draft, got)
 
 
-async def _got_location(
-    update: Update, context: HCContext, draft: CaseDraft, got: Incoming
-) -> None:
+async def _got_location(update: Update, context: HCContext, draft: OpenFlow, got: Incoming) -> None:
     _ = context._
     if got.location is not None:
         lat, lon = got.location
-        save_draft(draft, _after(draft, CATEGORY), lat=lat, lon=lon, place=None)
+        advance(draft, _after(draft, CATEGORY), lat=lat, lon=lon, place=None)
     elif got.text is not None and not got.bad_location:
         if len(got.text) > MAX_PLACE:
             await send(update, context, too_long(context, MAX_PLACE))
             return
-        save_draft(draft, _after(draft, CATEGORY), place=got.text, lat=None, lon=None)
+        advance(draft, _after(draft, CATEGORY), place=got.text, lat=None, lon=None)
     else:
         text = (
             _("That location does not look right. Please share it again or describe the place.")
@@ -128,10 +115,10 @@ async def _got_location(
     await ask(update, context, draft)
 
 
-async def _got_seen(update: Update, context: HCContext, draft: CaseDraft, got: Incoming) -> None:
+async def _got_seen(update: Update, context: HCContext, draft: OpenFlow, got: Incoming) -> None:
     _ = context._
     if got.photo is not None:
-        save_draft(draft, SEEN, photo=got.photo)
+        advance(draft, SEEN, photo=got.photo)
     if got.text is None:
         text = (
             _("Photo saved. Now tell me in a few words what you saw.")
@@ -143,11 +130,11 @@ async def _got_seen(update: Update, context: HCContext, draft: CaseDraft, got: I
     if len(got.text) > MAX_TEXT:
         await send(update, context, too_long(context, MAX_TEXT))
         return
-    save_draft(draft, _after(draft, PERSON), seen=got.text)
+    advance(draft, _after(draft, PERSON), seen=got.text)
     await ask(update, context, draft)
 
 
-async def _got_person(update: Update, context: HCContext, draft: CaseDraft, got: Incoming) -> None:
+async def _got_person(update: Update, context: HCContext, draft: OpenFlow, got: Incoming) -> None:
     if got.text is None:
         await send(
             update, context, context._("Please describe the person in words, or press Skip.")
@@ -156,7 +143,7 @@ async def _got_person(update: Update, context: HCContext, draft: CaseDraft, got:
     if len(got.text) > MAX_TEXT:
         await send(update, context, too_long(context, MAX_TEXT))
         return
-    save_draft(draft, CONFIRM, person=got.text, editing=None)
+    advance(draft, CONFIRM, person=got.text, editing=None)
     await ask(update, context, draft)
 
 
@@ -166,35 +153,35 @@ def too_long(context: HCContext, limit: int) -> str:
     )
 
 
-def _after(draft: CaseDraft, following: str) -> str:
+def _after(draft: OpenFlow, following: str) -> str:
     """The next step, or back to the summary when the person is correcting one answer."""
     return CONFIRM if draft.data.get("editing") else following
 
 
-async def ask(update: Update, context: HCContext, draft: CaseDraft) -> None:
+async def ask(update: Update, context: HCContext, draft: OpenFlow) -> None:
     """Ask the question of the draft's current step."""
     _ = context._
-    state = draft.state
-    if state == LOCATION:
+    step = draft.step
+    if step == LOCATION:
         await send(
             update,
             context,
             _("Where is the person? Share your location or describe the place."),
             reply_markup=location_keyboard(context),
         )
-    elif state == CATEGORY:
+    elif step == CATEGORY:
         await send(
             update, context, _("What kind of situation is it?"), reply_markup=category_buttons(_)
         )
-    elif state == URGENCY:
+    elif step == URGENCY:
         await send(update, context, _("How urgent is it?"), reply_markup=urgency_buttons(_))
-    elif state == SEEN:
+    elif step == SEEN:
         await send(
             update,
             context,
             _("What did you see? A few words are enough. You can add a photo."),
         )
-    elif state == PERSON:
+    elif step == PERSON:
         await send(
             update,
             context,
@@ -261,13 +248,13 @@ def summary(context: HCContext, data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-@handles(FLOW, DRAFT_PERMISSIONS[FLOW], private_only=True)
+@handles(FLOW, FLOW_PERMISSIONS[FLOW], private_only=True)
 async def report_button(update: Update, context: HCContext) -> None:
     """Buttons of the report conversation: category, urgency, skip, send, change, cancel."""
     query = update.callback_query
     assert query is not None and query.data is not None
     _ = context._
-    draft = await draft_of(context.session, context.account.id)
+    draft = context.conversation.draft
     if draft is None or draft.flow != FLOW:
         await acknowledge(update, context)
         text = _("This report is no longer open. Send /report to start again.")
@@ -277,21 +264,21 @@ async def report_button(update: Update, context: HCContext) -> None:
     action, value = parts[1], (parts[2] if len(parts) > 2 else "")
     await acknowledge(update, context)
     await drop_buttons(update)
-    if action == "cat" and draft.state == CATEGORY and value in _values(Category):
-        save_draft(draft, _after(draft, URGENCY), category=value)
-    elif action == "urg" and draft.state == URGENCY and value in _values(Urgency):
-        save_draft(draft, _after(draft, SEEN), urgency=value)
+    if action == "cat" and draft.step == CATEGORY and value in _values(Category):
+        advance(draft, _after(draft, URGENCY), category=value)
+    elif action == "urg" and draft.step == URGENCY and value in _values(Urgency):
+        advance(draft, _after(draft, SEEN), urgency=value)
         if value == Urgency.EMERGENCY:
             await send(update, context, emergency_warning(context))
-    elif action == "skip" and draft.state == PERSON:
-        save_draft(draft, CONFIRM, person=None, editing=None)
-    elif action == "edit" and draft.state == CONFIRM and value in _EDITABLE:
-        save_draft(draft, value, editing=True)
-    elif action == "send" and draft.state == CONFIRM:
+    elif action == "skip" and draft.step == PERSON:
+        advance(draft, CONFIRM, person=None, editing=None)
+    elif action == "edit" and draft.step == CONFIRM and value in _EDITABLE:
+        advance(draft, value, editing=True)
+    elif action == "send" and draft.step == CONFIRM:
         await submit(update, context, draft)
         return
     elif action == "cancel":
-        await drop_draft(context.session, draft)
+        await end(context.session, context.conversation, FLOW)
         await send(update, context, _("Report cancelled. Nothing was sent."))
         return
     await ask(update, context, draft)
@@ -308,7 +295,7 @@ def emergency_warning(context: HCContext) -> str:
     ).format(number=EMERGENCY_NUMBER)
 
 
-async def submit(update: Update, context: HCContext, draft: CaseDraft) -> None:
+async def submit(update: Update, context: HCContext, draft: OpenFlow) -> None:
     data = draft.data
     facts = NewCase(
         kind=CaseKind.REPORT,
@@ -339,7 +326,7 @@ async def submit(update: Update, context: HCContext, draft: CaseDraft) -> None:
 
 
 async def open_from_draft(
-    context: HCContext, draft: CaseDraft, facts: NewCase
+    context: HCContext, draft: OpenFlow, facts: NewCase
 ) -> tuple[Case, Reach]:
     """The draft becomes a case and the on-duty team is alerted, in one transaction.
 
@@ -354,7 +341,7 @@ async def open_from_draft(
         tz=settings.tz,
         first_escalation=escalation_intervals(settings)[0],
     )
-    await drop_draft(context.session, draft)
+    await end(context.session, context.conversation, Flow(draft.flow))
     context.scope.concerns("case", case.id)
     reach = await alert_new_case(context.session, case, settings, context.runtime.catalogs)
     return case, reach

@@ -235,15 +235,15 @@ async def typed_edit(update: Update, context: HCContext) -> None:
         return
     context.scope.concerns("service", service.id)
     text = message.text.strip()
-    limit = MAX_NOTE if asked.kind == "notes" else MAX_CLOSURE_NOTE
-    if asked.kind != "hours" and len(text) > limit:
+    limit = MAX_NOTE if asked.step == "notes" else MAX_CLOSURE_NOTE
+    if asked.step != "hours" and len(text) > limit:
         await say(update, context, _too_long(_, limit))
         return
     try:
-        if asked.kind == "hours":
+        if asked.step == "hours":
             slots = parse_hours(text.lower(), languages=(_.language,))
             await set_hours(context.session, service, slots, by=context.account)
-        elif asked.kind == "closure":
+        elif asked.step == "closure":
             first, _sep, note = text.partition(" ")
             today = clock.now().astimezone(context.settings.tz).date()
             day = parse_date(first, today)
@@ -266,7 +266,7 @@ async def typed_edit(update: Update, context: HCContext) -> None:
         )
         return
     await stop_waiting(context, chat.id)
-    await _edited(update, context, service, asked.kind)
+    await _edited(update, context, service, asked.step)
 
 
 async def _edited(update: Update, context: HCContext, service: Service, field: str) -> None:

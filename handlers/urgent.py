@@ -15,27 +15,19 @@ from handlers.case_notify import Reach
 from handlers.common import acknowledge, drop_buttons, handles
 from handlers.needs import urgent_refused_text
 from handlers.report import location_keyboard, open_from_draft, send_nobody_reachable, too_long
-from models.cases import (
-    DRAFT_PERMISSIONS,
-    URGENT_FLOW,
-    CaseDraft,
-    CaseKind,
-    Category,
-    NewCase,
-    Urgency,
-    draft_of,
-    save_draft,
-    start_draft,
-)
+from models.cases import CaseKind, Category, NewCase, Urgency
+from models.conversation import FLOW_PERMISSIONS, Flow, OpenFlow, advance, begin
 
-FLOW = URGENT_FLOW
+FLOW = Flow.URGENT
 LOCATION, NEED, PHOTO = "location", "need", "photo"
 MAX_NEED = 300
 
 
-@handles(FLOW, DRAFT_PERMISSIONS[FLOW], private_only=True, refusal=urgent_refused_text)
+@handles(FLOW, FLOW_PERMISSIONS[FLOW], private_only=True, refusal=urgent_refused_text)
 async def start_urgent(update: Update, context: HCContext) -> None:
-    await start_draft(context.session, context.account.id, FLOW, LOCATION)
+    chat = update.effective_chat
+    assert chat is not None
+    await begin(context.session, context.conversation, FLOW, chat_id=chat.id, step=LOCATION)
     _ = context._
     await send(
         update,
@@ -48,13 +40,13 @@ async def start_urgent(update: Update, context: HCContext) -> None:
     )
 
 
-async def ask(update: Update, context: HCContext, draft: CaseDraft) -> None:
+async def ask(update: Update, context: HCContext, draft: OpenFlow) -> None:
     """Ask again the question of the draft's current step (after "continue")."""
     _ = context._
-    if draft.state == LOCATION:
+    if draft.step == LOCATION:
         text = _("I need the place: share your location with the button, or write it in words.")
         await send(update, context, text, reply_markup=location_keyboard(context))
-    elif draft.state == NEED:
+    elif draft.step == NEED:
         await send(update, context, _("2/3 In one line: what do you need from us?"))
     else:
         await send(
@@ -67,23 +59,23 @@ async def ask(update: Update, context: HCContext, draft: CaseDraft) -> None:
         )
 
 
-async def urgent_step(update: Update, context: HCContext, draft: CaseDraft) -> None:
+async def urgent_step(update: Update, context: HCContext, draft: OpenFlow) -> None:
     message = update.message
     assert message is not None
     got = Incoming.of(message)
     _ = context._
-    if draft.state == LOCATION:
+    if draft.step == LOCATION:
         await _got_location(update, context, draft, got)
-    elif draft.state == NEED:
+    elif draft.step == NEED:
         if got.photo is not None:
-            save_draft(draft, NEED, photo=got.photo)
+            advance(draft, NEED, photo=got.photo)
         if got.text is None:
             await send(update, context, _("2/3 In one line: what do you need from us?"))
             return
         if len(got.text) > MAX_NEED:
             await send(update, context, too_long(context, MAX_NEED))
             return
-        save_draft(draft, PHOTO, need=got.text)
+        advance(draft, PHOTO, need=got.text)
         if got.photo is not None:  # the photo came with the need: nothing left to ask
             await submit(update, context, draft)
             return
@@ -96,20 +88,18 @@ async def urgent_step(update: Update, context: HCContext, draft: CaseDraft) -> N
             ),
         )
     elif got.photo is not None:
-        save_draft(draft, PHOTO, photo=got.photo)
+        advance(draft, PHOTO, photo=got.photo)
         await submit(update, context, draft)
     else:
         await send(update, context, _("Send a photo, or press the button to send the request."))
 
 
-async def _got_location(
-    update: Update, context: HCContext, draft: CaseDraft, got: Incoming
-) -> None:
+async def _got_location(update: Update, context: HCContext, draft: OpenFlow, got: Incoming) -> None:
     _ = context._
     if got.location is not None:
-        save_draft(draft, NEED, lat=got.location[0], lon=got.location[1])
+        advance(draft, NEED, lat=got.location[0], lon=got.location[1])
     elif got.text is not None and not got.bad_location and len(got.text) <= MAX_PLACE:
-        save_draft(draft, NEED, place=got.text)
+        advance(draft, NEED, place=got.text)
     else:
         await send(
             update,
@@ -126,18 +116,18 @@ async def _got_location(
     )
 
 
-@handles(FLOW, DRAFT_PERMISSIONS[FLOW], private_only=True)
+@handles(FLOW, FLOW_PERMISSIONS[FLOW], private_only=True)
 async def urgent_button(update: Update, context: HCContext) -> None:
     await acknowledge(update, context)
-    draft = await draft_of(context.session, context.account.id)
-    if draft is None or draft.flow != FLOW or draft.state != PHOTO:
+    draft = context.conversation.draft
+    if draft is None or draft.flow != FLOW or draft.step != PHOTO:
         await send(update, context, context._("This request was already sent or cancelled."))
         return
     await drop_buttons(update)
     await submit(update, context, draft)
 
 
-async def submit(update: Update, context: HCContext, draft: CaseDraft) -> None:
+async def submit(update: Update, context: HCContext, draft: OpenFlow) -> None:
     data = draft.data
     facts = NewCase(
         kind=CaseKind.URGENT,

@@ -1,6 +1,6 @@
 """Entities and domain operations. Importing this package registers every table."""
 
-from models import accounts, cases, contacts, directory, exchange, jobs, outbox, prompts
+from models import accounts, cases, contacts, conversation, directory, exchange, jobs, outbox
 from models.base import Base
 
 __all__ = [
@@ -8,9 +8,9 @@ __all__ = [
     "accounts",
     "cases",
     "contacts",
+    "conversation",
     "directory",
     "exchange",
     "jobs",
     "outbox",
-    "prompts",
 ]

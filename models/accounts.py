@@ -15,7 +15,6 @@ from sqlalchemy import (
     ForeignKey,
     String,
     Text,
-    and_,
     bindparam,
     select,
     update,
@@ -25,8 +24,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.orm.attributes import set_committed_value
 
 from models.base import Base, BigId, clock
+from models.conversation import Conversation, OpenFlow, end_not_allowed, load_conversation
 from models.db import insert_ignore
-from models.prompts import ChatPrompt, close_prompt
 from models.roles import Role, inviters_of, may_invite, raises
 
 INVITE_LIFETIME = timedelta(hours=48)
@@ -134,70 +133,40 @@ async def account_by_username(session: AsyncSession, username: str) -> Account |
 
 @dataclass
 class Sender:
-    """The sender of an update with what the first handlers need about them, read at once."""
+    """The sender of an update, with what they are in the middle of, read at once."""
 
     account: Account
     created: bool
-    prompt: ChatPrompt | None = None  # the sender's open question in the update's chat, if any
-    draft_flow: str | None = None  # the report or urgent request being written, if any
-    complete: bool = False  # prompt and draft were read with the account
+    conversation: Conversation
 
 
-_SENDER_QUERY: Any = None
-
-
-def _sender_query() -> Any:
-    """Account + their prompt in this chat + the draft's flow: one statement, built once.
-
-    The prompt is the person's, answered only in the chat where it was asked, hence the join
-    on a parameter too; a missing chat (a button press) is passed as NULL, matching nothing.
-    """
-    global _SENDER_QUERY
-    if _SENDER_QUERY is None:
-        from models.cases import CaseDraft  # models.cases imports this module
-
-        _SENDER_QUERY = (
-            select(Account, ChatPrompt, CaseDraft.flow)
-            .select_from(Account)
-            .outerjoin(
-                ChatPrompt,
-                and_(
-                    ChatPrompt.account_id == Account.id,
-                    ChatPrompt.chat_id == bindparam("chat_id"),
-                ),
-            )
-            .outerjoin(CaseDraft, CaseDraft.account_id == Account.id)
-            .where(Account.telegram_id == bindparam("telegram_id"))
-        )
-    return _SENDER_QUERY
+# Account + every flow they have open: one statement, one row per open flow (at least one).
+_SENDER_QUERY = (
+    select(Account, OpenFlow)
+    .select_from(Account)
+    .outerjoin(OpenFlow, OpenFlow.account_id == Account.id)
+    .where(Account.telegram_id == bindparam("telegram_id"))
+)
 
 
 async def load_sender(
-    session: AsyncSession,
-    telegram_id: int,
-    chat_id: int | None,
-    *,
-    admin_ids: frozenset[int] = frozenset(),
+    session: AsyncSession, telegram_id: int, *, admin_ids: frozenset[int] = frozenset()
 ) -> Sender:
-    """The sender's account (created on first contact), with the chat's open prompt and the
-    sender's draft flow in the same round trip when the account already exists."""
-    found = (
-        await session.execute(_sender_query(), {"chat_id": chat_id, "telegram_id": telegram_id})
-    ).first()
-    if found is None:
+    """The sender's account (created on first contact) and their open flows, in one round
+    trip when the account already exists."""
+    found = (await session.execute(_SENDER_QUERY, {"telegram_id": telegram_id})).all()
+    if not found:
         account, created = await get_or_create_account(session, telegram_id, admin_ids=admin_ids)
-        return Sender(account, created)
-    account, prompt, flow = found
-    return _known_sender(account, prompt, flow)
-
-
-def _known_sender(account: Account, prompt: ChatPrompt | None, flow: str | None) -> Sender:
+        # Someone new has nothing open; an account created meanwhile by another worker may.
+        empty = Conversation(account.id)
+        conversation = empty if created else await load_conversation(session, account.id)
+        return Sender(account, created, conversation)
+    account = found[0][0]
     now = clock.now()
     if now - account.last_seen_at >= LAST_SEEN_GRANULARITY:
         account.last_seen_at = now
-    if prompt is not None and prompt.until < now:
-        prompt = None
-    return Sender(account, False, prompt=prompt, draft_flow=flow, complete=True)
+    flows = [row for _account, row in found if row is not None]
+    return Sender(account, False, Conversation.of(account.id, flows))
 
 
 async def get_or_create_account(
@@ -228,8 +197,7 @@ async def set_role(
         account.operator_code = f"OP-{account.id:03d}"
     if role not in STAFF_ROLES:
         account.on_duty = False
-    await _drop_drafts_not_allowed(session, account)
-    await close_prompt(session, account.id)  # asked under the old role
+    await end_not_allowed(session, account.id, role)
     audit(
         session,
         by,
@@ -238,16 +206,6 @@ async def set_role(
         subject_id=account.id,
         detail=f"{previous.value}->{role.value}",
     )
-
-
-async def _drop_drafts_not_allowed(session: AsyncSession, account: Account) -> None:
-    """A report, request or contact half-written under the old role is not finished under a
-    new role that may not (each step checks too; this keeps no dead draft around)."""
-    from models.cases import drop_drafts_not_allowed  # both import this module
-    from models.contacts import drop_draft_if_not_allowed
-
-    await drop_drafts_not_allowed(session, account)
-    await drop_draft_if_not_allowed(session, account)
 
 
 class InviteError(enum.StrEnum):

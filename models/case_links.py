@@ -18,12 +18,12 @@ from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from models.accounts import Account
-from models.cases import Case, CaseDraft, CaseEvent, CaseKind, CaseStatus
+from models.cases import Case, CaseEvent, CaseKind, CaseStatus
 from models.cases import Outcome as CaseOutcome
 from models.contact_export import ExportOptions, register_table
 from models.contacts import Action, Contact, contact_from_closed_case
@@ -192,7 +192,8 @@ async def forget_reporter(session: AsyncSession, account: Account) -> dict[str, 
 
     A case is the team's record of a person in distress, not of the reporter: what was seen
     and where is kept (until retention), but nothing says any more who reported it (the case
-    row and its "created" history line lose the account). A half-written report goes.
+    row and its "created" history line lose the account). A half-written report goes with
+    the rest of their conversation (``models.privacy.forget_account``).
     """
     cases = await session.execute(
         update(Case)
@@ -206,7 +207,6 @@ async def forget_reporter(session: AsyncSession, account: Account) -> dict[str, 
         .values(actor_id=None)
         .execution_options(synchronize_session=False)
     )
-    await session.execute(delete(CaseDraft).where(CaseDraft.account_id == account.id))
     return {"cases": int(getattr(cases, "rowcount", 0) or 0)}
 
 
@@ -215,7 +215,7 @@ async def case_retention(
 ) -> dict[str, int]:
     """Photos (Telegram file ids) older than the photo retention go, open cases included;
     closed cases past the retention period lose their free texts and the map pin (where a
-    person sleeps is as telling as a name); drafts abandoned that long go too."""
+    person sleeps is as telling as a name). Abandoned drafts: ``models.conversation``."""
     photos = await session.execute(
         update(Case)
         .where(Case.created_at < photo_cutoff, Case.photo_file_id.is_not(None))
@@ -237,11 +237,9 @@ async def case_retention(
         .values(place=None, seen=None, person=None, latitude=None, longitude=None)
         .execution_options(synchronize_session=False)
     )
-    drafts = await session.execute(delete(CaseDraft).where(CaseDraft.updated_at < photo_cutoff))
     return {
         "case_photos": int(getattr(photos, "rowcount", 0) or 0),
         "case_texts": int(getattr(texts, "rowcount", 0) or 0),
-        "case_drafts": int(getattr(drafts, "rowcount", 0) or 0),
     }
 
 

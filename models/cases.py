@@ -9,8 +9,9 @@ Escalation is state in the case row (``escalation_step``, ``next_escalation_at``
 finds overdue cases and advances each by one step with another conditional update, so after
 a restart an overdue case escalates at once, and never twice for the same step.
 
-Half-written reports live in :class:`CaseDraft` (one per person), written in the update's
-own transaction, so a restart in the middle of a conversation loses nothing.
+Half-written reports and requests are open flows of the person's conversation
+(:mod:`models.conversation`), written in the update's own transaction, so a restart in the
+middle of a conversation loses nothing.
 
 This module renders no text and imports nothing from ``telegram``: the handlers turn what
 happened into messages in each recipient's language.
@@ -32,7 +33,6 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
-    delete,
     func,
     select,
     update,
@@ -216,101 +216,6 @@ class CaseCounter(Base):
 
     day: Mapped[str] = mapped_column(String(8), primary_key=True)
     last: Mapped[int] = mapped_column(Integer, default=0)
-
-
-class CaseDraft(Base):
-    """A report or urgent request being written: the conversation's state, in the database."""
-
-    __tablename__ = "case_draft"
-
-    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    account_id: Mapped[int] = mapped_column(
-        ForeignKey("account.id", ondelete="CASCADE"), unique=True
-    )
-    flow: Mapped[str] = mapped_column(String(16))
-    state: Mapped[str] = mapped_column(String(32))
-    data: Mapped[dict[str, Any]]
-    updated_at: Mapped[datetime] = mapped_column(default=clock.now)
-
-
-# ---------------------------------------------------------------------------------------------
-# Drafts
-# ---------------------------------------------------------------------------------------------
-
-
-REPORT_FLOW, URGENT_FLOW = "report", "urgent"
-# What finishing each kind of draft takes: every step asks it, and a role change drops the
-# drafts the new role may not finish.
-DRAFT_PERMISSIONS: dict[str, Permission] = {
-    REPORT_FLOW: Permission.REPORT_SIGHTING,
-    URGENT_FLOW: Permission.REQUEST_URGENT,
-}
-
-
-def may_finish(role: Role, flow: str, settings: Any = None) -> bool:
-    """Whether ``role`` may go on with a draft of ``flow`` (an unknown flow: no)."""
-    permission = DRAFT_PERMISSIONS.get(flow)
-    return permission is not None and can(role, permission, settings)
-
-
-async def drop_drafts_not_allowed(session: AsyncSession, account: Account) -> None:
-    """After a role change: the half-written report or request the role may not send goes."""
-    flows = [flow for flow in DRAFT_PERMISSIONS if not may_finish(account.role, flow)]
-    await session.execute(
-        delete(CaseDraft).where(CaseDraft.account_id == account.id, CaseDraft.flow.in_(flows))
-    )
-
-
-async def draft_of(session: AsyncSession, account_id: int) -> CaseDraft | None:
-    return await session.scalar(select(CaseDraft).where(CaseDraft.account_id == account_id))
-
-
-async def draft_of_telegram_user(session: AsyncSession, telegram_id: int) -> CaseDraft | None:
-    """The draft of a sender known only by Telegram id (before the account is loaded)."""
-    query = (
-        select(CaseDraft)
-        .join(Account, Account.id == CaseDraft.account_id)
-        .where(Account.telegram_id == telegram_id)
-    )
-    return await session.scalar(query)
-
-
-async def start_draft(
-    session: AsyncSession,
-    account_id: int,
-    flow: str,
-    state: str,
-    data: dict[str, Any] | None = None,
-) -> CaseDraft:
-    """Begin a conversation, replacing any half-written one (a person writes one at a time)."""
-    draft = await draft_of(session, account_id)
-    if draft is None:
-        draft = CaseDraft(account_id=account_id)
-        session.add(draft)
-    draft.flow = flow
-    draft.state = state
-    draft.data = dict(data or {})
-    draft.updated_at = clock.now()
-    await session.flush()
-    return draft
-
-
-def save_draft(draft: CaseDraft, state: str, **changes: Any) -> None:
-    """Move the draft to ``state`` and merge ``changes`` (None removes a key)."""
-    data = dict(draft.data)
-    for key, value in changes.items():
-        if value is None:
-            data.pop(key, None)
-        else:
-            data[key] = value
-    draft.data = data  # a new dict, so the JSON column is seen as changed
-    draft.state = state
-    draft.updated_at = clock.now()
-
-
-async def drop_draft(session: AsyncSession, draft: CaseDraft) -> None:
-    await session.delete(draft)
-    await session.flush()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The shared contact database: people met (by pseudonymous code), contacts, drafts, merges.
+"""The shared contact database: people met (by pseudonymous code), contacts, merges.
 
 People are never identified by name: the operator writes a short pseudonymous code (see
 :func:`make_code`); a name and a phone number are kept only once consent is recorded, and then
@@ -41,7 +41,6 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.accounts import Account, audit
 from models.base import Base, BigId, clock
-from models.roles import Permission, can
 
 log = logging.getLogger(__name__)
 
@@ -202,21 +201,6 @@ class ContactAction(Base):
         ForeignKey("contact.id", ondelete="CASCADE"), primary_key=True
     )
     action: Mapped[Action] = mapped_column(_enum(Action), primary_key=True)
-
-
-class ContactDraft(Base):
-    """The contact an operator is recording with buttons, kept in the database between taps.
-
-    Every tap may be handled by a different worker process, so the draft cannot live in memory.
-    """
-
-    __tablename__ = "contact_draft"
-
-    account_id: Mapped[int] = mapped_column(
-        ForeignKey("account.id", ondelete="CASCADE"), primary_key=True
-    )
-    data: Mapped[dict[str, Any]]
-    updated_at: Mapped[datetime] = mapped_column(default=clock.now)
 
 
 # ---- pseudonymous codes ------------------------------------------------------------------
@@ -606,35 +590,6 @@ async def count_contacts(session: AsyncSession, person: Person) -> int:
     return int(
         await session.scalar(select(func.count()).where(Contact.person_id == person.id)) or 0
     )
-
-
-# ---- drafts --------------------------------------------------------------------------------
-
-
-async def load_draft(session: AsyncSession, account: Account) -> dict[str, Any] | None:
-    draft = await session.get(ContactDraft, account.id)
-    return dict(draft.data) if draft is not None else None
-
-
-async def save_draft(session: AsyncSession, account: Account, data: dict[str, Any]) -> None:
-    draft = await session.get(ContactDraft, account.id)
-    if draft is None:
-        session.add(ContactDraft(account_id=account.id, data=dict(data), updated_at=clock.now()))
-    else:
-        draft.data = dict(data)
-        draft.updated_at = clock.now()
-
-
-async def drop_draft(session: AsyncSession, account: Account) -> None:
-    draft = await session.get(ContactDraft, account.id)
-    if draft is not None:
-        await session.delete(draft)
-
-
-async def drop_draft_if_not_allowed(session: AsyncSession, account: Account) -> None:
-    """After a role change: a contact being recorded goes if the role may not record it."""
-    if not can(account.role, Permission.RECORD_CONTACTS):
-        await drop_draft(session, account)
 
 
 # Registered with the models package (tables and operations that build on the above).

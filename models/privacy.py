@@ -20,7 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.accounts import Account, audit
 from models.base import clock
-from models.contacts import Contact, ContactDraft, Person
+from models.contacts import Contact, Person
+from models.conversation import end_abandoned, end_all
 from models.exchange import Direction, Exchange, InboxStatus
 from models.jobs import JobRun, claim_job_run
 from models.outbox import OutboxMessage, OutboxStatus
@@ -241,7 +242,7 @@ async def forget_account(
     if person is not None:
         contacts = await _erase_notes(session, person.id)
         anonymise_person(person)
-    await session.execute(delete(ContactDraft).where(ContactDraft.account_id == account.id))
+    await end_all(session, account.id)  # whatever they were in the middle of
     more: dict[str, int] = {
         "outbox": await _delete_outbox_rows(
             session,
@@ -373,13 +374,6 @@ async def _delete_outbox_rows(session: AsyncSession, which: Any) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-async def _delete_rows(session: AsyncSession, entity: Any, which: Any) -> int:
-    result = await session.execute(
-        delete(entity).where(which).execution_options(synchronize_session=False)
-    )
-    return int(getattr(result, "rowcount", 0) or 0)
-
-
 async def forget_person(session: AsyncSession, person: Person, actor: Account | None) -> int:
     """Erasure asked in person (at the desk): anonymise the record and its contacts' notes."""
     contacts = await _erase_notes(session, person.id)
@@ -481,11 +475,9 @@ async def run_retention(
             session, and_(finished, OutboxMessage.created_at < cutoff)
         )
     }
-    # A /contact never saved keeps its note in the draft: gone once abandoned that long,
-    # as the cases' drafts.
-    more["contact_drafts"] = await _delete_rows(
-        session, ContactDraft, ContactDraft.updated_at < photo_cutoff
-    )
+    # A report or a /contact never sent keeps its texts in the draft: gone once abandoned
+    # as long as photos are kept.
+    more.update(await end_abandoned(session, photo_cutoff))
     for step in _retention_steps:
         more.update(await step(session, cutoff, photo_cutoff))
     result = RetentionResult(

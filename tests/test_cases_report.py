@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from models.cases import CaseDraft, CaseKind, CaseStatus, Category, Urgency
+from models.cases import CaseKind, CaseStatus, Category, Urgency
+from models.conversation import CASE_FLOWS, OpenFlow
 from models.outbox import OutboxMessage
 from tests.cases_helpers import (
     ANNA,
@@ -22,6 +23,8 @@ from tests.cases_helpers import (
     texts,
 )
 from tests.conftest import BotHarness
+
+CASE_DRAFT = select(OpenFlow).where(OpenFlow.flow.in_(CASE_FLOWS))
 
 
 async def test_a_volunteer_reports_in_italian_corrects_the_category_and_operators_are_alerted(
@@ -73,7 +76,7 @@ async def test_a_volunteer_reports_in_italian_corrects_the_category_and_operator
         assert bot.fake.buttons(alert)[0] == ["✋ Lo prendo io", "Non posso"]
     assert alerts_in(bot, CARLA) == [], "coordinators only hear when nobody is on duty"
     async with bot.session() as session:
-        assert await session.scalar(select(CaseDraft)) is None
+        assert await session.scalar(CASE_DRAFT) is None
 
 
 async def test_a_french_volunteer_describes_the_place_adds_a_photo_and_skips_the_description(
@@ -128,7 +131,7 @@ async def test_cancel_at_any_step_sends_nothing(bot: BotHarness) -> None:
     async with bot.session() as session:
         queued = select(OutboxMessage).where(OutboxMessage.kind != "reply")
         assert list(await session.scalars(queued)) == []  # no alert, no feedback
-        assert await session.scalar(select(CaseDraft)) is None
+        assert await session.scalar(CASE_DRAFT) is None
     assert alerts_in(bot, ANNA) == []
 
 
@@ -173,8 +176,8 @@ async def test_bad_input_gets_a_clear_answer_and_loses_nothing(bot: BotHarness) 
     out = await bot.says(VOLUNTEER, "Persona che chiede aiuto")
     assert "Descrivi la persona" in texts(out)
     async with bot.session() as session:
-        draft = await session.scalar(select(CaseDraft))
-        assert draft is not None and draft.state == "person"
+        draft = await session.scalar(CASE_DRAFT)
+        assert draft is not None and draft.step == "person"
         assert draft.data["place"] == "Sottopassaggio"
 
 

@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy import select
 
 from models.base import clock
-from models.cases import Case, CaseDraft
+from models.cases import Case
+from models.conversation import CASE_FLOWS, OpenFlow
 from tests.cases_helpers import (
     ANNA,
     POLICE,
@@ -170,9 +171,9 @@ async def test_the_card_speaks_french_about_the_pin(bot: BotHarness) -> None:
 # ---- a report in progress does not swallow another flow -------------------------------------
 
 
-async def draft_of(bot: BotHarness) -> CaseDraft | None:
+async def draft_of(bot: BotHarness) -> OpenFlow | None:
     async with bot.session() as session:
-        return await session.scalar(select(CaseDraft))
+        return await session.scalar(select(OpenFlow).where(OpenFlow.flow.in_(CASE_FLOWS)))
 
 
 async def test_a_command_during_a_report_asks_continue_or_discard(bot: BotHarness) -> None:
@@ -184,7 +185,7 @@ async def test_a_command_during_a_report_asks_continue_or_discard(bot: BotHarnes
     assert texts(out) == "Hai una segnalazione in corso: vuoi continuarla o scartarla?"
     assert bot.fake.buttons(out[-1]) == [["Continua", "Scarta"]]
     draft = await draft_of(bot)
-    assert draft is not None and draft.state == "category", "nothing was taken as an answer"
+    assert draft is not None and draft.step == "category", "nothing was taken as an answer"
 
     out = await bot.presses(VOLUNTEER, out[-1], "Continua")
     assert "Che tipo di situazione è?" in texts(out)
@@ -223,4 +224,4 @@ async def test_an_operator_writing_a_report_can_still_take_an_alert(bot: BotHarn
     out = await bot.presses(ANNA, alert, "✋ Lo prendo io")
     assert "Hai preso in carico" in texts(out)
     draft = await draft_of(bot)
-    assert draft is not None and draft.state == "location"
+    assert draft is not None and draft.step == "location"

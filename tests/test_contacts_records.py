@@ -17,7 +17,8 @@ from bot.contacts_jobs import privacy_follow_ups
 from models import contacts as contacts_model
 from models.accounts import account_by_telegram_id
 from models.base import clock
-from models.contacts import ContactDraft, Person, save_draft
+from models.contacts import Person
+from models.conversation import Conversation, Flow, OpenFlow, begin
 from models.exchange import Direction, Exchange, InboxStatus
 from models.outbox import OutboxMessage
 from models.privacy import complete_forgetting, forget_person, run_retention
@@ -298,10 +299,16 @@ async def test_retention_drops_abandoned_contact_drafts_with_their_notes(bot: Bo
     async with bot.session() as session:
         coordinator = await account_by_telegram_id(session, COORDINATOR)
         assert coordinator is not None
-        await save_draft(session, coordinator, {"notes": "a draft of today"})
+        today = {"notes": "a draft of today"}
+        conversation = Conversation(coordinator.id)
+        await begin(
+            session, conversation, Flow.CONTACT, chat_id=COORDINATOR, step="channel", data=today
+        )
         await session.commit()
         result = await run_retention(session, retention_months=24, photo_retention_days=30)
         await session.commit()
-        drafts = list(await session.scalars(select(ContactDraft.data)))
+        drafts = list(
+            await session.scalars(select(OpenFlow.data).where(OpenFlow.flow == Flow.CONTACT))
+        )
     assert result.more["contact_drafts"] == 1
     assert drafts == [{"notes": "a draft of today"}]

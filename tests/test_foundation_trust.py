@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 
 from fakebotapi import group_chat_dict, message_dict, user_dict
 from models.accounts import Account, Invite, account_by_telegram_id, set_role
-from models.cases import Case, CaseDraft
-from models.contacts import load_draft
+from models.cases import Case
+from models.conversation import CASE_FLOWS, Flow, OpenFlow, load_conversation
 from models.directory import ServiceEdit
 from models.roles import Role
 from tests.conftest import BotHarness
@@ -22,6 +22,7 @@ VOLUNTEER = 3103
 FIRST, SECOND, THIRD = 3201, 3202, 3203
 GROUP = -100777
 DOCUMENTS = "📄 Documenti e aiuto legale"
+CASE_DRAFTS = select(OpenFlow).where(OpenFlow.flow.in_(CASE_FLOWS))
 
 
 async def _role(bot: BotHarness, telegram_id: int) -> Role:
@@ -132,8 +133,8 @@ async def test_editing_a_note_does_not_append_it_twice(bot: BotHarness) -> None:
     async with bot.session() as session:
         operator = await account_by_telegram_id(session, OPERATOR)
         assert operator is not None
-        draft = await load_draft(session, operator)
-    assert draft is not None and draft["notes"] == "dormiva in stazione"
+        draft = (await load_conversation(session, operator.id)).get(Flow.CONTACT)
+    assert draft is not None and draft.data["notes"] == "dormiva in stazione"
     assert "modificato un messaggio" in bot.last(OPERATOR)["text"]
 
 
@@ -202,7 +203,7 @@ async def test_a_volunteer_whose_role_is_taken_away_cannot_send_the_open_report(
 
     async with bot.session() as session:
         assert await session.scalar(select(func.count()).select_from(Case)) == 0
-        assert await session.scalar(select(func.count()).select_from(CaseDraft)) == 0
+        assert await session.scalar(select(func.count()).select_from(CASE_DRAFTS.subquery())) == 0
     assert "riservat" in _texts(out) or "non è più aperta" in _texts(out)
 
 
@@ -223,7 +224,7 @@ async def test_every_report_step_checks_the_role_even_if_the_draft_was_kept(
 
     assert "riservat" in _texts(out)
     async with bot.session() as session:
-        assert await session.scalar(select(func.count()).select_from(CaseDraft)) == 0
+        assert await session.scalar(select(func.count()).select_from(CASE_DRAFTS.subquery())) == 0
 
 
 async def test_a_role_change_drops_the_drafts_the_new_role_may_not_finish(
@@ -238,7 +239,7 @@ async def test_a_role_change_drops_the_drafts_the_new_role_may_not_finish(
     await _change_role(bot, OPERATOR, Role.COORDINATOR)  # coordinators may still ask
 
     async with bot.session() as session:
-        drafts = list(await session.scalars(select(CaseDraft)))
+        drafts = list(await session.scalars(CASE_DRAFTS))
         operator = await account_by_telegram_id(session, OPERATOR)
     assert operator is not None
     assert [(d.account_id, d.flow) for d in drafts] == [(operator.id, "urgent")]
@@ -321,7 +322,7 @@ async def test_privileged_commands_typed_in_a_group_are_answered_only_privately(
 
     async with bot.session() as session:
         assert list(await session.scalars(select(Invite))) == []
-        assert await session.scalar(select(func.count()).select_from(CaseDraft)) == 0
+        assert await session.scalar(select(func.count()).select_from(CASE_DRAFTS.subquery())) == 0
     assert bot.fake.sent_messages(COORDINATOR) == []
 
 

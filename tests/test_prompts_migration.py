@@ -13,6 +13,8 @@ from models.db import make_engine
 from models.migrate import alembic_config, upgrade
 
 UNTIL = "2026-01-01 10:30:00.000000"
+# After it, questions are open flows (tests/test_conversation_migration.py).
+LAST_WITH_CHAT_PROMPT = "0014"
 SEED = [
     "INSERT INTO account (id, telegram_id, role, on_duty, created_at, last_seen_at) VALUES "
     "(4, 3201, 'public', 0, '2026-01-01 10:00:00.000000', '2026-01-01 10:00:00.000000')",
@@ -40,7 +42,7 @@ async def test_a_question_open_in_a_private_chat_survives_the_upgrade_and_the_wa
             await connection.execute(text(statement))
     await engine.dispose()
 
-    await asyncio.to_thread(upgrade, url)
+    await asyncio.to_thread(upgrade, url, LAST_WITH_CHAT_PROMPT)
     upgraded = await _rows(url, "SELECT account_id, chat_id, kind, value FROM chat_prompt")
     await asyncio.to_thread(command.downgrade, alembic_config(url), "0007")
     downgraded = await _rows(url, "SELECT chat_id, kind, value FROM chat_prompt")
