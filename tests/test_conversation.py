@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import event, select
 
-from bot.fakeapi import group_chat_dict
+from fakebotapi import group_chat_dict
 from models.accounts import Account, account_by_telegram_id, set_role
 from models.base import clock
 from models.cases import Case, CaseKind

@@ -1,6 +1,6 @@
 """conversation: what a person is in the middle of, one row per open flow
 
-Revision ID: 0015_conversation
+Revision ID: 0015
 Revises: 0014
 Create Date: 2026-12-02 10:00:00
 
@@ -22,7 +22,7 @@ from sqlalchemy.dialects import postgresql
 
 import models.base
 
-revision: str = "0015_conversation"
+revision: str = "0015"
 down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

@@ -6,8 +6,8 @@ With only (chat_id, update_id) that question read the chat's whole history (a cl
 chat with 20,000 updates took tens of milliseconds: ``benchmarks/bench_claim_history.py``);
 with the status in the index it reads the unfinished rows only.
 
-Revision ID: 0018
-Revises: 0014
+Revision ID: 0016
+Revises: 0015
 Create Date: 2026-12-02 01:40:00
 """
 
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0018"
-down_revision: str | None = "0014"
+revision: str = "0016"
+down_revision: str | None = "0015"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
