@@ -22,9 +22,10 @@ from bot.fakeapi import FakeRequest, FakeTelegram
 from bot.parsing import parse_index
 from config.settings import load_settings
 from models import migrate
-from models.accounts import get_or_create_account, set_role
+from models.accounts import get_or_create_account
 from models.db import make_engine, make_sessionmaker
 from models.roles import Role
+from models.team import set_role
 
 CONSOLE_USER = 100_001
 CONSOLE_TOKEN = "100000:CONSOLE"

@@ -20,8 +20,8 @@ from handlers.common import (
     handles,
     reply,
 )
-from models.accounts import InviteError, create_invite, redeem_invite
 from models.roles import INVITABLE, Permission, Role
+from models.team import InviteError, create_invite, redeem_invite
 
 COMMANDS = [
     Command("start", N_("Start and show what I can do")),

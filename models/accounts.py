@@ -1,10 +1,13 @@
-"""Accounts (everyone who writes to the bot), their roles, invites and the audit log."""
+"""Accounts (everyone who writes to the bot), invites and the audit log: the tables and
+what reads or marks an account by itself.
+
+Everything else imports this module, so it imports none of the features: a change of role and
+invites (which also drop the drafts the new role may not finish) are in :mod:`models.team`,
+the sender read at the start of each update in :mod:`models.senders`.
+"""
 
 from __future__ import annotations
 
-import enum
-import secrets
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,21 +18,15 @@ from sqlalchemy import (
     ForeignKey,
     String,
     Text,
-    and_,
-    bindparam,
     select,
-    update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
-from sqlalchemy.orm.attributes import set_committed_value
 
 from models.base import Base, BigId, clock
 from models.db import insert_ignore
-from models.prompts import ChatPrompt, close_prompt
-from models.roles import Role, inviters_of, may_invite, raises
+from models.roles import Role
 
-INVITE_LIFETIME = timedelta(hours=48)
 # ``last_seen_at`` is rewritten only when it is this much out of date: a write on every
 # update would make each one a write transaction from its first step (on SQLite, the single
 # writer's lock taken before the handler even starts) for a figure nobody needs to the second.
@@ -132,74 +129,6 @@ async def account_by_username(session: AsyncSession, username: str) -> Account |
     return await session.scalar(select(Account).where(Account.username == name).limit(1))
 
 
-@dataclass
-class Sender:
-    """The sender of an update with what the first handlers need about them, read at once."""
-
-    account: Account
-    created: bool
-    prompt: ChatPrompt | None = None  # the sender's open question in the update's chat, if any
-    draft_flow: str | None = None  # the report or urgent request being written, if any
-    complete: bool = False  # prompt and draft were read with the account
-
-
-_SENDER_QUERY: Any = None
-
-
-def _sender_query() -> Any:
-    """Account + their prompt in this chat + the draft's flow: one statement, built once.
-
-    The prompt is the person's, answered only in the chat where it was asked, hence the join
-    on a parameter too; a missing chat (a button press) is passed as NULL, matching nothing.
-    """
-    global _SENDER_QUERY
-    if _SENDER_QUERY is None:
-        from models.cases import CaseDraft  # models.cases imports this module
-
-        _SENDER_QUERY = (
-            select(Account, ChatPrompt, CaseDraft.flow)
-            .select_from(Account)
-            .outerjoin(
-                ChatPrompt,
-                and_(
-                    ChatPrompt.account_id == Account.id,
-                    ChatPrompt.chat_id == bindparam("chat_id"),
-                ),
-            )
-            .outerjoin(CaseDraft, CaseDraft.account_id == Account.id)
-            .where(Account.telegram_id == bindparam("telegram_id"))
-        )
-    return _SENDER_QUERY
-
-
-async def load_sender(
-    session: AsyncSession,
-    telegram_id: int,
-    chat_id: int | None,
-    *,
-    admin_ids: frozenset[int] = frozenset(),
-) -> Sender:
-    """The sender's account (created on first contact), with the chat's open prompt and the
-    sender's draft flow in the same round trip when the account already exists."""
-    found = (
-        await session.execute(_sender_query(), {"chat_id": chat_id, "telegram_id": telegram_id})
-    ).first()
-    if found is None:
-        account, created = await get_or_create_account(session, telegram_id, admin_ids=admin_ids)
-        return Sender(account, created)
-    account, prompt, flow = found
-    return _known_sender(account, prompt, flow)
-
-
-def _known_sender(account: Account, prompt: ChatPrompt | None, flow: str | None) -> Sender:
-    now = clock.now()
-    if now - account.last_seen_at >= LAST_SEEN_GRANULARITY:
-        account.last_seen_at = now
-    if prompt is not None and prompt.until < now:
-        prompt = None
-    return Sender(account, False, prompt=prompt, draft_flow=flow, complete=True)
-
-
 async def get_or_create_account(
     session: AsyncSession, telegram_id: int, *, admin_ids: frozenset[int] = frozenset()
 ) -> tuple[Account, bool]:
@@ -217,144 +146,6 @@ async def get_or_create_account(
     account = await account_by_telegram_id(session, telegram_id)
     assert account is not None
     return account, created
-
-
-async def set_role(
-    session: AsyncSession, account: Account, role: Role, *, by: Account | None
-) -> None:
-    previous = account.role
-    account.role = role
-    if role in STAFF_ROLES and account.operator_code is None:
-        account.operator_code = f"OP-{account.id:03d}"
-    if role not in STAFF_ROLES:
-        account.on_duty = False
-    await _drop_drafts_not_allowed(session, account)
-    await close_prompt(session, account.id)  # asked under the old role
-    audit(
-        session,
-        by,
-        "role_changed",
-        subject_type="account",
-        subject_id=account.id,
-        detail=f"{previous.value}->{role.value}",
-    )
-
-
-async def _drop_drafts_not_allowed(session: AsyncSession, account: Account) -> None:
-    """A report, request or contact half-written under the old role is not finished under a
-    new role that may not (each step checks too; this keeps no dead draft around)."""
-    from models.cases import drop_drafts_not_allowed  # both import this module
-    from models.contacts import drop_draft_if_not_allowed
-
-    await drop_drafts_not_allowed(session, account)
-    await drop_draft_if_not_allowed(session, account)
-
-
-class InviteError(enum.StrEnum):
-    NOT_ALLOWED = "not_allowed"
-    UNKNOWN = "unknown"
-    EXPIRED = "expired"
-    USED = "used"
-    REVOKED = "revoked"  # its author may no longer give this role
-    NOT_HIGHER = "not_higher"  # the person's role is already as high (an invite never lowers)
-
-
-async def create_invite(session: AsyncSession, inviter: Account, role: Role) -> Invite:
-    if not may_invite(inviter.role, role):
-        raise PermissionError(InviteError.NOT_ALLOWED)
-    now = clock.now()
-    invite = Invite(
-        code=secrets.token_urlsafe(12),
-        role=role,
-        created_by=inviter.id,
-        created_at=now,
-        expires_at=now + INVITE_LIFETIME,
-    )
-    session.add(invite)
-    await session.flush()
-    audit(
-        session,
-        inviter,
-        "invite_created",
-        subject_type="invite",
-        subject_id=invite.id,
-        detail=role.value,
-    )
-    return invite
-
-
-async def redeem_invite(session: AsyncSession, code: str, account: Account) -> Invite | InviteError:
-    """Grant the invite's role once, and only as a promotion.
-
-    Refusals are read first (unknown, used, expired, the author no longer allowed to give the
-    role, a role the person would not gain by); then one conditional ``UPDATE`` claims the
-    invite, and its row count decides: two people opening the link at once cannot both win,
-    on SQLite (which has no row lock) as on PostgreSQL. A refused invite stays unused.
-    """
-    found = (
-        await session.execute(
-            select(Invite, Account.role)
-            .join(Account, Account.id == Invite.created_by)
-            .where(Invite.code == code)
-        )
-    ).first()
-    if found is None:
-        return InviteError.UNKNOWN
-    invite, author_role = found
-    now = clock.now()
-    refused = _refusal(invite, author_role, account, now)
-    if refused is not None:
-        return refused
-    if not await _claim_invite(session, invite, account, now):
-        return InviteError.USED
-    await set_role(session, account, invite.role, by=None)
-    audit(
-        session,
-        account,
-        "invite_redeemed",
-        subject_type="invite",
-        subject_id=invite.id,
-        detail=invite.role.value,
-    )
-    return invite
-
-
-def _refusal(
-    invite: Invite, author_role: Role, account: Account, now: datetime
-) -> InviteError | None:
-    if invite.used_at is not None:
-        return InviteError.USED
-    if now >= invite.expires_at:
-        return InviteError.EXPIRED
-    if not may_invite(author_role, invite.role):
-        return InviteError.REVOKED
-    if not raises(account.role, invite.role):
-        return InviteError.NOT_HIGHER
-    return None
-
-
-async def _claim_invite(
-    session: AsyncSession, invite: Invite, account: Account, now: datetime
-) -> bool:
-    """Mark the invite used by ``account`` if nobody did meanwhile and its author may still
-    give its role; True when this call won."""
-    authors = select(Account.id).where(Account.role.in_(inviters_of(invite.role)))
-    result = await session.execute(
-        update(Invite)
-        .where(
-            Invite.id == invite.id,
-            Invite.used_at.is_(None),
-            Invite.expires_at > now,
-            Invite.created_by.in_(authors),
-        )
-        .values(used_at=now, used_by=account.id)
-        .execution_options(synchronize_session=False)
-    )
-    if int(getattr(result, "rowcount", 0) or 0) != 1:
-        return False
-    set_committed_value(invite, "used_at", now)
-    set_committed_value(invite, "used_by", account.id)
-    return True
 
 
 async def list_accounts(session: AsyncSession, *, staff_only: bool = False) -> list[Account]:
