@@ -53,8 +53,6 @@ class Console:
             await self.running.worker.drain()
         await self.running.worker.drain()
         await dispatch_all(self.running.application)  # what the handlings committed goes out
-        for hook in self.running.runtime.extras.get("after_updates", []):
-            await hook(self.running)
 
     def _push(self, line: str) -> str | None:
         number = parse_index(line[1:], 1000) if line.startswith("#") else None
