@@ -30,11 +30,12 @@ from telegram.ext import AIORateLimiter, ExtBot
 from bot.app import HelpCenterBot, build_application
 from config.settings import Settings
 from fakebotapi import FakeRequest, FakeTelegram
-from models.accounts import get_or_create_account, set_role
+from models.accounts import get_or_create_account
 from models.db import make_engine, make_sessionmaker
 from models.migrate import upgrade
 from models.outbox import OutboxMessage, OutboxStatus
 from models.roles import Role
+from models.team import set_role
 
 TOKEN = "123456:BENCH"
 TELEGRAM_LIMIT_PER_SECOND = 30

@@ -33,12 +33,11 @@ from bot.exchange_log import LoggingRequest
 from bot.health import refresh_gauges
 from bot.i18n import Catalogs
 from bot.inbox import InboxWorker, Poller
-from bot.menus import set_default_menus
+from bot.menus import Command, set_default_menus
 from bot.middleware import ACCOUNT_GROUP, EDITS_GROUP, load_account
 from bot.runtime import HCContext, Runtime
 from config.settings import Settings
 from handlers import cases, contacts, directory, fallback, start
-from handlers.common import Command
 from models.base import Clock
 from models.base import clock as default_clock
 from models.db import make_engine, make_sessionmaker
@@ -85,6 +84,7 @@ def build_application(
         catalogs=Catalogs(settings.default_language),
         clock=clock,
         worker_id=worker_id or f"{socket.gethostname()}:{os.getpid()}",
+        commands=features_commands(),
         updates_request=updates_request,
     )
     application.add_handler(TypeHandler(Update, load_account), group=ACCOUNT_GROUP)
@@ -144,13 +144,14 @@ class HelpCenterBot:
         self._tasks.append(asyncio.create_task(self.worker.run(), name="inbox-worker"))
         self._tasks.append(asyncio.create_task(self.dispatcher.run(), name="outbox-dispatcher"))
         self._tasks.append(asyncio.create_task(refresh_gauges(self.runtime), name="gauges"))
-        for hook in self.runtime.extras.get("on_start", []):
-            await hook(self)
 
     async def publish_default_menus(self) -> None:
         """The public command menu in every language (once per start, by one process)."""
         await set_default_menus(
-            self.application.bot, self.runtime.catalogs, features_commands(), self.runtime.settings
+            self.application.bot,
+            self.runtime.catalogs,
+            self.runtime.commands,
+            self.runtime.settings,
         )
 
     async def start_polling(self) -> None:

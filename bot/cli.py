@@ -172,7 +172,8 @@ def with_session(settings: Settings, work: Callable[[Any], Any]) -> Any:
 
 
 def cmd_users_grant(args: argparse.Namespace) -> int:
-    from models.accounts import get_or_create_account, set_role
+    from models.accounts import get_or_create_account
+    from models.team import set_role
 
     settings = settings_for_database()
 

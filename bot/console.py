@@ -22,9 +22,10 @@ from bot.parsing import parse_index
 from config.settings import load_settings
 from fakebotapi import FakeRequest, FakeTelegram
 from models import migrate
-from models.accounts import get_or_create_account, set_role
+from models.accounts import get_or_create_account
 from models.db import make_engine, make_sessionmaker
 from models.roles import Role
+from models.team import set_role
 
 CONSOLE_USER = 100_001
 CONSOLE_TOKEN = "100000:CONSOLE"
@@ -52,8 +53,6 @@ class Console:
             await self.running.worker.drain()
         await self.running.worker.drain()
         await dispatch_all(self.running.application)  # what the handlings committed goes out
-        for hook in self.running.runtime.extras.get("after_updates", []):
-            await hook(self.running)
 
     def _push(self, line: str) -> str | None:
         number = parse_index(line[1:], 1000) if line.startswith("#") else None

@@ -42,7 +42,7 @@ from bot.startup import EXIT_CONFIG, CliError
 from config.settings import Settings, load_settings
 from fakebotapi import EDIT_METHODS, SEND_METHODS, FakeRequest, FakeTelegram, callback_update
 from models import migrate
-from models.accounts import get_or_create_account, set_role
+from models.accounts import get_or_create_account
 from models.base import clock
 from models.cases import set_duty
 from models.db import make_engine, make_sessionmaker
@@ -51,6 +51,7 @@ from models.directory_io import import_directory, read_directory
 from models.exchange import Exchange, InboxStatus
 from models.outbox import OutboxMessage, OutboxStatus
 from models.roles import Role
+from models.team import set_role
 
 DEMO_TOKEN = "100000:DEMO"
 EXAMPLE_DIRECTORY = Path(__file__).resolve().parent.parent / "config" / "services.example.yaml"

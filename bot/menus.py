@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from telegram import Bot, BotCommand, BotCommandScopeChat, BotCommandScopeDefault
 
 from bot.i18n import Catalogs, Translator
-from handlers.common import Command
-from models.roles import Role, can
+from models.roles import Permission, Role, can
+
+
+@dataclass(frozen=True)
+class Command:
+    """A command for the menu: shown to the roles that have ``permission``."""
+
+    name: str
+    description: str  # an N_() marked English source string
+    permission: Permission | None = None
 
 
 def commands_for(

@@ -6,8 +6,9 @@ from __future__ import annotations
 from telegram import Update
 
 from bot.runtime import HCContext
-from models.accounts import bot_blocked_or_unblocked, heard_from, load_sender
+from models.accounts import bot_blocked_or_unblocked, heard_from
 from models.roles import Role
+from models.senders import load_sender
 
 ACCOUNT_GROUP = -10  # first of all; features may add groups between this and 0
 EDITS_GROUP = -5  # an edited message is acknowledged there and handled no further

@@ -18,6 +18,7 @@ from telegram.ext import Application, CallbackContext, ExtBot
 from telegram.request import BaseRequest
 
 from bot.i18n import Catalogs, Translator
+from bot.menus import Command
 from config.settings import Settings
 from models.accounts import Account
 from models.base import Clock
@@ -35,6 +36,8 @@ class Runtime:
     clock: Clock = default_clock
     worker_id: str = "worker"
     extras: dict[str, Any] = field(default_factory=dict)
+    # Each feature's commands, in the order of ``bot.app.FEATURES``: /help and the menus.
+    commands: list[list[Command]] = field(default_factory=list)
     # The request object PTB uses for ``getUpdates`` (the fetch loop calls it directly).
     updates_request: BaseRequest | None = None
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from telegram import Chat, Update
 
 from bot.i18n import ROLE_NAMES, Translator
+from bot.menus import Command as Command  # each feature declares its menu with it
 from bot.runtime import HCContext
 from models.accounts import audit
 from models.roles import GRANTS, RANK, Permission, Role, can, inviters_of, raises
@@ -26,15 +26,6 @@ log = logging.getLogger(__name__)
 
 Callback = Callable[[Update, HCContext], Awaitable[Any]]
 F = TypeVar("F", bound=Callback)
-
-
-@dataclass(frozen=True)
-class Command:
-    """A command for the menu: shown to the roles that have ``permission``."""
-
-    name: str
-    description: str  # an N_() marked English source string
-    permission: Permission | None = None
 
 
 def handles(

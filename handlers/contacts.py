@@ -43,7 +43,7 @@ from bot.runtime import HCContext
 from handlers.bad_input import stale_button
 from handlers.common import Command, acknowledge, edit_text, handles, reply
 from models import contacts as people
-from models.accounts import audit, set_role
+from models.accounts import audit
 from models.base import clock
 from models.contact_export import ExportOptions, export_xlsx
 from models.contacts import Action, Channel, ContactFacts, Gender, Housing, Need, Outcome
@@ -58,6 +58,7 @@ from models.privacy import (
 )
 from models.roles import Permission, Role
 from models.stats import Period, compute_stats
+from models.team import set_role
 
 COMMANDS = [
     Command("contact", N_("Record a contact with a person you met"), Permission.RECORD_CONTACTS),

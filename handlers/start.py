@@ -8,7 +8,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler
 
 from bot.i18n import N_, Translator, language_name, role_in
-from bot.menus import set_chat_menu
+from bot.menus import commands_for, set_chat_menu
 from bot.runtime import HCContext
 from handlers import needs
 from handlers.bad_input import stale_button
@@ -20,8 +20,8 @@ from handlers.common import (
     handles,
     reply,
 )
-from models.accounts import InviteError, create_invite, redeem_invite
 from models.roles import INVITABLE, Permission, Role
+from models.team import InviteError, create_invite, redeem_invite
 
 COMMANDS = [
     Command("start", N_("Start and show what I can do")),
@@ -52,10 +52,7 @@ def role_name(role: Role, _: Translator) -> str:
 def help_text(context: HCContext) -> str:
     """The public get a sentence and the needs buttons; the team their role's commands."""
     _ = context._
-    from bot.app import features_commands
-    from bot.menus import commands_for
-
-    commands = commands_for(context.account.role, features_commands(), context.settings)
+    commands = commands_for(context.account.role, context.runtime.commands, context.settings)
     listed = [f"/{c.name} — {_(c.description)}" for c in commands]
     if context.account.role is Role.PUBLIC:  # the public are not labelled: buttons, not commands
         more = [line for c, line in zip(commands, listed, strict=True) if c.name not in BUTTONED]
@@ -117,15 +114,13 @@ async def _redeem(update: Update, context: HCContext, code: str) -> None:
 
 
 async def refresh_menu(context: HCContext) -> None:
-    from bot.app import features_commands
-
     account = context.account
     await set_chat_menu(
         context.bot,
         account.telegram_id,
         account.role,
         context._,
-        features_commands(),
+        context.runtime.commands,
         context.settings,
     )
 

@@ -1,10 +1,13 @@
-"""Accounts (everyone who writes to the bot), their roles, invites and the audit log."""
+"""Accounts (everyone who writes to the bot), invites and the audit log: the tables and
+what reads or marks an account by itself.
+
+Everything else imports this module, so it imports none of the features: a change of role and
+invites (which also drop the drafts the new role may not finish) are in :mod:`models.team`,
+the sender read at the start of each update in :mod:`models.senders`.
+"""
 
 from __future__ import annotations
 
-import enum
-import secrets
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,20 +18,15 @@ from sqlalchemy import (
     ForeignKey,
     String,
     Text,
-    bindparam,
     select,
-    update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
-from sqlalchemy.orm.attributes import set_committed_value
 
 from models.base import Base, BigId, clock
-from models.conversation import Conversation, OpenFlow, end_not_allowed, load_conversation
 from models.db import insert_ignore
-from models.roles import Role, inviters_of, may_invite, raises
+from models.roles import Role
 
-INVITE_LIFETIME = timedelta(hours=48)
 # ``last_seen_at`` is rewritten only when it is this much out of date: a write on every
 # update would make each one a write transaction from its first step (on SQLite, the single
 # writer's lock taken before the handler even starts) for a figure nobody needs to the second.
@@ -131,44 +129,6 @@ async def account_by_username(session: AsyncSession, username: str) -> Account |
     return await session.scalar(select(Account).where(Account.username == name).limit(1))
 
 
-@dataclass
-class Sender:
-    """The sender of an update, with what they are in the middle of, read at once."""
-
-    account: Account
-    created: bool
-    conversation: Conversation
-
-
-# Account + every flow they have open: one statement, one row per open flow (at least one).
-_SENDER_QUERY = (
-    select(Account, OpenFlow)
-    .select_from(Account)
-    .outerjoin(OpenFlow, OpenFlow.account_id == Account.id)
-    .where(Account.telegram_id == bindparam("telegram_id"))
-)
-
-
-async def load_sender(
-    session: AsyncSession, telegram_id: int, *, admin_ids: frozenset[int] = frozenset()
-) -> Sender:
-    """The sender's account (created on first contact) and their open flows, in one round
-    trip when the account already exists."""
-    found = (await session.execute(_SENDER_QUERY, {"telegram_id": telegram_id})).all()
-    if not found:
-        account, created = await get_or_create_account(session, telegram_id, admin_ids=admin_ids)
-        # Someone new has nothing open; an account created meanwhile by another worker may.
-        empty = Conversation(account.id)
-        conversation = empty if created else await load_conversation(session, account.id)
-        return Sender(account, created, conversation)
-    account = found[0][0]
-    now = clock.now()
-    if now - account.last_seen_at >= LAST_SEEN_GRANULARITY:
-        account.last_seen_at = now
-    flows = [row for _account, row in found if row is not None]
-    return Sender(account, False, Conversation.of(account.id, flows))
-
-
 async def get_or_create_account(
     session: AsyncSession, telegram_id: int, *, admin_ids: frozenset[int] = frozenset()
 ) -> tuple[Account, bool]:
@@ -186,133 +146,6 @@ async def get_or_create_account(
     account = await account_by_telegram_id(session, telegram_id)
     assert account is not None
     return account, created
-
-
-async def set_role(
-    session: AsyncSession, account: Account, role: Role, *, by: Account | None
-) -> None:
-    previous = account.role
-    account.role = role
-    if role in STAFF_ROLES and account.operator_code is None:
-        account.operator_code = f"OP-{account.id:03d}"
-    if role not in STAFF_ROLES:
-        account.on_duty = False
-    await end_not_allowed(session, account.id, role)
-    audit(
-        session,
-        by,
-        "role_changed",
-        subject_type="account",
-        subject_id=account.id,
-        detail=f"{previous.value}->{role.value}",
-    )
-
-
-class InviteError(enum.StrEnum):
-    NOT_ALLOWED = "not_allowed"
-    UNKNOWN = "unknown"
-    EXPIRED = "expired"
-    USED = "used"
-    REVOKED = "revoked"  # its author may no longer give this role
-    NOT_HIGHER = "not_higher"  # the person's role is already as high (an invite never lowers)
-
-
-async def create_invite(session: AsyncSession, inviter: Account, role: Role) -> Invite:
-    if not may_invite(inviter.role, role):
-        raise PermissionError(InviteError.NOT_ALLOWED)
-    now = clock.now()
-    invite = Invite(
-        code=secrets.token_urlsafe(12),
-        role=role,
-        created_by=inviter.id,
-        created_at=now,
-        expires_at=now + INVITE_LIFETIME,
-    )
-    session.add(invite)
-    await session.flush()
-    audit(
-        session,
-        inviter,
-        "invite_created",
-        subject_type="invite",
-        subject_id=invite.id,
-        detail=role.value,
-    )
-    return invite
-
-
-async def redeem_invite(session: AsyncSession, code: str, account: Account) -> Invite | InviteError:
-    """Grant the invite's role once, and only as a promotion.
-
-    Refusals are read first (unknown, used, expired, the author no longer allowed to give the
-    role, a role the person would not gain by); then one conditional ``UPDATE`` claims the
-    invite, and its row count decides: two people opening the link at once cannot both win,
-    on SQLite (which has no row lock) as on PostgreSQL. A refused invite stays unused.
-    """
-    found = (
-        await session.execute(
-            select(Invite, Account.role)
-            .join(Account, Account.id == Invite.created_by)
-            .where(Invite.code == code)
-        )
-    ).first()
-    if found is None:
-        return InviteError.UNKNOWN
-    invite, author_role = found
-    now = clock.now()
-    refused = _refusal(invite, author_role, account, now)
-    if refused is not None:
-        return refused
-    if not await _claim_invite(session, invite, account, now):
-        return InviteError.USED
-    await set_role(session, account, invite.role, by=None)
-    audit(
-        session,
-        account,
-        "invite_redeemed",
-        subject_type="invite",
-        subject_id=invite.id,
-        detail=invite.role.value,
-    )
-    return invite
-
-
-def _refusal(
-    invite: Invite, author_role: Role, account: Account, now: datetime
-) -> InviteError | None:
-    if invite.used_at is not None:
-        return InviteError.USED
-    if now >= invite.expires_at:
-        return InviteError.EXPIRED
-    if not may_invite(author_role, invite.role):
-        return InviteError.REVOKED
-    if not raises(account.role, invite.role):
-        return InviteError.NOT_HIGHER
-    return None
-
-
-async def _claim_invite(
-    session: AsyncSession, invite: Invite, account: Account, now: datetime
-) -> bool:
-    """Mark the invite used by ``account`` if nobody did meanwhile and its author may still
-    give its role; True when this call won."""
-    authors = select(Account.id).where(Account.role.in_(inviters_of(invite.role)))
-    result = await session.execute(
-        update(Invite)
-        .where(
-            Invite.id == invite.id,
-            Invite.used_at.is_(None),
-            Invite.expires_at > now,
-            Invite.created_by.in_(authors),
-        )
-        .values(used_at=now, used_by=account.id)
-        .execution_options(synchronize_session=False)
-    )
-    if int(getattr(result, "rowcount", 0) or 0) != 1:
-        return False
-    set_committed_value(invite, "used_at", now)
-    set_committed_value(invite, "used_by", account.id)
-    return True
 
 
 async def list_accounts(session: AsyncSession, *, staff_only: bool = False) -> list[Account]:

@@ -13,6 +13,11 @@ Half-written reports and requests are open flows of the person's conversation
 (:mod:`models.conversation`), written in the update's own transaction, so a restart in the
 middle of a conversation loses nothing.
 
+A case closed after someone met the person leaves one anonymous contact in the contact
+database (:func:`contact_for_case`), in the transaction that closes it. What ``/stats``, the
+exports and ``/forget`` make of cases is in :mod:`models.stats`, :mod:`models.contact_export`
+and :mod:`models.privacy`, which import this module.
+
 This module renders no text and imports nothing from ``telegram``: the handlers turn what
 happened into messages in each recipient's language.
 """
@@ -41,7 +46,8 @@ from sqlalchemy import case as sql_case
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.accounts import Account
+from models import contacts
+from models.accounts import Account, audit
 from models.base import Base, BigId, clock
 from models.db import insert_ignore
 from models.outbox import OutboxMessage, OutboxStatus
@@ -375,7 +381,7 @@ async def move_case(
     """Any transition except the first take (see :func:`take_case`), with its history line.
 
     Closing records the outcome (and, for a duplicate, the case it repeats) and, when
-    someone met the person, the contact it leaves (:mod:`models.case_links`), all in the
+    someone met the person, the contact it leaves (:func:`contact_for_case`), all in the
     caller's transaction.
     """
     if not may_act(actor, case, action):
@@ -426,8 +432,40 @@ async def move_case(
     )
     await session.flush()
     if action is Action.CLOSE:
-        await case_links.contact_for_case(session, case)
+        await contact_for_case(session, case)
     return case
+
+
+# Outcomes in which an operator met the person: they are a contact. "Not found" and
+# "duplicate" met nobody, so they leave none (the case itself still counts in /stats).
+MET_OUTCOMES: dict[Outcome, contacts.Outcome] = {
+    Outcome.HELPED: contacts.Outcome.RESOLVED,
+    Outcome.REFERRED: contacts.Outcome.REFERRED,
+    Outcome.EMERGENCY_SERVICES: contacts.Outcome.REFERRED,
+    Outcome.REFUSED: contacts.Outcome.DECLINED,
+}
+OUTCOME_ACTIONS: dict[Outcome, tuple[contacts.Action, ...]] = {
+    Outcome.REFERRED: (contacts.Action.REFERRAL,),
+    Outcome.EMERGENCY_SERVICES: (contacts.Action.REFERRAL,),
+}
+
+
+async def contact_for_case(session: AsyncSession, case: Case) -> contacts.Contact | None:
+    """The contact a just-closed case leaves behind, at most one per case (a case closed,
+    reopened and closed again keeps its first). Anonymous: a case knows no person code; the
+    operator links it with /contact if they know who it was. No free text is copied."""
+    if case.outcome is None or case.outcome not in MET_OUTCOMES:
+        return None
+    met_at = case.on_site_at or case.closed_at
+    assert met_at is not None
+    return await contacts.contact_from_closed_case(
+        session,
+        case_id=case.id,
+        occurred_at=met_at,
+        operator_id=case.owner_id,
+        outcome=MET_OUTCOMES[case.outcome],
+        actions=OUTCOME_ACTIONS.get(case.outcome, ()),
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -817,8 +855,6 @@ async def set_duty(session: AsyncSession, account: Account, on: bool) -> None:
     account.on_duty = on
     account.on_duty_since = clock.now() if on else None
     record_duty = "duty_on" if on else "duty_off"
-    from models.accounts import audit
-
     audit(session, account, record_duty, subject_type="account", subject_id=account.id)
 
 
@@ -872,7 +908,3 @@ async def closed_case_facts(session: AsyncSession, case_id: int) -> ClosedCaseFa
 
 def age(case: Case) -> timedelta:
     return clock.now() - case.created_at
-
-
-# Registered with the models package: the links to contacts, statistics, exports, privacy.
-from models import case_links  # noqa: E402

@@ -1,4 +1,4 @@
-"""Exports of contacts, people and exchanges for a period: CSV files or one XLSX workbook.
+"""Exports of contacts, people, exchanges and cases for a period: CSV files or one XLSX workbook.
 
 Pseudonymous by design: people appear by their code, operators by their operator code,
 bot users by an internal account number; never names, phones, Telegram ids, message texts or
@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from models.accounts import Account, audit
+from models.cases import Case
 from models.contacts import Contact, ContactAction, ContactNeed, Person
 from models.exchange import Exchange
 from models.stats import Period, nationality_group_expression
@@ -78,6 +79,23 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("subject_type", "What it was about (person, case, …), if linked."),
         ("subject_id", "The number of that record."),
         ("failed", "yes if the update could not be handled or the message not sent."),
+    ],
+    "cases": [
+        ("case_ref", "Short reference of the case (BS-DDMM-NN), as the team knows it."),
+        ("kind", "report (a sighting) or urgent (police or railway staff asking to come)."),
+        ("category", "sleeping_rough, health, minor, family, aggressive or other."),
+        ("urgency", "emergency, today or not_urgent."),
+        ("status", "new, taken, on_site or closed."),
+        ("outcome", "helped, referred, refused, not_found, emergency_services or duplicate."),
+        ("duplicate_of", "For a duplicate: the reference of the case it repeats, if given."),
+        ("created_at", "When the report or request arrived, ISO 8601 in UTC."),
+        ("local_date", "The day it arrived in the Help Center's time zone (YYYY-MM-DD)."),
+        ("taken_at", "When the current owner took it, ISO 8601 in UTC."),
+        ("on_site_at", "When the operator said they were on site, ISO 8601 in UTC."),
+        ("closed_at", "When it was closed, ISO 8601 in UTC."),
+        ("escalations", "How many times the alert was repeated because nobody took it."),
+        ("owner_code", "Operator code of who handled it (OP-…), never a name."),
+        ("notes", "Where, what and who as written: exported only with --include-notes."),
     ],
 }
 
@@ -239,18 +257,50 @@ async def exchange_rows(session: AsyncSession, options: ExportOptions) -> AsyncI
         ]
 
 
+async def case_rows(session: AsyncSession, options: ExportOptions) -> AsyncIterator[list[str]]:
+    period = options.period
+    owner = aliased(Account)
+    original = aliased(Case)
+    query = (
+        select(Case, owner.operator_code, original.reference)
+        .outerjoin(owner, owner.id == Case.owner_id)
+        .outerjoin(original, original.id == Case.duplicate_of_id)
+        .where(Case.created_at >= period.start, Case.created_at < period.end)
+        .order_by(Case.created_at, Case.id)
+    )
+    async for case, owner_code, duplicate_of in _stream(session, query):
+        yield [
+            case.reference,
+            case.kind.value,
+            case.category.value,
+            case.urgency.value,
+            case.status.value,
+            case.outcome.value if case.outcome else "",
+            duplicate_of or "",
+            _iso(case.created_at),
+            case.created_at.astimezone(period.tz).date().isoformat(),
+            _iso(case.taken_at),
+            _iso(case.on_site_at),
+            _iso(case.closed_at),
+            str(case.escalation_step),
+            owner_code or "",
+            _case_notes(case) if options.include_notes else "",
+        ]
+
+
+def _case_notes(case: Case) -> str:
+    parts = [("where", case.place), ("what", case.seen), ("person", case.person)]
+    return "; ".join(f"{label}: {text}" for label, text in parts if text)
+
+
+# Every table of an export, in this order (its columns in :data:`COLUMNS`).
 RowSource = Callable[[AsyncSession, ExportOptions], AsyncIterator[list[str]]]
 TABLES: dict[str, RowSource] = {
     "contacts": contact_rows,
     "people": people_rows,
     "exchanges": exchange_rows,
+    "cases": case_rows,
 }
-
-
-def register_table(name: str, columns: list[tuple[str, str]], rows: RowSource) -> None:
-    """Let the cases feature add its ``cases`` table to every export once it lands."""
-    COLUMNS[name] = columns
-    TABLES[name] = rows
 
 
 def _record_export(

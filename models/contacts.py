@@ -4,11 +4,11 @@ People are never identified by name: the operator writes a short pseudonymous co
 :func:`make_code`); a name and a phone number are kept only once consent is recorded, and then
 only encrypted with Fernet under ``settings.encryption_key``. Contacts link to a case or a
 service by nullable foreign keys (``case_id``/``service_id``, revision 0007); the contact a
-closed case leaves behind is written by :mod:`models.case_links`.
+closed case leaves behind is written by :func:`models.cases.contact_for_case`.
 
 Statistics live in :mod:`models.stats`, privacy work (retention, ``/forget``, ``/mydata``) in
-:mod:`models.privacy`, exports in :mod:`models.contact_export`; they are imported at the end of
-this module so that importing ``models`` registers everything.
+:mod:`models.privacy`, exports in :mod:`models.contact_export`: each imports this module, never
+the other way round.
 """
 
 from __future__ import annotations
@@ -590,9 +590,3 @@ async def count_contacts(session: AsyncSession, person: Person) -> int:
     return int(
         await session.scalar(select(func.count()).where(Contact.person_id == person.id)) or 0
     )
-
-
-# Registered with the models package (tables and operations that build on the above).
-from models import contact_export, privacy, stats  # noqa: E402
-
-__all__ = ["contact_export", "privacy", "stats"]

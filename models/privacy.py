@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.accounts import Account, audit
 from models.base import clock
+from models.cases import Case, CaseEvent, CaseStatus
 from models.contacts import Contact, Person
 from models.conversation import end_abandoned, end_all
 from models.exchange import Direction, Exchange, InboxStatus
@@ -27,25 +27,6 @@ from models.jobs import JobRun, claim_job_run
 from models.outbox import OutboxMessage, OutboxStatus
 
 log = logging.getLogger(__name__)
-
-# Other features' share of forgetting and retention (the cases feature registers its own,
-# see models.case_links): each returns what it did as counts, e.g. {"cases": 2}.
-ForgetStep = Callable[[AsyncSession, Account], Awaitable[dict[str, int]]]
-RetentionStep = Callable[[AsyncSession, datetime, datetime], Awaitable[dict[str, int]]]
-_forget_steps: list[ForgetStep] = []
-_retention_steps: list[RetentionStep] = []
-
-
-def register_forget_step(step: ForgetStep) -> None:
-    """Run ``step(session, account)`` whenever someone is forgotten, in the same transaction."""
-    if step not in _forget_steps:
-        _forget_steps.append(step)
-
-
-def register_retention_step(step: RetentionStep) -> None:
-    """Run ``step(session, text_cutoff, photo_cutoff)`` in every retention run."""
-    if step not in _retention_steps:
-        _retention_steps.append(step)
 
 
 def _counts_text(counts: dict[str, int]) -> str:
@@ -188,7 +169,7 @@ class ForgetResult:
     exchanges: int
     contacts: int
     person: bool
-    more: dict[str, int] = field(default_factory=dict)  # from the registered steps
+    more: dict[str, int] = field(default_factory=dict)  # outbox rows, names, cases…
 
 
 # Exchange log rows anonymised: nothing left that says what was written or by whom.
@@ -206,7 +187,8 @@ async def forget_account(
     Their exchanges lose text, payload and every id that points back to them; the linked
     person record (if an operator linked one) is anonymised and its contacts' notes erased;
     the account keeps its row (the audit log refers to it) but no longer its Telegram id.
-    A staff member's first name goes from the messages that named them to others.
+    A staff member's first name goes from the messages that named them to others; the cases
+    they reported stay, without them (:func:`_unlink_reporter`).
 
     Their updates still waiting in the inbox (sent right after asking, say) are not wiped,
     which would leave them unanswered: they are handled, as from someone new, and then
@@ -251,8 +233,7 @@ async def forget_account(
     }
     if unnamed:
         more["named"] = unnamed
-    for step in _forget_steps:
-        more.update(await step(session, account))
+    more["cases"] = await _unlink_reporter(session, account)
     account.telegram_id = -account.id
     account.display_name = None
     account.username = None
@@ -374,6 +355,63 @@ async def _delete_outbox_rows(session: AsyncSession, which: Any) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+async def _unlink_reporter(session: AsyncSession, account: Account) -> int:
+    """``/forget`` by someone who reported cases: the link to them goes, the cases stay.
+
+    A case is the team's record of a person in distress, not of the reporter: what was seen
+    and where is kept (until retention), but nothing says any more who reported it (the case
+    row and its "created" history line lose the account). A half-written report goes with
+    the rest of the person's conversation (``end_all``).
+    Returns how many cases lost their reporter.
+    """
+    cases = await session.execute(
+        update(Case)
+        .where(Case.reporter_id == account.id)
+        .values(reporter_id=None)
+        .execution_options(synchronize_session=False)
+    )
+    await session.execute(
+        update(CaseEvent)
+        .where(CaseEvent.actor_id == account.id, CaseEvent.action == "created")
+        .values(actor_id=None)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(cases, "rowcount", 0) or 0)
+
+
+async def _case_retention(
+    session: AsyncSession, text_cutoff: datetime, photo_cutoff: datetime
+) -> dict[str, int]:
+    """Photos (Telegram file ids) older than the photo retention go, open cases included;
+    closed cases past the retention period lose their free texts and the map pin (where a
+    person sleeps is as telling as a name)."""
+    photos = await session.execute(
+        update(Case)
+        .where(Case.created_at < photo_cutoff, Case.photo_file_id.is_not(None))
+        .values(photo_file_id=None)
+        .execution_options(synchronize_session=False)
+    )
+    texts = await session.execute(
+        update(Case)
+        .where(
+            Case.status == CaseStatus.CLOSED,
+            Case.closed_at < text_cutoff,
+            or_(
+                Case.place.is_not(None),
+                Case.seen.is_not(None),
+                Case.person.is_not(None),
+                Case.latitude.is_not(None),
+            ),
+        )
+        .values(place=None, seen=None, person=None, latitude=None, longitude=None)
+        .execution_options(synchronize_session=False)
+    )
+    return {
+        "case_photos": int(getattr(photos, "rowcount", 0) or 0),
+        "case_texts": int(getattr(texts, "rowcount", 0) or 0),
+    }
+
+
 async def forget_person(session: AsyncSession, person: Person, actor: Account | None) -> int:
     """Erasure asked in person (at the desk): anonymise the record and its contacts' notes."""
     contacts = await _erase_notes(session, person.id)
@@ -419,7 +457,7 @@ class RetentionResult:
     exchanges: int
     notes: int
     photos: int
-    more: dict[str, int] = field(default_factory=dict)  # from the registered steps
+    more: dict[str, int] = field(default_factory=dict)  # outbox rows, drafts, cases…
 
     def summary(self) -> str:
         own = f"exchanges={self.exchanges} notes={self.notes} photos={self.photos}"
@@ -431,10 +469,9 @@ async def run_retention(
 ) -> RetentionResult:
     """Anonymise what is older than the retention period; drop photos past theirs.
 
-    Idempotent: rows already anonymised are not counted again. Photos here are the file
-    references in exchange payloads (whoever holds the file id can fetch the picture); a
-    feature that keeps photos or texts elsewhere registers its own step
-    (:func:`register_retention_step`), run here in the same transaction.
+    Idempotent: rows already anonymised are not counted again. Photos are the file
+    references in exchange payloads and cases (whoever holds the file id can fetch the
+    picture); the cases' texts and drafts go too (:func:`_case_retention`).
     """
     now = clock.now()
     cutoff = months_before(now, retention_months)
@@ -478,8 +515,7 @@ async def run_retention(
     # A report or a /contact never sent keeps its texts in the draft: gone once abandoned
     # as long as photos are kept.
     more.update(await end_abandoned(session, photo_cutoff))
-    for step in _retention_steps:
-        more.update(await step(session, cutoff, photo_cutoff))
+    more.update(await _case_retention(session, cutoff, photo_cutoff))
     result = RetentionResult(
         exchanges=int(getattr(old_exchanges, "rowcount", 0) or 0),
         notes=int(getattr(notes, "rowcount", 0) or 0),

@@ -4,17 +4,16 @@ A period is a half-open interval of local days ``[start, end)`` converted to UTC
 is one grouped query; the time series is one scan with a ``CASE`` that maps each contact to its
 bucket, so local-day boundaries are right on both PostgreSQL and SQLite.
 
-Urgent cases, response times and bed occupancy come from the cases and directory work. Until
-those land, :func:`register_provider` is the seam: each registers an async function that returns
-its figures; without one, :class:`StatsReport` carries ``None`` and the text says "not available".
+Urgent cases with their response times are read from the cases' tables (:mod:`models.cases`),
+bed occupancy from the directory's bed counts (:mod:`models.directory`).
 """
 
 from __future__ import annotations
 
 import statistics
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -22,7 +21,9 @@ from sqlalchemy import and_, case, distinct, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
+from models.cases import Case, CaseEvent, CaseKind
 from models.contacts import Contact, ContactAction, ContactNeed, Person
+from models.directory import BedCountChange
 
 EU_COUNTRIES = frozenset(
     [
@@ -363,36 +364,65 @@ class StatsReport:
     beds: BedFigures | None = None
 
 
-UrgentProvider = Callable[[AsyncSession, datetime, datetime], Awaitable[UrgentFigures | None]]
-BedProvider = Callable[[AsyncSession, datetime, datetime], Awaitable[BedFigures | None]]
-_providers: dict[str, Any] = {}
-
-
-def register_provider(kind: str, provider: UrgentProvider | BedProvider) -> None:
-    """Plug in the cases ("urgent") or directory ("beds") figures once those features land."""
-    if kind not in {"urgent", "beds"}:
-        raise ValueError(kind)
-    _providers[kind] = provider
-
-
 async def urgent_case_figures(
     session: AsyncSession, start: datetime, end: datetime
-) -> UrgentFigures | None:
-    """Urgent cases and response times; None while no cases feature provides them."""
-    provider = _providers.get("urgent")
-    return await provider(session, start, end) if provider else None
+) -> UrgentFigures:
+    """Urgent requests opened in ``[start, end)``; response time = request → first "taken".
+
+    The first take is read from the history, so a release or a reopen does not reset it.
+    """
+    first_taken = (
+        select(CaseEvent.case_id, func.min(CaseEvent.at).label("at"))
+        .where(CaseEvent.action == "taken")
+        .group_by(CaseEvent.case_id)
+        .subquery()
+    )
+    query = (
+        select(Case.created_at, first_taken.c.at)
+        .outerjoin(first_taken, first_taken.c.case_id == Case.id)
+        .where(Case.kind == CaseKind.URGENT, Case.created_at >= start, Case.created_at < end)
+    )
+    rows = (await session.execute(query)).all()
+    seconds = [(_aware(taken) - created).total_seconds() for created, taken in rows if taken]
+    times = response_time_figures(seconds)
+    return UrgentFigures(len(rows), times.median_response_seconds, times.p90_response_seconds)
+
+
+def _aware(value: Any) -> datetime:
+    """``min()`` over a UTC column comes back as text or naive on SQLite: make it UTC."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 async def bed_occupancy_figures(
     session: AsyncSession, start: datetime, end: datetime
-) -> BedFigures | None:
-    """Bed occupancy; None while no directory feature provides it."""
-    provider = _providers.get("beds")
-    return await provider(session, start, end) if provider else None
+) -> BedFigures:
+    """Bed-nights: for each shelter and each local day of the period with a count, the last
+    count of that day; occupied = total − free, capacity = total, summed over those nights.
+    Days without a count are left out rather than guessed."""
+    tz = start.tzinfo
+    query = (
+        select(BedCountChange.service_id, BedCountChange.at, BedCountChange.total)
+        .add_columns(BedCountChange.free)
+        .where(
+            BedCountChange.at >= start,
+            BedCountChange.at < end,
+            BedCountChange.free.is_not(None),
+        )
+        .order_by(BedCountChange.at, BedCountChange.id)
+    )
+    nights: dict[tuple[int, date], tuple[int, int]] = {}
+    for service_id, at, total, free in (await session.execute(query)).all():
+        nights[(service_id, at.astimezone(tz).date())] = (total, free)
+    occupied = sum(max(total - free, 0) for total, free in nights.values())
+    capacity = sum(total for total, _free in nights.values())
+    shelters = len({service_id for service_id, _day in nights})
+    return BedFigures(occupied, capacity, shelters)
 
 
 def response_time_figures(seconds: Sequence[float]) -> UrgentFigures:
-    """Median and 90th percentile (inclusive method) of response times, for providers."""
+    """Median and 90th percentile (inclusive method) of response times."""
     if not seconds:
         return UrgentFigures(0, None, None)
     ordered = sorted(seconds)

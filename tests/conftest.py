@@ -179,7 +179,8 @@ class BotHarness:
         return self.fake.sent_messages(user_id)[-1]
 
     async def grant(self, telegram_id: int, role: Role, **user: Any) -> None:
-        from models.accounts import get_or_create_account, set_role
+        from models.accounts import get_or_create_account
+        from models.team import set_role
 
         self.fake.add_user(telegram_id, **user)
         async with self.sessionmaker() as session:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from bot.charts import bar_chart, read_series, time_chart
-from models.accounts import AuditEntry
+from models.accounts import AuditEntry, account_by_telegram_id
+from models.base import clock
+from models.cases import CaseKind, NewCase, open_case, take_case
 from models.contact_export import (
     COLUMNS,
     ExportOptions,
@@ -16,9 +20,12 @@ from models.contact_export import (
     read_csv,
     read_xlsx,
 )
-from models.stats import compute_stats, register_provider, response_time_figures
+from models.roles import Role
+from models.stats import compute_stats
+from tests.cases_helpers import ANNA, POLICE
 from tests.conftest import BotHarness
-from tests.contacts_helpers import MARCH, seed_march
+from tests.contacts_helpers import MARCH, ROME, seed_march
+from tests.directory_helpers import set_local_time
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -61,19 +68,28 @@ async def test_march_figures_match_the_known_answers(bot: BotHarness) -> None:
     assert report.beds is not None and report.beds.capacity == 0
 
 
-async def test_urgent_figures_come_from_a_provider_when_one_is_registered(bot: BotHarness) -> None:
-    async def provider(session, start, end):  # type: ignore[no-untyped-def]
-        return response_time_figures([60, 120, 180, 240, 600])
-
-    from models import stats
-
-    registered = dict(stats._providers)
-    register_provider("urgent", provider)
-    try:
-        async with bot.session() as session:
-            report = await compute_stats(session, MARCH)
-    finally:
-        stats._providers.update(registered)
+async def test_urgent_figures_are_the_response_times_of_the_periods_urgent_cases(
+    bot: BotHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await bot.grant(POLICE, Role.POLICE)
+    await bot.grant(ANNA, Role.OPERATOR)
+    stopped = clock.now()
+    monkeypatch.setattr(clock, "_now", lambda: stopped)  # time moves only when told to
+    set_local_time(2025, 3, 10, 20, 0)
+    async with bot.session() as session:
+        police = await account_by_telegram_id(session, POLICE)
+        anna = await account_by_telegram_id(session, ANNA)
+        assert police is not None and anna is not None
+        # Five urgent requests in March, taken after 1, 2, 3, 4 and 10 minutes.
+        for seconds in (60, 120, 180, 240, 600):
+            urgent = NewCase(kind=CaseKind.URGENT, place="Binario 1")
+            case = await open_case(
+                session, police, urgent, prefix="BS", tz=ROME, first_escalation=timedelta(0)
+            )
+            clock.advance(seconds)
+            assert (await take_case(session, case.id, anna)).won
+        await session.commit()
+        report = await compute_stats(session, MARCH)
     assert report.urgent is not None
     assert report.urgent.urgent_cases == 5
     assert report.urgent.median_response_seconds == 180

@@ -16,13 +16,14 @@ from typing import Any
 from sqlalchemy import event, select
 
 from fakebotapi import group_chat_dict
-from models.accounts import Account, account_by_telegram_id, set_role
+from models.accounts import Account, account_by_telegram_id
 from models.base import clock
 from models.cases import Case, CaseKind
 from models.contacts import Contact
 from models.conversation import OpenFlow
 from models.privacy import run_retention
 from models.roles import Role
+from models.team import set_role
 from tests.cases_helpers import ANNA, VOLUNTEER, team, texts
 from tests.conftest import BotHarness
 from tests.contacts_helpers import IT

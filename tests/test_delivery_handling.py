@@ -17,11 +17,12 @@ from bot import inbox
 from bot.app import HelpCenterBot, build_application
 from bot.dispatcher import dispatch_all
 from fakebotapi import FakeRequest, FakeTelegram
-from models.accounts import Account, get_or_create_account, set_role
+from models.accounts import Account, get_or_create_account
 from models.base import clock
 from models.db import make_engine, make_sessionmaker
 from models.exchange import Direction, Exchange, InboxStatus
 from models.roles import Role
+from models.team import set_role
 from tests.conftest import TOKEN, BotHarness, make_settings, slow_handling_of
 
 PEOPLE = range(5100, 5112)

@@ -8,11 +8,12 @@ from typing import Any
 from sqlalchemy import func, select
 
 from fakebotapi import group_chat_dict, message_dict, user_dict
-from models.accounts import Account, Invite, account_by_telegram_id, set_role
+from models.accounts import Account, Invite, account_by_telegram_id
 from models.cases import Case
 from models.conversation import CASE_FLOWS, Flow, OpenFlow, load_conversation
 from models.directory import ServiceEdit
 from models.roles import Role
+from models.team import set_role
 from tests.conftest import BotHarness
 from tests.directory_helpers import load_example, set_local_time
 
