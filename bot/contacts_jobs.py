@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.contacts_text import render_stats
 from bot.i18n import Catalogs
+from bot.jobs import sweep_job
+from bot.runtime import Runtime
 from config.settings import Settings
-from models.accounts import Account
+from models.accounts import writable_with_role
 from models.jobs import claim_job_run
 from models.outbox import enqueue
 from models.privacy import (
@@ -69,11 +69,8 @@ async def monthly_report_sweep(
     if not await claim_job_run(session, "monthly_report", due_key):
         return 0
     report = await compute_stats(session, Period.previous_month(now, settings.tz))
-    coordinators = await session.scalars(
-        select(Account).where(Account.role == Role.COORDINATOR, Account.telegram_id > 0)
-    )
     sent = 0
-    for account in coordinators:
+    for account in await writable_with_role(session, Role.COORDINATOR):
         _ = catalogs.translator(catalogs.pick(account.language, None))
         text = _("Monthly report") + "\n" + render_stats(report, _)
         enqueue(
@@ -89,30 +86,29 @@ async def monthly_report_sweep(
     return sent
 
 
-async def contacts_jobs(context: Any) -> None:
-    """JobQueue callback: both sweeps, each in its own transaction."""
-    from bot.runtime import runtime_of
-
-    runtime = runtime_of(context.application)
-    now = runtime.clock.now()
-    async with runtime.sessionmaker() as session:
-        await retention_sweep(session, runtime.settings, now)
-        await session.commit()
-    async with runtime.sessionmaker() as session:
-        await monthly_report_sweep(session, runtime.settings, runtime.catalogs, now)
-        await session.commit()
+async def due_retention(session: AsyncSession, runtime: Runtime) -> RetentionResult | None:
+    """:func:`retention_sweep` as a job's unit of work."""
+    return await retention_sweep(session, runtime.settings, runtime.clock.now())
 
 
-async def privacy_follow_ups(context: Any) -> None:
-    """JobQueue callback, every minute: what privacy leaves for after a handling. Updates that
-    waited while their sender was forgotten, once handled, are anonymised with their replies
+async def due_monthly_report(session: AsyncSession, runtime: Runtime) -> int:
+    """:func:`monthly_report_sweep` as a job's unit of work."""
+    return await monthly_report_sweep(
+        session, runtime.settings, runtime.catalogs, runtime.clock.now()
+    )
+
+
+async def follow_up_privacy(session: AsyncSession, runtime: Runtime) -> None:
+    """What privacy leaves for after a handling. Updates that waited while their sender was
+    forgotten, once handled, are anonymised with their replies
     (:func:`models.privacy.complete_forgetting`); parked updates that may identify someone
     lose their arguments (:func:`models.privacy.blank_parked_identity`). Idempotent, so
     several workers running it at once do no harm."""
-    from bot.runtime import runtime_of
+    await complete_forgetting(session)
+    await blank_parked_identity(session)
 
-    runtime = runtime_of(context.application)
-    async with runtime.sessionmaker() as session:
-        await complete_forgetting(session)
-        await blank_parked_identity(session)
-        await session.commit()
+
+# JobQueue callbacks: both sweeps every 15 minutes, each its own unit of work; privacy's
+# follow-ups every minute.
+contacts_jobs = sweep_job("contacts", due_retention, due_monthly_report)
+privacy_follow_ups = sweep_job("privacy_follow_ups", follow_up_privacy)

@@ -9,16 +9,17 @@ and goes through the outbox.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes
+from telegram.ext import Application, CallbackQueryHandler, CommandHandler
 
 from bot.i18n import N_
+from bot.jobs import sweep_job
 from bot.parsing import callback_data, parse_id, parse_number
 from bot.rendering import bold
-from bot.runtime import HCContext, Runtime, runtime_of
+from bot.runtime import HCContext, Runtime
 from handlers.bad_input import stale_button
 from handlers.common import Command, acknowledge, edit_text, handles
 from handlers.directory_common import (
@@ -43,8 +44,6 @@ from models.directory import (
 from models.jobs import claim_job_run
 from models.outbox import enqueue
 from models.roles import Permission
-
-log = logging.getLogger(__name__)
 
 COMMANDS = [
     Command("beds", N_("Update your shelter's free beds for tonight"), Permission.UPDATE_BEDS)
@@ -213,14 +212,7 @@ async def typed_number(update: Update, context: HCContext) -> None:
 # ---- the daily reminder ----------------------------------------------------------------------
 
 
-async def reminder_job(context: ContextTypes.DEFAULT_TYPE) -> None:
-    try:
-        await send_bed_reminders(runtime_of(context.application))
-    except Exception as exc:  # the next sweep tries again; nothing was committed
-        log.warning("bed reminder sweep failed: %s", type(exc).__name__)
-
-
-async def send_bed_reminders(runtime: Runtime) -> int:
+async def send_bed_reminders(session: AsyncSession, runtime: Runtime) -> int:
     """Once a day, at or after the reminder time, remind staff whose counts are not updated.
 
     Returns the number of reminders enqueued (0 when it is too early or already done today).
@@ -232,26 +224,28 @@ async def send_bed_reminders(runtime: Runtime) -> int:
     if local.time() < settings.bed_reminder_time:
         return 0
     day = local.date().isoformat()
+    if not await claim_job_run(session, REMINDER_JOB, day):
+        return 0
     catalogs = runtime.catalogs
-    async with runtime.sessionmaker() as session:
-        if not await claim_job_run(session, REMINDER_JOB, day):
-            return 0
-        sent = 0
-        for account, services in await staff_with_stale_counts(session, local_midnight(now, zone)):
-            _ = catalogs.translator(catalogs.pick(account.language, None))
-            names = "\n".join(f"• {s.name_in(_.language)}" for s in services)
-            text = _(
-                "Good evening! The free beds for tonight are not updated yet for:\n{names}\n\n"
-                "Send /beds to update them: people in the street are looking at these numbers."
-            ).format(names=names)
-            enqueue(
-                session,
-                chat_id=account.telegram_id,
-                kind="bed_reminder",
-                params={"text": text},
-                account_id=account.id,
-                dedupe_key=f"{REMINDER_JOB}:{day}:{account.id}",
-            )
-            sent += 1
-        await session.commit()
+    sent = 0
+    for account, services in await staff_with_stale_counts(session, local_midnight(now, zone)):
+        _ = catalogs.translator(catalogs.pick(account.language, None))
+        names = "\n".join(f"• {s.name_in(_.language)}" for s in services)
+        text = _(
+            "Good evening! The free beds for tonight are not updated yet for:\n{names}\n\n"
+            "Send /beds to update them: people in the street are looking at these numbers."
+        ).format(names=names)
+        enqueue(
+            session,
+            chat_id=account.telegram_id,
+            kind="bed_reminder",
+            params={"text": text},
+            account_id=account.id,
+            dedupe_key=f"{REMINDER_JOB}:{day}:{account.id}",
+        )
+        sent += 1
     return sent
+
+
+# The sweep every few minutes, one unit of work each (the next one tries again on failure).
+reminder_job = sweep_job(REMINDER_JOB, send_bed_reminders)

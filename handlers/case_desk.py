@@ -2,7 +2,8 @@
 
 Every button names its case (``case:<action>:<id>``), so an old message still works or
 answers clearly why it no longer does. Moving a case and telling others about it (edits of
-their alerts, feedback to the reporter) happen in one transaction.
+their alerts, feedback to the reporter) happen in one transaction; who is told is the
+domain's decision (``models.case_notices``), the same for every path that moves a case.
 """
 
 from __future__ import annotations
@@ -21,14 +22,13 @@ from handlers.case_notify import (
     OUTCOME_LABELS,
     STATUS_LABELS,
     alert_text,
+    announce,
     case_facts_lines,
-    enqueue_reporter_feedback,
-    enqueue_taken_edits,
     operator_name,
     taken_text,
 )
 from handlers.common import acknowledge, drop_buttons, edit_text, handles
-from models.accounts import Account
+from models.accounts import account_by_id
 from models.cases import (
     PRESSING_EMERGENCY,
     PRESSING_LATER,
@@ -225,7 +225,7 @@ def age_text(elapsed: timedelta, _: Translator) -> str:
 
 async def card_text(context: HCContext, case: Case) -> str:
     _ = context._
-    owner = await context.session.get(Account, case.owner_id) if case.owner_id else None
+    owner = await account_by_id(context.session, case.owner_id)
     kind = _("Urgent request") if case.kind is CaseKind.URGENT else _("Report")
     lines = [
         f"{kind} {case.reference}",
@@ -346,37 +346,15 @@ async def _take(update: Update, context: HCContext, case: Case, *, from_card: bo
         await send(update, context, _("Too late: {status}").format(status=who))
         return
     await acknowledge(update, context, _("It's yours."))
-    event_id = await _last_event_id(context, result.case)
+    assert result.move is not None
     pressed = (query.message.chat.id, query.message.message_id)
-    await enqueue_taken_edits(
-        context.session,
-        result.case,
-        context.account,
-        event_id=event_id,
-        settings=settings,
-        catalogs=catalogs,
-        except_message=pressed,
-    )
-    await enqueue_reporter_feedback(
-        context.session,
-        result.case,
-        event_id=event_id,
-        actor=context.account,
-        settings=settings,
-        catalogs=catalogs,
-    )
+    await announce(context.session, result.move, settings, catalogs, answered_in_place=pressed)
     if from_card:
         await drop_buttons(update)
     else:
         taken = _("✅ You took this case.")
         await edit_text(update, alert_text(result.case, 0, _) + "\n\n" + taken)
     await send_card(update, context, result.case)
-
-
-async def _last_event_id(context: HCContext, case: Case) -> int:
-    await context.session.flush()
-    events = await history(context.session, case.id)
-    return events[-1][0].id
 
 
 async def _cant(update: Update, context: HCContext, case: Case) -> None:
@@ -433,24 +411,14 @@ async def _move(
         await stale_button(update, context)
         return
     try:
-        await move_case(context.session, case, action, context.account, outcome=outcome)
+        moved = await move_case(context.session, case, action, context.account, outcome=outcome)
     except TransitionRefused:
         await acknowledge(update, context)
         await send(update, context, refused_text(context, case))
         return
     await acknowledge(update, context)
     await drop_buttons(update)
-    event_id = await _last_event_id(context, case)
-    if action in (Action.CLOSE, Action.REOPEN):
-        await enqueue_reporter_feedback(
-            context.session,
-            case,
-            event_id=event_id,
-            actor=context.account,
-            settings=context.settings,
-            catalogs=context.runtime.catalogs,
-            reopened=action is Action.REOPEN,
-        )
+    await announce(context.session, moved, context.settings, context.runtime.catalogs)
     await send_card(update, context, case)
     if outcome is Outcome.DUPLICATE:
         await _ask_duplicate_of(update, context, case)

@@ -1,11 +1,14 @@
 """What people are told about a case, rendered in each one's language and put in the outbox.
 
-Alerts, escalations, "someone took it" edits and feedback to the reporter follow from a
-state change, so they are enqueued in the same transaction as the change (see
-:mod:`models.outbox`); the dispatcher sends them within Telegram's limits. Each alert round
-has a ``dedupe_key`` (``case:{id}:escalation:{step}:{chat}``), so a step is never enqueued
-twice. The escalation sweep (:func:`escalate_due_cases`) is a plain function: a JobQueue job
-calls it every 30 seconds and tests call it directly after moving the clock.
+Who is told what when a case moves is the domain's decision
+(:func:`models.case_notices.notices_for`); :func:`announce` renders each notice it returns
+(alerts, "someone took it" edits, feedback to the reporter) and enqueues it in the same
+transaction as the change (see :mod:`models.outbox`); the dispatcher sends them within
+Telegram's limits. Every path that moves a case calls :func:`announce`, so each notifies the
+same way. Each notice has a ``dedupe_key`` (an alert round's is
+``case:{id}:escalation:{step}:{chat}``), so it is never enqueued twice. The escalation sweep
+(:func:`escalate_due_cases`) takes its session from the job runner (``bot.jobs``) every 30
+seconds; tests run it the same way after moving the clock.
 
 A case nobody could be alerted about (nobody on duty, no coordinator or administrator who has
 written to the bot and not blocked it, no team chat; or every alert refused by Telegram) is
@@ -16,36 +19,35 @@ memory, so a restart changes nothing.
 
 from __future__ import annotations
 
-import enum
 import html
 import logging
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.i18n import N_, Catalogs, Translator
 from bot.parsing import callback_data
+from bot.runtime import Runtime
 from config.settings import Settings
 from handlers.directory_common import help_center_text
 from models.accounts import Account
+from models.case_notices import Announcement, Notice, Reach, Told, notices_for
 from models.cases import (
     REPORT_ALERT,
     URGENT_ALERT,
-    AlertRound,
     Case,
     CaseKind,
+    CaseMove,
     CaseStatus,
     Category,
+    Move,
     Outcome,
     Urgency,
-    alert_recipients,
+    case_by_id,
     claim_due_escalations,
     claim_unalerted,
-    mark_alerted,
-    sent_alerts,
     unalerted_after_refusals,
-    unalerted_unless_delivered,
 )
 from models.directory import help_center
 from models.outbox import enqueue
@@ -164,61 +166,61 @@ def alert_kind(case: Case) -> str:
     return URGENT_ALERT if case.kind is CaseKind.URGENT else REPORT_ALERT
 
 
-def enqueue_alert_round(
-    session: AsyncSession, round_: AlertRound, settings: Settings, catalogs: Catalogs
-) -> int:
-    """One alert per recipient (and the team chat), each in its own language."""
-    case, step = round_.case, round_.step
-    kind = alert_kind(case)
-    count = 0
-    for account in round_.recipients:
-        _ = translator_of(catalogs, account)
-        enqueue(
-            session,
-            chat_id=account.telegram_id,
-            kind=kind,
-            params={"text": alert_text(case, step, _), "reply_markup": alert_buttons(case, _)},
-            account_id=account.id,
-            subject_type="case",
-            subject_id=case.id,
-            dedupe_key=f"case:{case.id}:{round_.key}:{account.telegram_id}",
-        )
-        count += 1
-    if settings.team_chat_id is not None:
-        _ = catalogs.translator(catalogs.default_language)
-        enqueue(
-            session,
-            chat_id=settings.team_chat_id,
-            kind=kind,
-            params={"text": alert_text(case, step, _), "reply_markup": alert_buttons(case, _)},
-            subject_type="case",
-            subject_id=case.id,
-            dedupe_key=f"case:{case.id}:{round_.key}:{settings.team_chat_id}",
-        )
-        count += 1
-    return count
+async def announce(
+    session: AsyncSession,
+    move: CaseMove,
+    settings: Settings,
+    catalogs: Catalogs,
+    *,
+    answered_in_place: tuple[int, int] | None = None,
+) -> Announcement:
+    """Tell whoever the domain says must hear of ``move`` (:func:`notices_for`), each in
+    their language, through the outbox, in the caller's transaction."""
+    announcement = await notices_for(
+        session, move, team_chat_id=settings.team_chat_id, answered_in_place=answered_in_place
+    )
+    for notice in announcement.notices:
+        await enqueue_notice(session, move.case, notice, settings, catalogs)
+    return announcement
 
 
-class Reach(enum.Enum):
-    """Who the first alert of a new case went to, as the requester is told."""
-
-    ON_DUTY = "on_duty"  # the operators on duty (or the team chat)
-    COORDINATORS = "coordinators"  # nobody on duty: coordinators, or else administrators
-    NOBODY = "nobody"  # nobody could be alerted: the case is unalerted
+async def enqueue_notice(
+    session: AsyncSession, case: Case, notice: Notice, settings: Settings, catalogs: Catalogs
+) -> None:
+    """One notice, rendered for its recipient and queued once (its key)."""
+    _ = translator_of(catalogs, notice.recipient)
+    method = "sendMessage"
+    params: dict[str, Any]
+    if notice.told is Told.ALERT:
+        kind = alert_kind(case)
+        params = {"text": alert_text(case, notice.step, _), "reply_markup": alert_buttons(case, _)}
+    elif notice.told is Told.TAKEN_BY:
+        kind, method = "alert_taken", "editMessageText"
+        taken = taken_text(case, notice.owner, settings, _)
+        params = {"message_id": notice.message_id, "text": alert_text(case, 0, _) + "\n\n" + taken}
+    else:
+        kind = "case_feedback"
+        params = await reporter_feedback(session, case, notice, settings, _)
+    enqueue(
+        session,
+        chat_id=notice.chat_id,
+        kind=kind,
+        method=method,
+        params=params,
+        account_id=notice.recipient.id if notice.recipient is not None else None,
+        subject_type="case",
+        subject_id=case.id,
+        dedupe_key=f"case:{case.id}:{notice.key}",
+    )
 
 
 async def alert_new_case(
     session: AsyncSession, case: Case, settings: Settings, catalogs: Catalogs
 ) -> Reach:
     """Step 0: the first alert, right when the case is opened."""
-    recipients, nobody_on_duty = await alert_recipients(session, 0, case.id)
-    round_ = AlertRound(case, 0, recipients, nobody_on_duty)
-    if enqueue_alert_round(session, round_, settings, catalogs) == 0:
-        await unalerted_unless_delivered(session, case.id)
-        return Reach.NOBODY
-    if nobody_on_duty and recipients:
-        return Reach.COORDINATORS
-    return Reach.ON_DUTY
+    announcement = await announce(session, CaseMove(Move.OPENED, case), settings, catalogs)
+    assert announcement.reach is not None
+    return announcement.reach
 
 
 def escalation_intervals(settings: Settings) -> tuple[timedelta, timedelta]:
@@ -228,39 +230,38 @@ def escalation_intervals(settings: Settings) -> tuple[timedelta, timedelta]:
     )
 
 
-async def escalate_due_cases(
-    sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, catalogs: Catalogs
-) -> int:
+async def escalate_due_cases(session: AsyncSession, settings: Settings, catalogs: Catalogs) -> int:
     """Escalate every overdue unassigned case by one step; returns how many escalated.
 
     Restart-safe: the due time is in the case row, so after a restart an overdue case
     escalates at the first sweep; the step guard in the model makes it happen once.
 
     The same run alerts about unalerted cases whoever has become reachable (not counted in
-    the returned number, which is escalations only).
+    the returned number, which is escalations only), and tells the requesters of cases whose
+    every alert failed. A job (``escalation_job``) runs it as one unit of work.
     """
     first, repeat = escalation_intervals(settings)
-    async with sessionmaker() as session:
-        rounds = await claim_due_escalations(
-            session, first=first, repeat=repeat, skip_locked=not settings.is_sqlite
+    rounds = await claim_due_escalations(
+        session, first=first, repeat=repeat, skip_locked=not settings.is_sqlite
+    )
+    for round_ in rounds:
+        await announce(
+            session, CaseMove(Move.ESCALATED, round_.case, round=round_), settings, catalogs
         )
-        for round_ in rounds:
-            reached = enqueue_alert_round(session, round_, settings, catalogs)
-            if reached == 0:
-                await unalerted_unless_delivered(session, round_.case.id)
-            else:
-                await reached_at_last(session, round_, reached, catalogs)
-        lost = await unalerted_after_refusals(session)
-        late = await alert_unalerted_cases(session, settings, catalogs)
-        for case in lost:
-            if case.unalerted_since is not None:  # and still nobody to alert
-                await tell_requester_alerts_failed(session, case.id, settings, catalogs)
-        await session.commit()
+    lost = await unalerted_after_refusals(session)
+    late = await alert_unalerted_cases(session, settings, catalogs)
+    for case in lost:
+        await announce(session, CaseMove(Move.ALERTS_LOST, case), settings, catalogs)
     if rounds:
         log.info("escalated %d case(s)", len(rounds))
     if late:
         log.info("alerted %d case(s) that nobody could be alerted about before", late)
     return len(rounds)
+
+
+async def escalation_sweep(session: AsyncSession, runtime: Runtime) -> int:
+    """:func:`escalate_due_cases` as a job's unit of work (``bot.jobs``)."""
+    return await escalate_due_cases(session, runtime.settings, runtime.catalogs)
 
 
 async def alert_unalerted_cases(
@@ -270,59 +271,10 @@ async def alert_unalerted_cases(
     tell its requester that the request has reached the team. Returns how many cases."""
     reached = 0
     for round_ in await claim_unalerted(session, skip_locked=not settings.is_sqlite):
-        if not round_.recipients and settings.team_chat_id is None:
-            continue  # still nobody
-        assert round_.late is not None
-        if not await mark_alerted(
-            session, round_.case, round_.late, alerted=len(round_.recipients)
-        ):
-            continue  # another sweep alerted for it
-        enqueue_alert_round(session, round_, settings, catalogs)
-        await enqueue_reached_feedback(session, round_.case, round_.late, catalogs)
-        reached += 1
+        move = CaseMove(Move.ALERTED_LATE, round_.case, round=round_)
+        if (await announce(session, move, settings, catalogs)).alerted:
+            reached += 1
     return reached
-
-
-async def reached_at_last(
-    session: AsyncSession, round_: AlertRound, reached: int, catalogs: Catalogs
-) -> None:
-    """An escalation round reached someone about a case that was unalerted: it no longer is
-    (so the same sweep does not alert for it a second time), and the requester is told."""
-    case = round_.case
-    since = case.unalerted_since
-    if since is not None and await mark_alerted(session, case, since, alerted=reached):
-        await enqueue_reached_feedback(session, case, since, catalogs)
-
-
-async def enqueue_reached_feedback(
-    session: AsyncSession, case: Case, since: datetime, catalogs: Catalogs
-) -> bool:
-    """The requester was told nobody could be alerted: now someone has been."""
-    reporter = await session.get(Account, case.reporter_id) if case.reporter_id else None
-    if reporter is None or reporter.telegram_id < 0:  # gone, or erased with /forget
-        return False
-    _ = translator_of(catalogs, reporter)
-    if case.kind is CaseKind.URGENT:
-        text = _(
-            "📣 Your request {ref} has now reached the Help Center team. "
-            "I will tell you who is coming."
-        )
-    else:
-        text = _(
-            "📣 Your report {ref} has now reached the Help Center team. "
-            "I will tell you when an operator takes it in charge."
-        )
-    enqueue(
-        session,
-        chat_id=reporter.telegram_id,
-        kind="case_feedback",
-        params={"text": text.format(ref=case.reference)},
-        account_id=reporter.id,
-        subject_type="case",
-        subject_id=case.id,
-        dedupe_key=f"case:{case.id}:reached:{since.timestamp():.6f}",
-    )
-    return True
 
 
 def taken_text(case: Case, owner: Account | None, settings: Settings, _: Translator) -> str:
@@ -331,94 +283,46 @@ def taken_text(case: Case, owner: Account | None, settings: Settings, _: Transla
     )
 
 
-async def enqueue_taken_edits(
-    session: AsyncSession,
-    case: Case,
-    owner: Account | None,
-    *,
-    event_id: int,
-    settings: Settings,
-    catalogs: Catalogs,
-    except_message: tuple[int, int] | None = None,
-) -> int:
-    """Edit the alerts already delivered to the others: the buttons go, "taken by" shows."""
-    count = 0
-    for row in await sent_alerts(session, case.id):
-        if except_message == (row.chat_id, row.message_id):
-            continue
-        recipient = await session.get(Account, row.account_id) if row.account_id else None
-        _ = translator_of(catalogs, recipient)
-        enqueue(
-            session,
-            chat_id=row.chat_id,
-            kind="alert_taken",
-            method="editMessageText",
-            params={
-                "message_id": row.message_id,
-                "text": alert_text(case, 0, _) + "\n\n" + taken_text(case, owner, settings, _),
-            },
-            account_id=row.account_id,
-            subject_type="case",
-            subject_id=case.id,
-            dedupe_key=f"case:{case.id}:taken:{event_id}:{row.id}",
-        )
-        count += 1
-    return count
-
-
-async def enqueue_reporter_feedback(
-    session: AsyncSession,
-    case: Case,
-    *,
-    event_id: int,
-    actor: Account,
-    settings: Settings,
-    catalogs: Catalogs,
-    reopened: bool = False,
-) -> bool:
-    """Tell the reporter what changed (taken, reopened, closed), in their language. Not to
-    oneself."""
-    if case.reporter_id is None or case.reporter_id == actor.id:
-        return False
-    reporter = await session.get(Account, case.reporter_id)
-    if reporter is None:
-        return False
-    _ = translator_of(catalogs, reporter)
-    owner = await session.get(Account, case.owner_id) if case.owner_id else None
-    name = operator_name(settings, owner, _)
-    if reopened:
-        text = _("Your report {ref} has been reopened: {name} is following it again.").format(
-            ref=case.reference, name=name
-        )
-    elif case.status is CaseStatus.TAKEN and case.kind is CaseKind.URGENT:
-        text = _("🚶 {name} from the Help Center is coming for your request {ref}.").format(
-            name=name, ref=case.reference
-        )
-    elif case.status is CaseStatus.TAKEN and case.kind is CaseKind.HELP_REQUEST:
-        text = _("{name} from the Help Center has read your request {ref}.").format(
-            name=name, ref=case.reference
-        )
-    elif case.status is CaseStatus.TAKEN:
-        text = _("Your report {ref} has been taken in charge by {name}. Thank you.").format(
-            ref=case.reference, name=name
-        )
-    elif case.status is CaseStatus.CLOSED and case.outcome is not None:
-        text = _("Your report {ref} is closed: {outcome}. Thank you for your help.").format(
-            ref=case.reference, outcome=_(OUTCOME_LABELS[case.outcome])
-        )
-    else:
-        return False
-    enqueue(
-        session,
-        chat_id=reporter.telegram_id,
-        kind="case_feedback",
-        params={"text": text},
-        account_id=reporter.id,
-        subject_type="case",
-        subject_id=case.id,
-        dedupe_key=f"case:{case.id}:feedback:{event_id}",
+async def reporter_feedback(
+    session: AsyncSession, case: Case, notice: Notice, settings: Settings, _: Translator
+) -> dict[str, Any]:
+    """What the reporter reads (Bot API parameters)."""
+    if notice.told is Told.UNREACHED:
+        if case.kind is CaseKind.URGENT:
+            first = _("About your request {ref}: my alerts could not be delivered to anyone.")
+        else:
+            first = _("About your report {ref}: my alerts could not be delivered to anyone.")
+        text = await nobody_reachable_text(session, first.format(ref=case.reference), _, settings)
+        return {"text": text, "parse_mode": "HTML"}
+    outcome = _(OUTCOME_LABELS[case.outcome]) if case.outcome is not None else ""
+    text = feedback_template(case, notice.told, _).format(
+        ref=case.reference, name=operator_name(settings, notice.owner, _), outcome=outcome
     )
-    return True
+    return {"text": text}
+
+
+def feedback_template(case: Case, told: Told, _: Translator) -> str:
+    """Taken, closed, reopened, or reached at last, in the reporter's words for the case."""
+    urgent = case.kind is CaseKind.URGENT
+    if told is Told.REACHED and urgent:
+        return _(
+            "📣 Your request {ref} has now reached the Help Center team. "
+            "I will tell you who is coming."
+        )
+    if told is Told.REACHED:
+        return _(
+            "📣 Your report {ref} has now reached the Help Center team. "
+            "I will tell you when an operator takes it in charge."
+        )
+    if told is Told.REOPENED:
+        return _("Your report {ref} has been reopened: {name} is following it again.")
+    if told is Told.CLOSED:
+        return _("Your report {ref} is closed: {outcome}. Thank you for your help.")
+    if urgent:
+        return _("🚶 {name} from the Help Center is coming for your request {ref}.")
+    if case.kind is CaseKind.HELP_REQUEST:
+        return _("{name} from the Help Center has read your request {ref}.")
+    return _("Your report {ref} has been taken in charge by {name}. Thank you.")
 
 
 async def nobody_reachable_text(
@@ -459,26 +363,8 @@ async def tell_requester_alerts_failed(
     """Every alert of a case was refused by Telegram after the requester had been told that
     the team was alerted: they are told the truth now (called by the outbox dispatcher, in
     the transaction that marks the case unalerted)."""
-    case = await session.get(Case, case_id)
-    if case is None or case.unalerted_since is None or case.reporter_id is None:
+    case = await case_by_id(session, case_id)
+    if case is None:
         return False
-    reporter = await session.get(Account, case.reporter_id)
-    if reporter is None or reporter.telegram_id < 0:  # gone, or erased with /forget
-        return False
-    _ = translator_of(catalogs, reporter)
-    if case.kind is CaseKind.URGENT:
-        first = _("About your request {ref}: my alerts could not be delivered to anyone.")
-    else:
-        first = _("About your report {ref}: my alerts could not be delivered to anyone.")
-    text = await nobody_reachable_text(session, first.format(ref=case.reference), _, settings)
-    enqueue(
-        session,
-        chat_id=reporter.telegram_id,
-        kind="case_feedback",
-        params={"text": text, "parse_mode": "HTML"},
-        account_id=reporter.id,
-        subject_type="case",
-        subject_id=case.id,
-        dedupe_key=f"case:{case.id}:unreached:{case.unalerted_since.timestamp():.6f}",
-    )
-    return True
+    move = CaseMove(Move.ALERTS_LOST, case)
+    return bool((await announce(session, move, settings, catalogs)).notices)

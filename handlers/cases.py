@@ -17,19 +17,19 @@ from telegram.ext import (
     ApplicationHandlerStop,
     CallbackQueryHandler,
     CommandHandler,
-    ContextTypes,
     MessageHandler,
     TypeHandler,
     filters,
 )
 
 from bot.i18n import N_
+from bot.jobs import sweep_job
 from bot.runtime import HCContext, runtime_of
 from handlers import case_desk, report, urgent
 from handlers.case_drafts import DRAFT_GROUP, DraftActive, send
 from handlers.case_notify import (
     ESCALATION_SWEEP_SECONDS,
-    escalate_due_cases,
+    escalation_sweep,
     tell_requester_alerts_failed,
 )
 from handlers.common import Command, acknowledge, drop_buttons, handles
@@ -84,6 +84,10 @@ def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
         application.job_queue.run_repeating(
             escalation_job, interval=ESCALATION_SWEEP_SECONDS, first=5, name="case-escalation"
         )
+
+
+# Every 30 seconds, one unit of work: escalations, late alerts, requesters told of lost ones.
+escalation_job = sweep_job("case-escalation", escalation_sweep)
 
 
 # ---- a draft in progress does not swallow another flow -------------------------------------
@@ -173,11 +177,6 @@ async def draft_button(update: Update, context: HCContext) -> None:
         await urgent.ask(update, context, draft)
     else:
         await report.ask(update, context, draft)
-
-
-async def escalation_job(context: ContextTypes.DEFAULT_TYPE) -> None:
-    runtime = runtime_of(context.application)
-    await escalate_due_cases(runtime.sessionmaker, runtime.settings, runtime.catalogs)
 
 
 async def draft_step(update: Update, context: HCContext) -> None:

@@ -511,7 +511,7 @@ async def person_button(update: Update, context: HCContext) -> None:
     _ = context._
     parts = _data(update)
     person_id = parse_id(parts[2]) if len(parts) == 3 else None
-    person = await context.session.get(people.Person, person_id) if person_id else None
+    person = await people.person_by_id(context.session, person_id) if person_id else None
     if person is None:
         await _show(update, context, _("This record no longer exists."))
         return

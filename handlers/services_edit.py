@@ -29,7 +29,7 @@ from handlers.directory_common import (
     stop_waiting,
     wait_for,
 )
-from models.accounts import Account, account_by_telegram_id, account_by_username
+from models.accounts import Account, account_by_id, account_by_telegram_id, account_by_username
 from models.base import clock
 from models.directory import (
     Category,
@@ -417,10 +417,9 @@ async def staff_button(update: Update, context: HCContext) -> None:
     assert query is not None and query.data is not None
     await acknowledge(update, context)
     account_id, _sep, service_id = query.data.removeprefix(STAFF_PREFIX).partition(":")
-    account = await context.session.get(Account, int(account_id)) if account_id.isdigit() else None
-    service = (
-        await service_by_id(context.session, int(service_id)) if service_id.isdigit() else None
-    )
+    account = await account_by_id(context.session, parse_id(account_id))
+    shelter_id = parse_id(service_id)
+    service = await service_by_id(context.session, shelter_id) if shelter_id else None
     if service is None or not service.is_shelter:
         await say(update, context, context._("That service no longer exists."))
         return

@@ -117,6 +117,11 @@ def audit(
     return entry
 
 
+async def account_by_id(session: AsyncSession, account_id: int | None) -> Account | None:
+    """The account with this id; None for no id (a case nobody owns) or an id gone."""
+    return await session.get(Account, account_id) if account_id is not None else None
+
+
 async def account_by_telegram_id(session: AsyncSession, telegram_id: int) -> Account | None:
     return await session.scalar(select(Account).where(Account.telegram_id == telegram_id))
 
@@ -153,6 +158,12 @@ async def list_accounts(session: AsyncSession, *, staff_only: bool = False) -> l
     if staff_only:
         query = query.where(Account.role != Role.PUBLIC)
     return list(await session.scalars(query))
+
+
+async def writable_with_role(session: AsyncSession, role: Role) -> list[Account]:
+    """Everyone with ``role`` the bot can write to (a forgotten account's id is negative)."""
+    query = select(Account).where(Account.role == role, Account.telegram_id > 0)
+    return list(await session.scalars(query.order_by(Account.id)))
 
 
 BLOCKED_REASON = "blocked the bot (my_chat_member)"

@@ -18,8 +18,9 @@ database (:func:`contact_for_case`), in the transaction that closes it. What ``/
 exports and ``/forget`` make of cases is in :mod:`models.stats`, :mod:`models.contact_export`
 and :mod:`models.privacy`, which import this module.
 
-This module renders no text and imports nothing from ``telegram``: the handlers turn what
-happened into messages in each recipient's language.
+This module renders no text and imports nothing from ``telegram``. A move returns a
+:class:`CaseMove`; who is told what about it is decided in :mod:`models.case_notices`, and the
+handlers turn that into messages in each recipient's language.
 """
 
 from __future__ import annotations
@@ -321,11 +322,51 @@ async def open_case(
 # ---------------------------------------------------------------------------------------------
 
 
+class Move(enum.StrEnum):
+    """What happened to a case, as :func:`models.case_notices.notices_for` is told it."""
+
+    OPENED = "opened"
+    TAKEN = "taken"
+    ARRIVED = "arrived"
+    CLOSED = "closed"
+    REOPENED = "reopened"
+    RELEASED = "released"  # handed back: unassigned again
+    ESCALATED = "escalated"  # nobody took it in time: a reminder round
+    ALERTED_LATE = "alerted_late"  # nobody could be alerted; now someone can
+    ALERTS_LOST = "alerts_lost"  # every alert was refused: nobody has it
+
+
+MOVE_OF_ACTION = {
+    Action.TAKE: Move.TAKEN,
+    Action.ARRIVE: Move.ARRIVED,
+    Action.CLOSE: Move.CLOSED,
+    Action.REOPEN: Move.REOPENED,
+    Action.RELEASE: Move.RELEASED,
+}
+
+
+@dataclass(frozen=True)
+class CaseMove:
+    """A case transition, as every path that moves a case describes it.
+
+    ``actor`` is who moved it (None: a sweep, the dispatcher); ``event_id`` its history line,
+    which keys what it causes (each message queued once); ``round`` the alert round it starts
+    (opened: None, the first round is chosen when it is announced).
+    """
+
+    what: Move
+    case: Case
+    actor: Account | None = None
+    event_id: int | None = None
+    round: AlertRound | None = None
+
+
 @dataclass
 class TakeResult:
     won: bool
     case: Case
     owner: Account | None
+    move: CaseMove | None = None  # the take, when won
 
 
 async def take_case(session: AsyncSession, case_id: int, operator: Account) -> TakeResult:
@@ -348,9 +389,11 @@ async def take_case(session: AsyncSession, case_id: int, operator: Account) -> T
     if case is None:
         raise LookupError(case_id)
     owner = await session.get(Account, case.owner_id) if case.owner_id else None
-    if won:
-        record(session, case, "taken", operator, from_status=CaseStatus.NEW)
-    return TakeResult(won, case, owner)
+    if not won:
+        return TakeResult(won, case, owner)
+    event = record(session, case, "taken", operator, from_status=CaseStatus.NEW)
+    await session.flush()
+    return TakeResult(won, case, owner, CaseMove(Move.TAKEN, case, operator, event.id))
 
 
 async def decline_case(session: AsyncSession, case: Case, operator: Account) -> bool:
@@ -377,12 +420,13 @@ async def move_case(
     outcome: Outcome | None = None,
     detail: str | None = None,
     duplicate_of: int | None = None,
-) -> Case:
+) -> CaseMove:
     """Any transition except the first take (see :func:`take_case`), with its history line.
 
     Closing records the outcome (and, for a duplicate, the case it repeats) and, when
     someone met the person, the contact it leaves (:func:`contact_for_case`), all in the
-    caller's transaction.
+    caller's transaction. Returns the move, for whoever must be told
+    (:func:`models.case_notices.notices_for`).
     """
     if not may_act(actor, case, action):
         raise TransitionRefused(f"{action.value} not allowed to {actor.role.value}")
@@ -422,7 +466,7 @@ async def move_case(
         case.on_site_at = None
         case.escalation_step = 0
         case.next_escalation_at = now  # re-alert at the next sweep
-    record(
+    event = record(
         session,
         case,
         action.value if action is not Action.CLOSE else "closed",
@@ -433,7 +477,7 @@ async def move_case(
     await session.flush()
     if action is Action.CLOSE:
         await contact_for_case(session, case)
-    return case
+    return CaseMove(MOVE_OF_ACTION[action], case, actor, event.id)
 
 
 # Outcomes in which an operator met the person: they are a contact. "Not found" and
@@ -511,6 +555,8 @@ class AlertRound:
 
     ``late`` is set on the round that finally reaches someone about an unalerted case: the
     moment the case had been unalerted since, which keys its messages (enqueued once).
+    ``handed_back`` is the history line of the case's last hand-back, if any: its steps count
+    again from there, so its rounds need keys of their own.
     """
 
     case: Case
@@ -518,12 +564,15 @@ class AlertRound:
     recipients: list[Account]
     nobody_on_duty: bool
     late: datetime | None = None
+    handed_back: int | None = None
 
     @property
     def key(self) -> str:
         """What tells this round's alerts apart from every other round's (dedupe keys)."""
         if self.late is not None:
             return f"late:{self.late.timestamp():.6f}"
+        if self.handed_back is not None:
+            return f"escalation:{self.handed_back}:{self.step}"
         return f"escalation:{self.step}"
 
 
@@ -542,6 +591,14 @@ async def alert_recipients(
         known = {a.id for a in chosen}
         chosen += [a for a in await coordinators(session) if a.id not in known]
     return chosen, not on_duty
+
+
+async def _last_hand_back(session: AsyncSession, case_id: int) -> int | None:
+    """The history line of the case's last hand-back (None: never handed back)."""
+    query = select(func.max(CaseEvent.id)).where(
+        CaseEvent.case_id == case_id, CaseEvent.action == Action.RELEASE.value
+    )
+    return await session.scalar(query)
 
 
 async def _decliners(session: AsyncSession, case_id: int) -> set[int]:
@@ -599,7 +656,8 @@ async def claim_due_escalations(
         await session.refresh(case)
         recipients, nobody = await alert_recipients(session, step, case.id)
         record(session, case, "escalated", None, detail=f"step {step}: {len(recipients)} alerted")
-        rounds.append(AlertRound(case, step, recipients, nobody))
+        handed_back = await _last_hand_back(session, case.id)
+        rounds.append(AlertRound(case, step, recipients, nobody, handed_back=handed_back))
     return rounds
 
 

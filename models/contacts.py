@@ -277,6 +277,11 @@ class PrivacyError(Exception):
 MAX_MERGE_HOPS = 16
 
 
+async def person_by_id(session: AsyncSession, person_id: int) -> Person | None:
+    """The record with this id, as a button names it (merged or not)."""
+    return await session.get(Person, person_id)
+
+
 async def person_by_code(session: AsyncSession, code: str) -> Person | None:
     canonical = normalise_code(code)
     if canonical is None:

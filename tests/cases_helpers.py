@@ -13,7 +13,8 @@ from typing import Any
 from sqlalchemy import select
 
 from bot.dispatcher import dispatch_all
-from handlers.case_notify import escalate_due_cases
+from bot.jobs import run_now
+from handlers.case_notify import escalation_sweep
 from models.accounts import account_by_telegram_id
 from models.cases import Case, CaseEvent
 from models.roles import Role
@@ -35,8 +36,7 @@ async def deliver_outbox(bot: BotHarness) -> int:
 
 async def sweep(bot: BotHarness) -> int:
     """One run of the escalation job, then delivery of what it enqueued."""
-    runtime = bot.application.bot_data["runtime"]
-    count = await escalate_due_cases(bot.sessionmaker, bot.settings, runtime.catalogs)
+    count = await run_now(bot.application.bot_data["runtime"], escalation_sweep)
     await deliver_outbox(bot)
     return count
 

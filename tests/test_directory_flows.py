@@ -240,6 +240,7 @@ async def test_a_person_in_need_cannot_use_the_staff_commands(bot):
 
 
 async def test_the_daily_reminder_goes_once_to_staff_whose_counts_are_old(bot):
+    from bot.jobs import run_now
     from handlers.beds import send_bed_reminders
 
     await load_example(bot)
@@ -250,10 +251,10 @@ async def test_the_daily_reminder_goes_once_to_staff_whose_counts_are_old(bot):
     await bot.presses(OTHER_STAFF, card, "✅ È ancora giusto")
     await bot.says(OTHER_STAFF, "3")  # there was no count to confirm: they are asked for it
     runtime = bot.application.bot_data["runtime"]
-    assert await send_bed_reminders(runtime) == 0  # too early: the default is 18:00
+    assert await run_now(runtime, send_bed_reminders) == 0  # too early: the default is 18:00
     set_local_time(2026, 12, 2, 18, 5)
-    assert await send_bed_reminders(runtime) == 1
-    assert await send_bed_reminders(runtime) == 0  # once a day, whatever restarts
+    assert await run_now(runtime, send_bed_reminders) == 1
+    assert await run_now(runtime, send_bed_reminders) == 0  # once a day, whatever restarts
     async with bot.session() as session:
         reminders = list(
             await session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "bed_reminder"))
@@ -262,7 +263,7 @@ async def test_the_daily_reminder_goes_once_to_staff_whose_counts_are_old(bot):
     assert "Asilo notturno di via Corsica" in reminders[0].params["text"]
     assert reminders[0].params["text"].startswith("Buonasera!")
     set_local_time(2026, 12, 3, 18, 30)
-    assert await send_bed_reminders(runtime) == 2  # a new day: both counts are old again
+    assert await run_now(runtime, send_bed_reminders) == 2  # a new day: both counts are old again
 
 
 async def test_an_operator_changes_hours_adds_a_closure_and_the_staff_are_told(bot):

@@ -15,6 +15,7 @@ from telegram.ext import CommandHandler
 from bot.app import features_commands
 from bot.contacts_jobs import retention_sweep
 from bot.contacts_text import render_stats
+from bot.jobs import run_in_transaction
 from handlers.case_notify import escalate_due_cases
 from models.accounts import Account, AuditEntry, account_by_telegram_id
 from models.base import clock
@@ -374,7 +375,10 @@ async def test_a_due_escalation_fires_once_across_three_workers(bot: BotHarness)
     try:
         escalated = await asyncio.gather(
             *(
-                escalate_due_cases(make_sessionmaker(engine), bot.settings, catalogs)
+                run_in_transaction(
+                    make_sessionmaker(engine),
+                    lambda session: escalate_due_cases(session, bot.settings, catalogs),
+                )
                 for engine in engines
             )
         )
