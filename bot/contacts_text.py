@@ -12,7 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.i18n import N_, Translator, country_in, language_in, languages_in, role_in
-from models.contacts import Action, Channel, Contact, Gender, Housing, Need, Outcome, Person
+from models.contacts import Action, Channel, Contact, ContactOutcome, Gender, Housing, Need, Person
 from models.privacy import HeldData
 from models.stats import StatsReport
 
@@ -55,11 +55,11 @@ ACTIONS = {
     Action.MEDICAL_REFERRAL: N_("Medical referral"),
 }
 OUTCOMES = {
-    Outcome.RESOLVED: N_("Need met"),
-    Outcome.REFERRED: N_("Referred elsewhere"),
-    Outcome.FOLLOW_UP: N_("Follow-up needed"),
-    Outcome.DECLINED: N_("Help declined"),
-    Outcome.NONE: N_("Nothing to add"),
+    ContactOutcome.RESOLVED: N_("Need met"),
+    ContactOutcome.REFERRED: N_("Referred elsewhere"),
+    ContactOutcome.FOLLOW_UP: N_("Follow-up needed"),
+    ContactOutcome.DECLINED: N_("Help declined"),
+    ContactOutcome.NONE: N_("Nothing to add"),
 }
 GENDERS = {
     Gender.FEMALE: N_("women"),

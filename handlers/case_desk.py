@@ -37,8 +37,8 @@ from models.cases import (
     Case,
     CaseFilter,
     CaseKind,
+    CaseOutcome,
     CaseStatus,
-    Outcome,
     TransitionRefused,
     actions_for,
     age,
@@ -389,7 +389,7 @@ async def _ask_outcome(update: Update, context: HCContext, case: Case) -> None:
 
 
 async def _close(update: Update, context: HCContext, case: Case, value: str) -> None:
-    outcome = next((o for o in Outcome if o.value == value), None)
+    outcome = next((o for o in CaseOutcome if o.value == value), None)
     if outcome is None:
         await acknowledge(update, context)
         await stale_button(update, context)
@@ -403,7 +403,7 @@ async def _move(
     case: Case,
     action_name: str,
     *,
-    outcome: Outcome | None = None,
+    outcome: CaseOutcome | None = None,
 ) -> None:
     action = next((a for a in Action if a.value == action_name), None)
     if action is None:
@@ -420,7 +420,7 @@ async def _move(
     await drop_buttons(update)
     await announce(context.session, moved, context.settings, context.runtime.catalogs)
     await send_card(update, context, case)
-    if outcome is Outcome.DUPLICATE:
+    if outcome is CaseOutcome.DUPLICATE:
         await _ask_duplicate_of(update, context, case)
 
 

@@ -39,10 +39,10 @@ from models.cases import (
     Case,
     CaseKind,
     CaseMove,
+    CaseOutcome,
     CaseStatus,
     Category,
     Move,
-    Outcome,
     Urgency,
     case_by_id,
     claim_due_escalations,
@@ -71,12 +71,12 @@ URGENCY_LABELS = {
     Urgency.NOT_URGENT: N_("Not urgent"),
 }
 OUTCOME_LABELS = {
-    Outcome.HELPED: N_("Person met and helped"),
-    Outcome.REFERRED: N_("Referred to a service"),
-    Outcome.REFUSED: N_("Refused help"),
-    Outcome.NOT_FOUND: N_("Not found"),
-    Outcome.EMERGENCY_SERVICES: N_("Sent to emergency services"),
-    Outcome.DUPLICATE: N_("Duplicate of another case"),
+    CaseOutcome.HELPED: N_("Person met and helped"),
+    CaseOutcome.REFERRED: N_("Referred to a service"),
+    CaseOutcome.REFUSED: N_("Refused help"),
+    CaseOutcome.NOT_FOUND: N_("Not found"),
+    CaseOutcome.EMERGENCY_SERVICES: N_("Sent to emergency services"),
+    CaseOutcome.DUPLICATE: N_("Duplicate of another case"),
 }
 STATUS_LABELS = {
     CaseStatus.NEW: N_("waiting for someone to take it"),

@@ -46,7 +46,7 @@ from models import contacts as people
 from models.accounts import audit
 from models.base import clock
 from models.contact_export import ExportOptions, export_xlsx
-from models.contacts import Action, Channel, ContactFacts, Gender, Housing, Need, Outcome
+from models.contacts import Action, Channel, ContactFacts, ContactOutcome, Gender, Housing, Need
 from models.conversation import Flow, advance, begin, end
 from models.privacy import (
     accept_privacy,
@@ -264,7 +264,7 @@ async def contact_button(update: Update, context: HCContext) -> None:
         await _toggle(update, context, draft, "needs", value, Need, "actions")
     elif step == "ac":
         await _toggle(update, context, draft, "actions", value, Action, "outcome")
-    elif step == "oc" and value in Outcome.__members__.values():
+    elif step == "oc" and value in ContactOutcome.__members__.values():
         draft["outcome"] = value
         await _next(update, context, draft, "confirm")
     else:
@@ -333,7 +333,7 @@ async def _save_contact(update: Update, context: HCContext, draft: dict[str, Any
         place=draft.get("place"),
         needs=[Need(n) for n in draft.get("needs") or []],
         actions=[Action(a) for a in draft.get("actions") or []],
-        outcome=Outcome(draft.get("outcome") or Outcome.NONE),
+        outcome=ContactOutcome(draft.get("outcome") or ContactOutcome.NONE),
         notes=draft.get("notes"),
     )
     contact = await people.record_contact(context.session, facts)

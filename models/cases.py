@@ -87,7 +87,7 @@ class Urgency(enum.StrEnum):
     NOT_URGENT = "not_urgent"
 
 
-class Outcome(enum.StrEnum):
+class CaseOutcome(enum.StrEnum):
     HELPED = "helped"
     REFERRED = "referred"
     REFUSED = "refused"
@@ -181,7 +181,7 @@ class Case(Base):
     seen: Mapped[str | None] = mapped_column(Text)  # what was seen / what is needed
     person: Mapped[str | None] = mapped_column(Text)  # a rough description, no names
     photo_file_id: Mapped[str | None] = mapped_column(String(200))  # Telegram's id, never a copy
-    outcome: Mapped[Outcome | None] = mapped_column(_enum(Outcome))
+    outcome: Mapped[CaseOutcome | None] = mapped_column(_enum(CaseOutcome))
     # Closed as a duplicate: the case it duplicates, if the operator named it.
     duplicate_of_id: Mapped[int | None] = mapped_column(
         ForeignKey("help_case.id", ondelete="SET NULL")
@@ -417,7 +417,7 @@ async def move_case(
     action: Action,
     actor: Account,
     *,
-    outcome: Outcome | None = None,
+    outcome: CaseOutcome | None = None,
     detail: str | None = None,
     duplicate_of: int | None = None,
 ) -> CaseMove:
@@ -453,7 +453,7 @@ async def move_case(
         case.unalerted_since = None
         if case.owner_id is None:
             case.owner_id = actor.id
-        case.duplicate_of_id = duplicate_of if outcome is Outcome.DUPLICATE else None
+        case.duplicate_of_id = duplicate_of if outcome is CaseOutcome.DUPLICATE else None
     elif action is Action.REOPEN:
         case.owner_id = actor.id
         case.outcome = None
@@ -482,15 +482,15 @@ async def move_case(
 
 # Outcomes in which an operator met the person: they are a contact. "Not found" and
 # "duplicate" met nobody, so they leave none (the case itself still counts in /stats).
-MET_OUTCOMES: dict[Outcome, contacts.Outcome] = {
-    Outcome.HELPED: contacts.Outcome.RESOLVED,
-    Outcome.REFERRED: contacts.Outcome.REFERRED,
-    Outcome.EMERGENCY_SERVICES: contacts.Outcome.REFERRED,
-    Outcome.REFUSED: contacts.Outcome.DECLINED,
+MET_OUTCOMES: dict[CaseOutcome, contacts.ContactOutcome] = {
+    CaseOutcome.HELPED: contacts.ContactOutcome.RESOLVED,
+    CaseOutcome.REFERRED: contacts.ContactOutcome.REFERRED,
+    CaseOutcome.EMERGENCY_SERVICES: contacts.ContactOutcome.REFERRED,
+    CaseOutcome.REFUSED: contacts.ContactOutcome.DECLINED,
 }
-OUTCOME_ACTIONS: dict[Outcome, tuple[contacts.Action, ...]] = {
-    Outcome.REFERRED: (contacts.Action.REFERRAL,),
-    Outcome.EMERGENCY_SERVICES: (contacts.Action.REFERRAL,),
+OUTCOME_ACTIONS: dict[CaseOutcome, tuple[contacts.Action, ...]] = {
+    CaseOutcome.REFERRED: (contacts.Action.REFERRAL,),
+    CaseOutcome.EMERGENCY_SERVICES: (contacts.Action.REFERRAL,),
 }
 
 
@@ -885,7 +885,7 @@ async def mark_duplicate_of(
     session: AsyncSession, case: Case, original: Case, actor: Account
 ) -> bool:
     """Record which case a case closed as a duplicate repeats (a history line says so)."""
-    if case.outcome is not Outcome.DUPLICATE or original.id == case.id:
+    if case.outcome is not CaseOutcome.DUPLICATE or original.id == case.id:
         return False
     if not may_act(actor, case, Action.CLOSE):  # the one who closed it, or a coordinator
         return False
@@ -925,7 +925,7 @@ class ClosedCaseFacts:
     kind: CaseKind
     category: Category
     urgency: Urgency
-    outcome: Outcome
+    outcome: CaseOutcome
     latitude: float | None
     longitude: float | None
     place: str | None

@@ -98,7 +98,7 @@ class Action(enum.StrEnum):
     MEDICAL_REFERRAL = "medical_referral"
 
 
-class Outcome(enum.StrEnum):
+class ContactOutcome(enum.StrEnum):
     RESOLVED = "resolved"
     REFERRED = "referred"
     FOLLOW_UP = "follow_up"
@@ -153,7 +153,9 @@ class Contact(Base):
     operator_id: Mapped[int | None] = mapped_column(ForeignKey("account.id", ondelete="SET NULL"))
     person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id", ondelete="SET NULL"))
     channel: Mapped[Channel] = mapped_column(_enum(Channel))
-    outcome: Mapped[Outcome] = mapped_column(_enum(Outcome), default=Outcome.NONE)
+    outcome: Mapped[ContactOutcome] = mapped_column(
+        _enum(ContactOutcome), default=ContactOutcome.NONE
+    )
     notes: Mapped[str | None] = mapped_column(Text)
     # The case this contact came from, the service it was about (kept if those go away).
     case_id: Mapped[int | None] = mapped_column(
@@ -515,7 +517,7 @@ class ContactFacts:
     place: str | None = None
     needs: Sequence[Need] = ()
     actions: Sequence[Action] = ()
-    outcome: Outcome = Outcome.NONE
+    outcome: ContactOutcome = ContactOutcome.NONE
     notes: str | None = None
     case_id: int | None = None
     service_id: int | None = None
@@ -549,7 +551,7 @@ async def contact_from_closed_case(
     case_id: int,
     occurred_at: datetime,
     operator_id: int | None,
-    outcome: Outcome,
+    outcome: ContactOutcome,
     place: str | None = None,
     person_id: int | None = None,
     channel: Channel = Channel.STREET,

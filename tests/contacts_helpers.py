@@ -13,9 +13,9 @@ from models.contacts import (
     Action,
     Channel,
     ContactFacts,
+    ContactOutcome,
     Gender,
     Need,
-    Outcome,
     Person,
     create_person,
     record_contact,
@@ -70,7 +70,7 @@ async def seed_march(session: AsyncSession) -> Dataset:
             person_id=person.id if person else None,
             needs=needs,
             actions=actions,
-            outcome=Outcome.RESOLVED,
+            outcome=ContactOutcome.RESOLVED,
             notes=notes,
         )
         return (await record_contact(session, facts)).id

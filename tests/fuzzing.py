@@ -45,7 +45,7 @@ from fakebotapi import (
     user_dict,
 )
 from models.base import clock
-from models.cases import Action, CaseFilter, Category, Outcome, Urgency
+from models.cases import Action, CaseFilter, CaseOutcome, Category, Urgency
 from models.exchange import Direction, Exchange, InboxStatus, store_updates
 from models.roles import Role
 from tests.conftest import ADMIN_ID, TOKEN, BotHarness
@@ -139,7 +139,7 @@ def _callback_templates() -> list[str]:
     values = {
         "category": [c.value for c in Category],
         "urgency": [u.value for u in Urgency],
-        "outcome": [o.value for o in Outcome],
+        "outcome": [o.value for o in CaseOutcome],
         "action": [a.value for a in Action] + ["show", "cant", "out", "dup"],
         "filter": [f.value for f in CaseFilter],
     }

@@ -10,8 +10,8 @@ from models.accounts import account_by_telegram_id
 from models.cases import (
     TRANSITIONS,
     Action,
+    CaseOutcome,
     CaseStatus,
-    Outcome,
     TransitionRefused,
     case_by_id,
     closed_case_facts,
@@ -107,7 +107,7 @@ async def test_a_french_reporter_hears_taken_and_closed_and_the_case_can_be_reop
 
     async with bot.session() as session:
         facts = await closed_case_facts(session, case.id)
-    assert facts is not None and facts.outcome is Outcome.HELPED
+    assert facts is not None and facts.outcome is CaseOutcome.HELPED
     assert facts.place == "Via Solferino" and facts.closed_at >= facts.created_at
 
     # Bruno may not close Anna's case, but anyone on the team may reopen a closed one.

@@ -19,7 +19,7 @@ from handlers.case_notify import announce
 from handlers.cases import escalation_job
 from models.accounts import account_by_telegram_id
 from models.base import clock
-from models.cases import Action, Case, CaseEvent, CaseStatus, Outcome, case_by_id, move_case
+from models.cases import Action, Case, CaseEvent, CaseOutcome, CaseStatus, case_by_id, move_case
 from models.outbox import OutboxMessage
 from tests.cases_helpers import (
     ANNA,
@@ -78,7 +78,7 @@ async def close_without_the_desk(bot: BotHarness, case_id: int, operator: int) -
         actor = await account_by_telegram_id(session, operator)
         case = await case_by_id(session, case_id)
         assert actor is not None and case is not None
-        moved = await move_case(session, case, Action.CLOSE, actor, outcome=Outcome.HELPED)
+        moved = await move_case(session, case, Action.CLOSE, actor, outcome=CaseOutcome.HELPED)
         await announce(session, moved, bot.settings, catalogs)
         await session.commit()
     await deliver_outbox(bot)

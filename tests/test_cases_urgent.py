@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from models.base import clock
-from models.cases import CaseStatus, Outcome
+from models.cases import CaseOutcome, CaseStatus
 from models.outbox import OutboxMessage, OutboxStatus
 from tests.cases_helpers import (
     ANNA,
@@ -205,5 +205,5 @@ async def test_a_requester_who_blocked_the_bot_does_not_stop_the_case(bot: BotHa
     out = await bot.presses(ANNA, out[-1], "Affidata ai servizi di emergenza")
     await deliver_outbox(bot)
     case = await only_case(bot)
-    assert case.status is CaseStatus.CLOSED and case.outcome is Outcome.EMERGENCY_SERVICES
+    assert case.status is CaseStatus.CLOSED and case.outcome is CaseOutcome.EMERGENCY_SERVICES
     assert await case_actions(bot, case.id) == ["created", "taken", "arrive", "closed"]

@@ -19,8 +19,7 @@ from bot.jobs import run_in_transaction
 from handlers.case_notify import escalate_due_cases
 from models.accounts import Account, AuditEntry, account_by_telegram_id
 from models.base import clock
-from models.cases import Case, CaseEvent, CaseKind, NewCase, open_case, take_case
-from models.cases import Outcome as CaseOutcome
+from models.cases import Case, CaseEvent, CaseKind, CaseOutcome, NewCase, open_case, take_case
 from models.contact_export import (
     COLUMNS,
     ExportOptions,
@@ -29,8 +28,7 @@ from models.contact_export import (
     read_csv,
     read_xlsx,
 )
-from models.contacts import Channel, Contact, ContactSource
-from models.contacts import Outcome as ContactOutcome
+from models.contacts import Channel, Contact, ContactOutcome, ContactSource
 from models.db import make_engine, make_sessionmaker
 from models.directory import Service, set_beds
 from models.outbox import OutboxMessage
