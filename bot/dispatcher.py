@@ -216,16 +216,19 @@ class Dispatcher:
 
     async def _send_one(self, row_id: int, chat_id: int) -> None:
         async with self._semaphore:
-            reservation = await reserve_all(
+            hold = await reserve_all(
                 self.limiter, self.limits.keys_for(chat_id), MAX_RESERVATION_WAIT
             )
-            if not reservation.granted:
-                await self._settle(row_id, [], _later(reservation.delay))
+            if not hold.granted:
+                await self._settle(row_id, [], _later(hold.delay))
                 return
-            if reservation.delay > 0:
-                await asyncio.sleep(reservation.delay)
             sink: list[dict[str, Any]] = []
-            outcome = await self._call_telegram(row_id, sink)
+            try:
+                if hold.delay > 0:
+                    await asyncio.sleep(hold.delay)
+                outcome = await self._call_telegram(row_id, sink)
+            finally:
+                await hold.release()  # the limits count from the answer (``bot.ratelimit``)
             await self._settle(row_id, sink, outcome)
 
     async def _call_telegram(self, row_id: int, sink: list[dict[str, Any]]) -> _Result:
