@@ -99,6 +99,19 @@ async def test_a_slot_frees_a_window_after_its_send_ends_and_unsent_ones_give_it
     assert unsent.granted and unsent.delay == 0
 
 
+async def test_a_group_gets_20_messages_a_minute_the_21st_waits_for_the_minute() -> None:
+    rule = Limits.from_settings(
+        make_settings("sqlite+aiosqlite:///unused.db", **TELEGRAM_RATES)
+    ).group_rule
+    limiter = MemoryRateLimiter()
+    for _ in range(20):
+        sent = await limiter.reserve("group:-100", rule, 2.0)
+        assert sent.granted and sent.delay == 0
+        await limiter.release("group:-100", rule, sent, attempted=True)
+    refused = await limiter.reserve("group:-100", rule, 2.0)
+    assert not refused.granted and refused.delay == pytest.approx(60.0, abs=0.5)
+
+
 async def test_limits_follow_the_settings(database_url: str) -> None:
     limits = Limits.from_settings(make_settings(database_url, **TELEGRAM_RATES))
     assert [k for k, _ in limits.keys_for(42)] == ["chat:42", "global"]
@@ -219,6 +232,20 @@ async def test_requests_held_on_their_way_never_make_more_than_30_arrive_in_a_se
         await alerts_to(application, fake, range(5000, 5060))
         await send_until_all_arrived([Dispatcher(application)], fake, 60)
     assert fake.max_rate(1.0) <= 30
+
+
+async def test_a_persons_next_message_arrives_a_second_after_the_first_even_if_that_was_late(
+    database_url: str,
+) -> None:
+    """The first of three messages to one person is held a second on its way; the next one
+    leaves only a second after Telegram answered the first (spacing them from when they left
+    let the second arrive 0.2 s after the first)."""
+    person = 5100
+    async with bot_over_http(database_url, Stall(length=0.3)) as (fake, application):
+        for _ in range(3):
+            await alerts_to(application, fake, range(person, person + 1))
+        await send_until_all_arrived([Dispatcher(application)], fake, 3)
+    assert fake.max_rate(1.0, chat_id=person) == 1
 
 
 @pytest.mark.parametrize("store", ["redis", "postgres"])
