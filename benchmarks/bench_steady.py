@@ -14,7 +14,8 @@ on loopback, as it would poll Telegram. In one run:
    (messages ÷ 30 per second), and the most messages in any one second (a sliding window over
    the server's clock). Target: ≥ 0.8 of the limit, never more than 30 in a second.
 
-Usage: ``python -m benchmarks.bench_steady [--seconds 30] [--skip-postgres]``. Bounded: each
+Usage: ``python -m benchmarks.bench_steady [--seconds 30] [--skip-postgres] [--first-contacts]``
+(``--first-contacts``: the second part only). Bounded: each
 phase has a time limit, every process it starts is stopped.
 """
 
@@ -299,7 +300,8 @@ def print_bursts(rows: list[Burst]) -> None:
 async def main(
     seconds: float, runs: list[tuple[str, str, str]], bursts: list[tuple[str, str, str]]
 ) -> None:
-    print_steady([await steady(name, kind, url, seconds) for name, kind, url in runs])
+    if runs:
+        print_steady([await steady(name, kind, url, seconds) for name, kind, url in runs])
     print_bursts([await first_contacts(name, kind, url) for name, kind, url in bursts])
 
 
@@ -307,6 +309,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument("--first-contacts", action="store_true", help="the second part only")
     parser.add_argument(
         "--before",
         type=Path,
@@ -333,4 +336,4 @@ if __name__ == "__main__":
         bursts.append(("full bot, PostgreSQL", "full", postgres_url(suffix="_burst") or steady_pg))
         if before and (old_pg := empty_postgres_url("_before")):
             runs.append(("before: full bot, PostgreSQL", before, migrated_by(args.before, old_pg)))
-    asyncio.run(main(args.seconds, runs, bursts))
+    asyncio.run(main(args.seconds, [] if args.first_contacts else runs, bursts))

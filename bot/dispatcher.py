@@ -237,16 +237,19 @@ class Dispatcher:
 
     async def _send_one(self, message: Outgoing) -> None:
         async with self._semaphore:
-            reservation = await reserve_all(
+            hold = await reserve_all(
                 self.limiter, self.limits.keys_for(message.chat_id), MAX_RESERVATION_WAIT
             )
-            if not reservation.granted:
-                await self._settle(message, [], _later(reservation.delay))
+            if not hold.granted:
+                await self._settle(message, [], _later(hold.delay))
                 return
-            if reservation.delay > 0:
-                await asyncio.sleep(reservation.delay)
             sink: list[dict[str, Any]] = []
-            outcome = await self._call_telegram(message, sink)
+            try:
+                if hold.delay > 0:
+                    await asyncio.sleep(hold.delay)
+                outcome = await self._call_telegram(message, sink)
+            finally:
+                await hold.release()  # the limits count from the answer (``bot.ratelimit``)
             await self._settle(message, sink, outcome)
 
     async def _call_telegram(self, message: Outgoing, sink: list[dict[str, Any]]) -> _Result:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 try:
@@ -52,10 +53,14 @@ class FakeTelegramServer:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
+        transit: Callable[[str], float] | None = None,
     ) -> None:
         self.fake = fake or FakeTelegram()
         self.host = host
         self.port = port
+        # Seconds a request to ``method`` spends on its way, before the fake sees it (network
+        # jitter: requests sent apart can arrive together). ``FakeTelegram.delay`` is the answer.
+        self.transit = transit
         self._runner: web.AppRunner | None = None
 
     @property
@@ -111,6 +116,8 @@ class FakeTelegramServer:
             )
         method = request.match_info["method"]
         params = await _http_params(request)
+        if self.transit is not None:
+            await asyncio.sleep(self.transit(method))
         if self.fake.take_disconnect(method):
             if request.transport is not None:
                 request.transport.close()

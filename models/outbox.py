@@ -193,10 +193,11 @@ class Outgoing:
 
 
 class RateSlot(Base):
-    """Telegram's send limits shared by every worker: the next free moment per key.
+    """Telegram's send limits shared by every worker (PostgreSQL): one row per slot.
 
-    ``key`` is ``global``, ``chat:<id>`` or ``group:<id>``; ``next_at`` is a Unix time in
-    seconds. See ``bot/ratelimit.py`` for why spacing, not fixed-window counters.
+    ``key`` is ``global#<n>``, ``chat:<id>#<n>`` or ``group:<id>#<n>``; ``next_at`` is the Unix
+    time (PostgreSQL's clock) when the slot frees. See ``bot/ratelimit.py`` for why a slot is
+    held until a window after its send's answer.
     """
 
     __tablename__ = "rate_slot"

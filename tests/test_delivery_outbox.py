@@ -191,8 +191,8 @@ async def test_sends_stay_under_the_bot_wide_limit(database_url: str) -> None:
         await send_due(harness)
         elapsed = asyncio.get_running_loop().time() - started
         assert len(harness.fake.sent_messages()) == 45
-        # Spaced at 85% of the limit (25.5/s); a stalled event loop can still bunch a send or
-        # two after a pause, which is what the margin is for.
+        # 30 slots, each free again a second after its send ended (``bot.ratelimit``): the
+        # last 15 wait for the first ones' second to pass.
         assert harness.fake.max_rate(1.0) <= 30
         assert elapsed >= 1.0
 

@@ -1,4 +1,9 @@
-"""The shared send limits: spacing holds across limiters sharing one store."""
+"""The shared send limits: Telegram never sees more than allowed, however requests travel.
+
+What Telegram counts is when requests arrive. The tests over HTTP hold some requests on their
+way (``FakeTelegramServer(transit=...)``), as a congested network does, so that requests sent
+apart arrive together; the fake server's clock then says how many arrived in any one second.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +11,32 @@ import asyncio
 import itertools
 import os
 import socket
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
+from telegram.request import HTTPXRequest
 
+from bot.app import build_application
+from bot.dispatcher import Dispatcher
 from bot.ratelimit import (
     Limits,
     MemoryRateLimiter,
     PostgresRateLimiter,
     RateLimiter,
     RedisRateLimiter,
+    Rule,
     reserve_all,
 )
+from fakebotapi import FakeTelegram
+from fakebotapi.server import FakeTelegramServer
 from models.db import make_engine, make_sessionmaker
-from tests.conftest import TELEGRAM_RATES, make_settings
+from models.outbox import enqueue
+from tests.conftest import TELEGRAM_RATES, TOKEN, make_settings
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
 def _redis_up() -> bool:
@@ -27,35 +45,93 @@ def _redis_up() -> bool:
         return sock.connect_ex(("127.0.0.1", 6379)) == 0
 
 
-async def _spacing(limiters: list[RateLimiter], key: str) -> list[float]:
+needs_redis = pytest.mark.skipif(not _redis_up(), reason="no Redis on 127.0.0.1:6379")
+
+
+async def _sends(limiters: list[RateLimiter], key: str, rule: Rule, *, each: float) -> list[float]:
+    """Ten sends through these limiters in turn, each lasting ``each`` seconds (the HTTP call);
+    the moments they were allowed to start, on the store's clock."""
+
     async def one(limiter: RateLimiter) -> float:
-        reservation = await limiter.reserve(key, 0.1, 5.0)
+        reservation = await limiter.reserve(key, rule, 5.0)
+        for _ in range(100):  # the slot is held: ask again when it may be free
+            if reservation.granted:
+                break
+            await asyncio.sleep(reservation.delay)
+            reservation = await limiter.reserve(key, rule, 5.0)
         assert reservation.granted
+        await asyncio.sleep(reservation.delay + each)
+        await limiter.release(key, rule, reservation, attempted=True)
         return reservation.at
 
-    delays = await asyncio.gather(*(one(limiters[i % len(limiters)]) for i in range(10)))
-    return sorted(delays)
+    return sorted(await asyncio.gather(*(one(limiters[i % len(limiters)]) for i in range(10))))
 
 
-def _assert_spaced(delays: list[float]) -> None:
-    gaps = [b - a for a, b in itertools.pairwise(delays)]
-    assert all(gap >= 0.0999 for gap in gaps), gaps
+def _assert_apart(starts: list[float], seconds: float) -> None:
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert all(gap >= seconds for gap in gaps), gaps
 
 
 async def test_memory_limiter_spaces_and_refuses_far_slots() -> None:
     limiter = MemoryRateLimiter()
-    _assert_spaced(await _spacing([limiter], "chat:1"))
-    refused = await limiter.reserve("chat:1", 0.1, 0.2)
+    # One send a 0.1 s, each lasting 0.02 s: the next starts 0.1 s after the previous ENDED.
+    _assert_apart(await _sends([limiter], "chat:1", Rule(1, 0.1), each=0.02), 0.1199)
+    held = await limiter.reserve("chat:1", Rule(1, 1.0), 0.2)
+    await limiter.release("chat:1", Rule(1, 1.0), held, attempted=True)
+    refused = await limiter.reserve("chat:1", Rule(1, 1.0), 0.2)
     assert not refused.granted and refused.delay > 0.2
+
+
+async def test_a_slot_frees_a_window_after_its_send_ends_and_unsent_ones_give_it_back() -> None:
+    limiter, rule = MemoryRateLimiter(), Rule(2, 1.0)
+    first = await limiter.reserve("global", rule, 5.0)
+    second = await limiter.reserve("global", rule, 5.0)
+    assert first.granted and second.granted and first.delay == second.delay == 0
+    # Both still on their way: however long they take, a third waits a window after one ends.
+    third = await limiter.reserve("global", rule, 5.0)
+    assert not third.granted and third.delay == pytest.approx(1.0)
+    await asyncio.sleep(0.3)  # the first send's answer comes back now
+    await limiter.release("global", rule, first, attempted=True)
+    after_first = await limiter.reserve("global", rule, 5.0)
+    assert after_first.granted and after_first.delay == pytest.approx(1.0, abs=0.05)
+    # The second never went (another key refused): its slot is free again at once.
+    await limiter.release("global", rule, second, attempted=False)
+    unsent = await limiter.reserve("global", rule, 5.0)
+    assert unsent.granted and unsent.delay == 0
+
+
+async def test_a_group_gets_20_messages_a_minute_the_21st_waits_for_the_minute() -> None:
+    rule = Limits.from_settings(
+        make_settings("sqlite+aiosqlite:///unused.db", **TELEGRAM_RATES)
+    ).group_rule
+    limiter = MemoryRateLimiter()
+    for _ in range(20):
+        sent = await limiter.reserve("group:-100", rule, 2.0)
+        assert sent.granted and sent.delay == 0
+        await limiter.release("group:-100", rule, sent, attempted=True)
+    refused = await limiter.reserve("group:-100", rule, 2.0)
+    assert not refused.granted and refused.delay == pytest.approx(60.0, abs=0.5)
 
 
 async def test_limits_follow_the_settings(database_url: str) -> None:
     limits = Limits.from_settings(make_settings(database_url, **TELEGRAM_RATES))
     assert [k for k, _ in limits.keys_for(42)] == ["chat:42", "global"]
     assert [k for k, _ in limits.keys_for(-100)] == ["group:-100", "global"]
-    assert limits.group_interval > 3.0 > limits.private_interval > limits.global_interval
+
+    def interval(rule: Rule) -> float:  # seconds per send, on average
+        return rule.window / rule.sends
+
+    assert interval(limits.group_rule) > 3.0 - 1e-9 > interval(limits.private_rule)
+    assert interval(limits.private_rule) > interval(limits.global_rule)
     granted = await reserve_all(MemoryRateLimiter(), limits.keys_for(42), 1.0)
     assert granted.granted and granted.delay == 0
+
+
+async def test_a_limit_above_the_slot_count_still_holds() -> None:
+    """Tests send thousands a second: a few slots, each reused several times a window."""
+    rule = Rule(10_000, 1.0)
+    assert rule.slots * (rule.window / rule.slot_window) <= 10_000
+    assert rule.slots * (rule.window / rule.slot_window) > 9_900
 
 
 @pytest.mark.postgres
@@ -65,20 +141,135 @@ async def test_two_workers_share_one_postgres_limit(database_url: str) -> None:
     engines = [make_engine(database_url) for _ in range(2)]
     limiters: list[RateLimiter] = [PostgresRateLimiter(make_sessionmaker(e)) for e in engines]
     try:
-        _assert_spaced(await _spacing(limiters, "chat:7"))
+        _assert_apart(await _sends(limiters, "chat:7", Rule(1, 0.1), each=0.02), 0.1199)
     finally:
         for engine in engines:
             await engine.dispose()
 
 
-@pytest.mark.skipif(not _redis_up(), reason="no Redis on 127.0.0.1:6379")
+@needs_redis
 async def test_two_workers_share_one_redis_limit() -> None:
-    url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-    limiters: list[RateLimiter] = [
-        RedisRateLimiter(url, prefix=f"test-{os.getpid()}:") for _ in range(2)
-    ]
+    prefix = f"test-{os.getpid()}-{time.time()}:"
+    limiters: list[RateLimiter] = [RedisRateLimiter(REDIS_URL, prefix=prefix) for _ in range(2)]
     try:
-        _assert_spaced(await _spacing(limiters, "chat:7"))
+        _assert_apart(await _sends(limiters, "chat:7", Rule(1, 0.1), each=0.02), 0.1199)
     finally:
         for limiter in limiters:
             await limiter.close()
+
+
+# --- over HTTP: what the server receives ----------------------------------------------------
+
+
+class Stall:
+    """Sends that set off in the first ``length`` seconds are held ``hold`` seconds on their
+    way; after that the line is clear. Those held then arrive together with the new ones."""
+
+    def __init__(self, length: float = 0.8, hold: float = 1.0) -> None:
+        self.length, self.hold = length, hold
+        self.first: float | None = None
+
+    def __call__(self, method: str) -> float:
+        if not method.startswith("send"):
+            return 0.0
+        now = time.monotonic()
+        self.first = now if self.first is None else self.first
+        return self.hold if now - self.first < self.length else 0.0
+
+
+@asynccontextmanager
+async def bot_over_http(
+    database_url: str, transit: Callable[[str], float]
+) -> AsyncIterator[tuple[FakeTelegram, Any]]:
+    """The bot's application talking HTTP to a fake Telegram with Telegram's own limits."""
+    fake = FakeTelegram(token=TOKEN)
+    async with FakeTelegramServer(fake, transit=transit) as server:
+        settings = make_settings(database_url, api_base_url=server.base_url, **TELEGRAM_RATES)
+        engine = make_engine(database_url)
+        application = build_application(
+            settings,
+            sessionmaker=make_sessionmaker(engine),
+            request=HTTPXRequest(connection_pool_size=32),
+        )
+        await application.initialize()
+        try:
+            yield fake, application
+        finally:
+            await application.shutdown()
+            await engine.dispose()
+
+
+async def alerts_to(application: Any, fake: FakeTelegram, chats: range) -> None:
+    async with application.bot_data["runtime"].sessionmaker() as session:
+        for chat in chats:
+            fake.add_user(chat)
+            enqueue(session, chat_id=chat, kind="alert", params={"text": f"alert {chat}"})
+        await session.commit()
+
+
+async def send_until_all_arrived(
+    dispatchers: list[Dispatcher], fake: FakeTelegram, count: int, within: float = 30
+) -> None:
+    """Each dispatcher sends what is due, again and again (rows the limit put back come due
+    later), until the server has them all."""
+
+    async def drain(dispatcher: Dispatcher) -> None:
+        deadline = time.monotonic() + within
+        while len(fake.sent_messages()) < count and time.monotonic() < deadline:
+            if not await dispatcher.dispatch_due(100):
+                await asyncio.sleep(0.05)
+
+    await asyncio.gather(*(drain(d) for d in dispatchers))
+    assert len(fake.sent_messages()) == count
+
+
+async def test_requests_held_on_their_way_never_make_more_than_30_arrive_in_a_second(
+    database_url: str,
+) -> None:
+    """60 alerts to 60 people while the line stalls: the first sends arrive a second late,
+    together with the ones sent after the stall. Telegram still sees at most 30 in any
+    second (counting sends when they leave let 40 arrive in one)."""
+    async with bot_over_http(database_url, Stall()) as (fake, application):
+        await alerts_to(application, fake, range(5000, 5060))
+        await send_until_all_arrived([Dispatcher(application)], fake, 60)
+    assert fake.max_rate(1.0) <= 30
+
+
+async def test_a_persons_next_message_arrives_a_second_after_the_first_even_if_that_was_late(
+    database_url: str,
+) -> None:
+    """The first of three messages to one person is held a second on its way; the next one
+    leaves only a second after Telegram answered the first (spacing them from when they left
+    let the second arrive 0.2 s after the first)."""
+    person = 5100
+    async with bot_over_http(database_url, Stall(length=0.3)) as (fake, application):
+        for _ in range(3):
+            await alerts_to(application, fake, range(person, person + 1))
+        await send_until_all_arrived([Dispatcher(application)], fake, 3)
+    assert fake.max_rate(1.0, chat_id=person) == 1
+
+
+@pytest.mark.parametrize("store", ["redis", "postgres"])
+async def test_two_workers_sharing_a_limit_never_make_more_than_30_arrive_in_a_second(
+    database_url: str, store: str
+) -> None:
+    """Two workers, 16 sends each at once, one shared limit, and the same stall."""
+    if store == "redis" and not _redis_up():
+        pytest.skip("no Redis on 127.0.0.1:6379")
+    if store == "postgres" and not database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL only")
+    async with bot_over_http(database_url, Stall()) as (fake, application):
+        prefix = f"test-{os.getpid()}-{time.time()}:"
+        limiters: list[RateLimiter] = (
+            [RedisRateLimiter(REDIS_URL, prefix=prefix) for _ in range(2)]
+            if store == "redis"
+            else [PostgresRateLimiter(application.bot_data["runtime"].sessionmaker)] * 2
+        )
+        workers = [Dispatcher(application, skip_locked=True, limiter=x) for x in limiters]
+        await alerts_to(application, fake, range(6000, 6060))
+        try:
+            await send_until_all_arrived(workers, fake, 60)
+        finally:
+            for limiter in limiters:
+                await limiter.close()
+    assert fake.max_rate(1.0) <= 30
