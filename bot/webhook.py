@@ -305,6 +305,8 @@ def worker_app(
     """One worker process's app, built in that process (uvicorn calls this factory in each
     worker it starts, a replacement too): the endpoint, with the whole bot in its lifespan
     (and the health listener, when one is configured, on the socket all workers share)."""
+    from uvicorn.config import STARTUP_FAILURE
+
     from bot.startup import also_on_signals, configure_logging
 
     configure_logging()  # a fresh process: nothing of the parent's logging is set up here
@@ -316,8 +318,15 @@ def worker_app(
         # hears them through ``stop`` and gives up, and the server then stops at once.
         stop = asyncio.Event()
         with also_on_signals(stop):
-            async with bot_running(running, health_sock, stop):
-                yield
+            try:
+                async with bot_running(running, health_sock, stop):
+                    yield
+            except CliError as exc:  # Telegram refused the token: nothing has started yet
+                log.error("helpcenter: %s", exc)
+                # Exit code 3 is uvicorn's "this worker cannot start": its supervisor stops
+                # every worker rather than restart this one for ever. Exiting here, because an
+                # exception would be printed with a traceback, which means a bug.
+                os._exit(STARTUP_FAILURE)
 
     return make_asgi_app(running.runtime, secret, on_stored=running.wake.set, lifespan=lifespan)
 
