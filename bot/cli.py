@@ -21,6 +21,8 @@ from bot.startup import (
     EXIT_INTERRUPTED,
     EXIT_SCHEMA,
     CliError,
+    configure_logging,
+    ensure_schema,
     explain,
     reaching_database,
     stop_on_signals,
@@ -31,7 +33,7 @@ from models import migrate
 from models.db import make_engine, make_sessionmaker
 from models.roles import Role
 
-__all__ = ["EXIT_CONFIG", "EXIT_SCHEMA", "CliError", "main"]
+__all__ = ["EXIT_CONFIG", "EXIT_SCHEMA", "CliError", "ensure_schema", "main"]
 
 # Feature modules that add subcommands: each has ``add_commands(subparsers)``.
 EXTENSIONS = ("bot.cli_directory", "bot.cli_contacts")
@@ -40,10 +42,7 @@ EXTENSIONS = ("bot.cli_directory", "bot.cli_contacts")
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    # Alembic's "Context impl" lines on every schema check: only ``db upgrade`` shows its steps.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    configure_logging()
     try:
         handler: Callable[[argparse.Namespace], int] = args.handler
         return handler(args)
@@ -142,16 +141,6 @@ def cmd_db_current(_args: argparse.Namespace) -> int:
     head = migrate.head_revision(settings.database_url)
     print(f"current: {current or 'empty'}; latest: {head}")
     return 0 if current == head else EXIT_SCHEMA
-
-
-async def ensure_schema(settings: Settings) -> None:
-    """The database answers and has the latest schema, or one line says what to do."""
-    with reaching_database(settings.database_url):
-        current = await migrate.schema_is_current(settings.database_url)
-    if not current:
-        raise CliError(
-            "the database schema is out of date: run `helpcenter db upgrade` first", EXIT_SCHEMA
-        )
 
 
 def with_session(settings: Settings, work: Callable[[Any], Any]) -> Any:

@@ -1,10 +1,12 @@
 """The bot's HTTP listeners (webhook, health): sockets and a uvicorn server with limits.
 
-Both run uvicorn in our own event loop, with signals left to us (the bot stops after the
-server, gracefully), and with limits an exposed endpoint needs: a cap on concurrent
-connections (more are answered 503 at once), a time limit for a request's headers (a client
-that opens a connection and sends nothing, or dribbles its headers, is cut off), an idle
-keep-alive limit, a cap on the header size, and a bounded graceful shutdown.
+In one process both run uvicorn in our own event loop, with signals left to us (the bot stops
+after the server, gracefully); several webhook workers run under uvicorn's own supervisor
+(:func:`bot.webhook.serve_workers`). Every listener has the limits an exposed endpoint
+needs: a cap on concurrent connections (more are answered 503 at once), a time limit for a
+request's headers (a client that opens a connection and sends nothing, or dribbles its
+headers, is cut off), an idle keep-alive limit, a cap on the header size, and a bounded
+graceful shutdown.
 """
 
 from __future__ import annotations
@@ -64,21 +66,22 @@ class HeaderTimeoutProtocol(H11Protocol):
             self.transport.close()
 
 
-def server_config(app: Any) -> Any:
-    """uvicorn's configuration for one of our listeners, with the limits above."""
+def server_config(app: Any, **options: Any) -> Any:
+    """uvicorn's configuration for one of our listeners, with the limits above (``options``
+    are more of ``uvicorn.Config``'s, for the webhook workers)."""
     import uvicorn
 
-    return uvicorn.Config(
-        app,
-        http=HeaderTimeoutProtocol,
-        log_level="warning",
-        access_log=False,
-        lifespan="off",
-        limit_concurrency=CONCURRENCY_LIMIT,
-        timeout_keep_alive=KEEP_ALIVE_SECONDS,
-        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-    )
+    settings: dict[str, Any] = {
+        "http": HeaderTimeoutProtocol,
+        "log_level": "warning",
+        "access_log": False,
+        "lifespan": "off",
+        "limit_concurrency": CONCURRENCY_LIMIT,
+        "timeout_keep_alive": KEEP_ALIVE_SECONDS,
+        "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
+        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS,
+    }
+    return uvicorn.Config(app, **(settings | options))
 
 
 def quiet_server_class() -> Any:
@@ -98,7 +101,7 @@ def QuietServer(config: Any) -> Any:  # reads like the class it makes
 
 
 def bind(host: str, port: int, setting: str) -> socket.socket:
-    """A listening socket, shareable with forked workers; a refusal is one line naming the
+    """A listening socket, shareable with worker processes; a refusal is one line naming the
     setting (the port is taken, the address is not this machine's)."""
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

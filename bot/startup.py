@@ -19,6 +19,8 @@ import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Iterator
+from types import FrameType
+from typing import Any
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError, NoSuchModuleError
@@ -87,6 +89,26 @@ def reaching_database(url: str) -> Iterator[None]:
         ) from None
 
 
+async def ensure_schema(settings: Settings) -> None:
+    """The database answers and has the latest schema, or one line says what to do."""
+    from models import migrate
+
+    with reaching_database(settings.database_url):
+        current = await migrate.schema_is_current(settings.database_url)
+    if not current:
+        raise CliError(
+            "the database schema is out of date: run `helpcenter db upgrade` first", EXIT_SCHEMA
+        )
+
+
+def configure_logging() -> None:
+    """Our log lines on stderr (in ``helpcenter`` and in each webhook worker process)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    # Alembic's "Context impl" lines on every schema check: only ``db upgrade`` shows its steps.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
 def _reason(exc: BaseException) -> str:
     inner = getattr(exc, "orig", None) or exc
     text = str(inner).strip().splitlines()
@@ -100,6 +122,33 @@ def stop_on_signals() -> asyncio.Event:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     return stop
+
+
+@contextlib.contextmanager
+def also_on_signals(stop: asyncio.Event) -> Iterator[None]:
+    """Within the block, SIGINT and SIGTERM also set ``stop``, on top of what they did before.
+
+    A webhook worker process runs under uvicorn's server, whose own handlers stop it; the
+    bot's start-up inside it (waiting for Telegram) must hear the same signals.
+    """
+    loop = asyncio.get_running_loop()
+    previous: dict[int, Any] = {
+        signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)
+    }
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        loop.call_soon_threadsafe(stop.set)
+        earlier = previous[signum]
+        if callable(earlier):
+            earlier(signum, frame)
+
+    for signum in previous:
+        signal.signal(signum, handler)
+    try:
+        yield
+    finally:
+        for signum, earlier in previous.items():
+            signal.signal(signum, earlier)
 
 
 async def until_telegram_answers(

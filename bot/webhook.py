@@ -8,27 +8,30 @@ update Telegram could have sent with 400. ``GET /healthz`` and ``GET /metrics`` 
 separate health listener (:mod:`bot.health`), loopback-only by default. The server's limits
 (concurrent connections, header and keep-alive timeouts) are in :mod:`bot.listeners`.
 
-Several workers: the parent process sets the webhook once, binds the listening socket, and
-forks ``workers`` children that all accept on it (the kernel spreads connections). Each child
-runs the whole bot: endpoint, inbox worker and dispatcher with ``SKIP LOCKED`` claims, and the
-job queue (jobs run once per due slot through ``models.jobs.claim_job_run``). SIGTERM to the
-parent is passed to the children; each stops accepting, finishes its in-flight updates and
-exits.
+One process (``--workers 1``, the default) serves the endpoint in its own event loop, with the
+bot around it. Several workers run under uvicorn's own supervisor (what ``uvicorn --workers``
+runs): the parent process checks the schema, sets the webhook once and binds the sockets;
+uvicorn starts ``workers`` fresh processes that all accept on the one listening socket (the
+kernel spreads connections), replaces a worker that dies, and passes SIGTERM/SIGINT on. Each
+worker builds its own app (:func:`worker_app`) and runs the whole bot in the app's lifespan:
+endpoint, inbox worker and dispatcher with ``SKIP LOCKED`` claims, and the job queue (jobs run
+once per due slot through ``models.jobs.claim_job_run``). On SIGTERM each stops accepting,
+finishes its in-flight updates and exits.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import json
 import logging
 import os
 import secrets
-import signal
 import socket
-import sys
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
@@ -39,8 +42,12 @@ from starlette.routing import Mount, Route
 from bot import metrics
 from bot.inbox import ALLOWED_UPDATES
 from bot.runtime import Runtime
+from bot.startup import CliError
 from config.settings import Settings
 from models.exchange import store_updates
+
+if TYPE_CHECKING:
+    from bot.app import HelpCenterBot
 
 log = logging.getLogger(__name__)
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
@@ -49,6 +56,10 @@ WEBHOOK_PATH = "/telegram"
 # quoted reply); a megabyte leaves room and keeps a flood of large bodies harmless.
 MAX_UPDATE_BYTES = 1024 * 1024
 BODY_TIMEOUT_SECONDS = 10.0
+# How long uvicorn's supervisor waits for a worker to answer its ping before it takes the
+# worker for hung and replaces it (and, on SIGHUP, for a new worker to be ready): a worker
+# answers from a thread once its imports are done, which takes seconds on a busy machine.
+WORKER_HEALTHCHECK_SECONDS = 30
 
 
 HSDS_PATH = "/hsds"  # the HSDS API (bot.hsds_api): the public directory, read-only
@@ -62,8 +73,11 @@ def webhook_path(settings: Settings) -> str:
     return path if path and path != "/" else WEBHOOK_PATH
 
 
-def make_asgi_app(runtime: Runtime, secret: str, *, on_stored: Any = None) -> Starlette:
-    """The webhook endpoint alone, separate from the bot so tests can drive it with httpx.
+def make_asgi_app(
+    runtime: Runtime, secret: str, *, on_stored: Any = None, lifespan: Any = None
+) -> Starlette:
+    """The webhook endpoint alone, separate from the bot so tests can drive it with httpx
+    (a worker process runs the bot in the ``lifespan``: :func:`worker_app`).
 
     ``/healthz`` and ``/metrics`` are not here: they are on the health listener
     (:mod:`bot.health`), which is loopback-only by default.
@@ -111,7 +125,8 @@ def make_asgi_app(runtime: Runtime, secret: str, *, on_stored: Any = None) -> St
         routes=[
             Route(webhook_path(runtime.settings), receive, methods=["POST"]),
             Mount(HSDS_PATH, app=make_hsds_app(runtime.sessionmaker)),  # public, read-only
-        ]
+        ],
+        lifespan=lifespan,
     )
 
 
@@ -193,50 +208,9 @@ async def set_webhook(settings: Settings, secret: str) -> None:
         )
 
 
-async def serve_worker(
-    settings: Settings,
-    secret: str,
-    sock: socket.socket,
-    health_sock: socket.socket | None = None,
-) -> None:
-    """One worker process: the endpoint, the inbox worker, the dispatcher and the job queue
-    (and the health listener, when one is configured)."""
-    from bot.app import HelpCenterBot, build_application
-    from bot.health import serve_health
-    from bot.listeners import QuietServer, server_config
-    from bot.startup import stop_on_signals, until_telegram_answers
-
-    application = build_application(settings)
-    stop = stop_on_signals()
-    if not await until_telegram_answers(application.initialize, stop, settings):
-        return
-    running = HelpCenterBot(application)
-    await running.start()
-    server = QuietServer(
-        server_config(make_asgi_app(running.runtime, secret, on_stored=running.worker.note_stored))
-    )
-    ends = asyncio.create_task(_exit_on(stop, server))
-    health = serve_health(health_sock, running.runtime) if health_sock is not None else None
-    log.info("webhook worker %s listening", os.getpid())
-    try:
-        await server.serve(sockets=[sock])
-    finally:
-        ends.cancel()
-        if health is not None:
-            health.cancel()
-        await running.stop()  # in-flight updates finish; the rest waits in the inbox
-        await running.runtime.sessionmaker.kw["bind"].dispose()
-
-
-async def _exit_on(stop: asyncio.Event, server: Any) -> None:
-    await stop.wait()
-    server.should_exit = True  # stops accepting, lets in-flight requests finish
-
-
 async def prepare_webhook(settings: Settings, secret: str) -> bool:
     """Schema checked, webhook set (Telegram waited for); False if stopped while waiting."""
-    from bot.cli import ensure_schema
-    from bot.startup import stop_on_signals, until_telegram_answers
+    from bot.startup import ensure_schema, stop_on_signals, until_telegram_answers
 
     await ensure_schema(settings)
     stop = stop_on_signals()
@@ -259,41 +233,142 @@ def run_webhook(settings: Settings, *, workers: int = 1) -> int:
     if health_sock is None:
         log.info("no /healthz or /metrics listener: set HELPCENTER_HEALTH_PORT for one")
     if workers <= 1:
-        asyncio.run(serve_worker(settings, secret, sock, health_sock))
+        asyncio.run(serve_in_process(settings, secret, sock, health_sock))
         return 0
-    children = [_fork_worker(settings, secret, sock, health_sock) for _ in range(workers)]
-    return _supervise(children)
+    return serve_workers(settings, secret, sock, health_sock, workers)
 
 
-def _fork_worker(
-    settings: Settings, secret: str, sock: socket.socket, health_sock: socket.socket | None
-) -> int:
-    pid = os.fork()
-    if pid == 0:  # the child: its own event loop, its own database pool
-        code = 0
+async def serve_in_process(
+    settings: Settings,
+    secret: str,
+    sock: socket.socket,
+    health_sock: socket.socket | None = None,
+) -> None:
+    """``--workers 1``: the endpoint and the bot in this process, stopped by our own signals."""
+    from bot.listeners import QuietServer, server_config
+    from bot.startup import stop_on_signals
+
+    running = build_bot(settings)
+    stop = stop_on_signals()
+    async with bot_running(running, health_sock, stop) as started:
+        if not started:
+            return
+        server = QuietServer(
+            server_config(
+                make_asgi_app(running.runtime, secret, on_stored=running.worker.note_stored)
+            )
+        )
+        ends = asyncio.create_task(_exit_on(stop, server))
         try:
-            asyncio.run(serve_worker(settings, secret, sock, health_sock))
-        except BaseException:
-            log.exception("webhook worker failed")
-            code = 1
+            await server.serve(sockets=[sock])
         finally:
-            sys.stdout.flush()
-            os._exit(code)
-    return pid
+            ends.cancel()
 
 
-def _supervise(children: list[int]) -> int:
-    """Pass SIGTERM/SIGINT on to the workers and wait for all of them."""
+def serve_workers(
+    settings: Settings,
+    secret: str,
+    sock: socket.socket,
+    health_sock: socket.socket | None,
+    workers: int,
+) -> int:
+    """``--workers N``: uvicorn's supervisor runs N worker processes on ``sock``.
 
-    def forward(signum: int, _frame: Any) -> None:
-        for pid in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signum)
+    Each worker is a fresh process (spawned, not forked) that gets the settings, the secret
+    and the health socket through :func:`worker_app`'s arguments. The supervisor replaces a
+    worker that dies; a worker that fails to start (exit code 3) stops them all, and so does
+    SIGTERM or SIGINT. SIGHUP replaces the workers one by one, each new one ready before the
+    old one stops; SIGTTIN and SIGTTOU add and remove one.
+    """
+    from uvicorn.config import STARTUP_FAILURE
+    from uvicorn.supervisors import Multiprocess
 
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    worst = 0
-    for pid in children:
-        _, status = os.waitpid(pid, 0)
-        worst = max(worst, os.waitstatus_to_exitcode(status))
-    return worst
+    from bot.listeners import server_config
+
+    config = server_config(
+        functools.partial(worker_app, settings, secret, health_sock),
+        factory=True,
+        lifespan="on",  # a bot that cannot start fails the worker's start (exit code 3)
+        workers=workers,
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
+    )
+    # The supervisor's own lines (a worker died and was replaced, a signal) are worth seeing.
+    logging.getLogger("uvicorn.error").setLevel(logging.INFO)
+    supervisor = Multiprocess(config, sockets=[sock])
+    supervisor.run()
+    if any(worker.exitcode == STARTUP_FAILURE for worker in supervisor.processes):
+        raise CliError("a webhook worker could not start (the reason is logged above)")
+    return 0
+
+
+def worker_app(
+    settings: Settings, secret: str, health_sock: socket.socket | None = None
+) -> Starlette:
+    """One worker process's app, built in that process (uvicorn calls this factory in each
+    worker it starts, a replacement too): the endpoint, with the whole bot in its lifespan
+    (and the health listener, when one is configured, on the socket all workers share)."""
+    from uvicorn.config import STARTUP_FAILURE
+
+    from bot.startup import also_on_signals, configure_logging
+
+    configure_logging()  # a fresh process: nothing of the parent's logging is set up here
+    running = build_bot(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        # uvicorn's signal handlers stop the server; a start-up still waiting for Telegram
+        # hears them through ``stop`` and gives up, and the server then stops at once.
+        stop = asyncio.Event()
+        with also_on_signals(stop):
+            try:
+                async with bot_running(running, health_sock, stop):
+                    yield
+            except CliError as exc:  # Telegram refused the token: nothing has started yet
+                log.error("helpcenter: %s", exc)
+                # Exit code 3 is uvicorn's "this worker cannot start": its supervisor stops
+                # every worker rather than restart this one for ever. Exiting here, because an
+                # exception would be printed with a traceback, which means a bug.
+                os._exit(STARTUP_FAILURE)
+
+    return make_asgi_app(
+        running.runtime, secret, on_stored=running.worker.note_stored, lifespan=lifespan
+    )
+
+
+def build_bot(settings: Settings) -> HelpCenterBot:
+    from bot.app import HelpCenterBot, build_application
+
+    return HelpCenterBot(build_application(settings))
+
+
+@contextlib.asynccontextmanager
+async def bot_running(
+    running: HelpCenterBot, health_sock: socket.socket | None, stop: asyncio.Event
+) -> AsyncIterator[bool]:
+    """The bot around the endpoint: the inbox worker, the dispatcher, the job queue (and the
+    health listener). Started once Telegram answers, it yields True; False if ``stop`` came
+    first. On the way out, in-flight updates finish; the rest waits in the inbox."""
+    from bot.health import serve_health
+    from bot.startup import until_telegram_answers
+
+    settings = running.runtime.settings
+    try:
+        if not await until_telegram_answers(running.application.initialize, stop, settings):
+            yield False
+            return
+        await running.start()
+        health = serve_health(health_sock, running.runtime) if health_sock is not None else None
+        log.info("webhook worker %s started", os.getpid())
+        try:
+            yield True
+        finally:
+            if health is not None:
+                health.cancel()
+            await running.stop()
+    finally:
+        await running.runtime.sessionmaker.kw["bind"].dispose()
+
+
+async def _exit_on(stop: asyncio.Event, server: Any) -> None:
+    await stop.wait()
+    server.should_exit = True  # stops accepting, lets in-flight requests finish

@@ -19,11 +19,6 @@ import pytest
 ROOT = Path(__file__).parent.parent
 PACKAGES = ("bot", "config", "handlers", "models")
 
-# Untangled by the work on the webhook's start-up; once it is, the xfail below passes and
-# fails the run (strict): drop both then.
-PENDING_CYCLES = {frozenset({"bot.cli", "bot.webhook"})}
-
-
 @pytest.fixture(scope="module")
 def graph() -> grimp.ImportGraph:
     return grimp.build_graph(
@@ -64,15 +59,8 @@ def describe(graph: grimp.ImportGraph, cycle: tuple[str, ...]) -> str:
 
 
 def test_no_module_needs_a_module_that_needs_it_back(graph: grimp.ImportGraph) -> None:
-    cycles = [c for c in import_cycles(graph) if frozenset(c) not in PENDING_CYCLES]
+    cycles = import_cycles(graph)
     assert not cycles, "import cycles:\n" + "\n".join(describe(graph, c) for c in cycles)
-
-
-@pytest.mark.xfail(strict=True, reason="bot.cli ↔ bot.webhook: untangled by the webhook work")
-def test_the_command_line_and_the_webhook_do_not_need_each_other(
-    graph: grimp.ImportGraph,
-) -> None:
-    assert not [c for c in import_cycles(graph) if frozenset(c) in PENDING_CYCLES]
 
 
 @pytest.mark.parametrize("outside", ["telegram", "bot", "handlers"])

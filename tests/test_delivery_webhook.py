@@ -241,3 +241,20 @@ async def test_webhook_mode_serves_health_on_its_own_loopback_listener_and_stops
     assert on_webhook.status_code == 404
     assert "helpcenter_updates_received_total" in metrics.text
     assert took < 3, f"stopping took {took:.1f}s"
+
+
+def test_the_webhook_module_does_not_import_the_cli() -> None:
+    """``bot.cli`` runs the webhook mode (it imports ``bot.webhook``); the webhook module
+    importing the CLI back made the two one import cycle."""
+    import ast
+
+    import bot.webhook
+
+    tree = ast.parse(Path(bot.webhook.__file__).read_text())
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+    assert "bot.cli" not in imported
