@@ -19,6 +19,7 @@ import pytest
 ROOT = Path(__file__).parent.parent
 PACKAGES = ("bot", "config", "handlers", "models")
 
+
 @pytest.fixture(scope="module")
 def graph() -> grimp.ImportGraph:
     return grimp.build_graph(
