@@ -15,13 +15,15 @@ def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
         dest="services", required=True
     )
     importing = services.add_parser(
-        "import", help="import a YAML file or a folder of HSDS CSV tables (all or nothing)"
+        "import",
+        help="import a YAML file, a folder of HSDS CSV tables or an HSDS JSON file "
+        "(all or nothing)",
     )
     importing.add_argument("file", type=Path)
     importing.add_argument(
         "--language",
         default="it",
-        help="language of an HSDS folder's texts without a language suffix (it)",
+        help="language of HSDS texts that do not say theirs (it)",
     )
     importing.set_defaults(handler=cmd_import)
     exporting = services.add_parser(
@@ -29,6 +31,12 @@ def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="export to FILE.yaml, FILE.json (HSDS services) or a folder (HSDS CSV tables)",
     )
     exporting.add_argument("file", type=Path)
+    exporting.add_argument(
+        "--organization",
+        metavar="ID",
+        help="HSDS tables only: the organization named as provider of the services that "
+        "have none (HSDS tables require one; without this they refuse the export)",
+    )
     exporting.set_defaults(handler=cmd_export)
     staff = services.add_parser("staff", help="let an account update a shelter's bed count")
     staff.add_argument("telegram_id", type=int)
@@ -68,10 +76,14 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from models.directory_io import export_directory, write_directory
+    from models.hsds_export import IncompletePackageError
 
     settings = settings_for_database()
     directory = with_session(settings, export_directory)
-    write_directory(directory, args.file, settings.timezone)
+    try:
+        write_directory(directory, args.file, settings.timezone, provider=args.organization)
+    except IncompletePackageError as exc:
+        raise CliError(f"{args.file}: nothing exported: {exc}") from None
     print(f"exported {len(directory.services)} services to {args.file}")
     return 0
 

@@ -9,10 +9,13 @@ what shelter staff said tonight.
 CSV is a folder of tables, as HSDS's tabular format (:mod:`models.hsds`,
 :mod:`models.hsds_export`): ``organizations.csv``, ``locations.csv``, ``services.csv``,
 ``schedules.csv``, ``attributes.csv``, ``x_translations.csv``, ``x_closures.csv``, ...
+JSON is HSDS's JSON form, a ``Page`` of nested services (:mod:`models.hsds_json`), read with
+the same rules as the tables.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
@@ -45,7 +48,7 @@ from models.directory import (
     Service,
     set_beds,
 )
-from models.hsds import read_folder
+from models.hsds import Reading, read_folder, read_json
 from models.hsds_export import write_json, write_package
 from models.schedule import MonthDay, Season, Slot, format_hours, parse_hours
 
@@ -335,9 +338,25 @@ def read_csv_folder(
     folder: Path, zone: ZoneInfo = ROME, today: date | None = None, language: str = "it"
 ) -> Directory:
     """A folder of HSDS tables (:mod:`models.hsds`); warnings say what was left aside."""
-    if not (folder / "services.csv").is_file():
-        raise DirectoryFileError([f"{folder}: no services.csv in this folder"])
     reading = read_folder(folder, zone, today or clock.now().astimezone(zone).date(), language)
+    return _from_hsds(reading)
+
+
+def read_json_file(
+    path: Path, zone: ZoneInfo = ROME, today: date | None = None, language: str = "it"
+) -> Directory:
+    """HSDS's JSON form (a ``Page`` of services, or one record), read as the tables are."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DirectoryFileError([f"{path}: cannot read: {exc}"]) from None
+    except json.JSONDecodeError as exc:
+        raise DirectoryFileError([f"{path.name} line {exc.lineno}: not valid JSON"]) from None
+    today = today or clock.now().astimezone(zone).date()
+    return _from_hsds(read_json(path.name, document, zone, today, language))
+
+
+def _from_hsds(reading: Reading) -> Directory:
     directory = _validate(reading.rows, reading.problems)
     for service in directory.services:  # one block per table row read; the canonical shape
         service.hours, service.season = canonical_hours(service.slots())
@@ -348,16 +367,19 @@ def read_csv_folder(
 def read_directory(
     path: Path, zone: ZoneInfo = ROME, today: date | None = None, language: str = "it"
 ) -> Directory:
-    """A YAML file (``.yaml``/``.yml``) or a folder of HSDS CSV tables (texts in ``language``)."""
+    """A YAML file (``.yaml``/``.yml``), a folder of HSDS CSV tables or an HSDS JSON file
+    (``.json``); the HSDS texts without a language are in ``language``."""
     if path.is_dir():
         return read_csv_folder(path, zone, today, language)
+    if path.suffix.lower() == ".json":
+        return read_json_file(path, zone, today, language)
     if path.suffix.lower() in {".yaml", ".yml"}:
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise DirectoryFileError([f"{path}: cannot read: {exc}"]) from None
         return read_yaml(text, path.name)
-    raise DirectoryFileError([f"{path}: give a .yaml file or a folder of CSV files"])
+    raise DirectoryFileError([f"{path}: give a .yaml or .json file, or a folder of CSV files"])
 
 
 # ---- applying --------------------------------------------------------------------------------
@@ -580,15 +602,24 @@ def _italian_first(texts: dict[str, str]) -> dict[str, str]:
     return dict(sorted(texts.items(), key=lambda item: item[0] != "it"))
 
 
-def write_csv_folder(directory: Directory, folder: Path, zone: str = ROME.key) -> None:
-    """An HSDS 3.0 tabular data package (:mod:`models.hsds_export`)."""
-    write_package(directory, folder, zone)
+def write_csv_folder(
+    directory: Directory, folder: Path, zone: str = ROME.key, provider: str | None = None
+) -> None:
+    """An HSDS 3.0 tabular data package (:mod:`models.hsds_export`).
+
+    Raises :class:`models.hsds_export.IncompletePackageError` for services without an
+    organization, unless ``provider`` names the organization to give them.
+    """
+    write_package(directory, folder, zone, provider)
 
 
-def write_directory(directory: Directory, path: Path, zone: str = ROME.key) -> None:
+def write_directory(
+    directory: Directory, path: Path, zone: str = ROME.key, provider: str | None = None
+) -> None:
+    """YAML (``.yaml``/``.yml``), HSDS JSON (``.json``) or an HSDS CSV folder (anything else)."""
     if path.suffix.lower() in {".yaml", ".yml"}:
         path.write_text(to_yaml(directory), encoding="utf-8")
     elif path.suffix.lower() == ".json":
         write_json(directory, path)
     else:
-        write_csv_folder(directory, path, zone)
+        write_csv_folder(directory, path, zone, provider)

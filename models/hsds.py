@@ -1,4 +1,9 @@
-"""Reading a folder of Open Referral HSDS 3.0 tables (CSV) without misreading any of it.
+"""Reading Open Referral HSDS 3.0 data (CSV tables, or the JSON form) without misreading it.
+
+A folder's tables are found by the resource names of its ``datapackage.json`` (the spec's,
+``service``, or our older exports', ``services``), else by their file names; HSDS's JSON
+form (a ``Page`` of nested services) is flattened into the same tables
+(:mod:`models.hsds_json`), each row knowing its JSONPath, and read with the same rules.
 
 Every column taken keeps its HSDS meaning: ``status`` (only ``active`` is open to people),
 schedules (``freq``, ``interval``, ``byday``, ``valid_from``, ``valid_to``, ``dtstart``,
@@ -22,6 +27,7 @@ landmarks) are ``x_`` columns and tables; the names of older exports are read to
 from __future__ import annotations
 
 import csv
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,10 +36,12 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from models.hsds_json import flatten
 from models.hsds_profile import (
     BED_UNIT,
     FACET_OF_CODE,
     PROFILE_FOLDER,
+    SCHEMA_OF_TABLE,
     TAXONOMY_NAME,
     fields_from_terms,
     taxonomy_id,
@@ -67,28 +75,6 @@ LEGACY_NAMES = {
 _LANGUAGE_CODE = re.compile(r"[a-z]{2,3}")
 _CLOCK = re.compile(
     r"(\d{1,2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?\s*(Z|[+-]\d{2}(?::?\d{2})?)?", re.IGNORECASE
-)
-# Tables read; any other file in the folder is reported as ignored.
-READ_TABLES = (
-    "organizations",
-    "locations",
-    "services",
-    "schedules",
-    "x_closures",
-    "closures",
-    "x_places",
-    "places",
-    "service_at_location",
-    "phones",
-    "languages",
-    "accessibility",
-    "addresses",
-    "attributes",
-    "taxonomies",
-    "taxonomy_terms",
-    "service_capacity",
-    "units",
-    "x_translations",
 )
 UNHONOURED_RECURRENCE = ("count", "byweekno", "bymonthday", "byyearday")
 
@@ -126,19 +112,26 @@ def offset_holds(offset: timedelta, zone: ZoneInfo, first: date, last: date) -> 
 
 
 class Table:
-    """The rows of one CSV file, remembering which columns were read."""
+    """The rows of one table (a CSV file, or the records of a JSON document), remembering
+    which columns were read. Each row comes with where it was: ``services.csv line 2``, or
+    ``services.json: $.contents[3].schedules[0]`` (a JSONPath) for the JSON form."""
 
-    def __init__(self, path: Path) -> None:
-        self.name = path.name
-        self.rows: list[tuple[str, dict[str, str]]] = []
+    def __init__(self, name: str, rows: list[tuple[str, dict[str, str]]]) -> None:
+        self.name = name
+        self.rows = rows
         self.read: set[str] = set()
-        if not path.is_file():
-            return
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            for row in reader:
-                clean = {k.strip(): (v or "").strip() for k, v in row.items() if k}
-                self.rows.append((f"{path.name} line {reader.line_num}", clean))
+
+    @classmethod
+    def from_csv(cls, path: Path, name: str) -> Table:
+        """The rows of a CSV file (none if there is no such file)."""
+        rows: list[tuple[str, dict[str, str]]] = []
+        if path.is_file():
+            with path.open(newline="", encoding="utf-8-sig") as handle:
+                reader = csv.DictReader(handle)
+                for row in reader:
+                    clean = {k.strip(): (v or "").strip() for k, v in row.items() if k}
+                    rows.append((f"{name} line {reader.line_num}", clean))
+        return cls(name, rows)
 
     def get(self, row: dict[str, str], column: str) -> str:
         """The column's value; an ``x_`` column falls back on its older name."""
@@ -155,6 +148,23 @@ class Table:
     def ignored_columns(self) -> list[str]:
         filled = {k for _w, row in self.rows for k, v in row.items() if v}
         return sorted(filled - self.read)
+
+    def ignored_fields(self) -> list[str]:
+        """The JSON form: each field filled and not read, as a path (``$.contents[].alert``)."""
+        ignored = set(self.ignored_columns())
+        return sorted(
+            {
+                f"{generic_path(where)}.{key}"
+                for where, row in self.rows
+                for key, value in row.items()
+                if value and key in ignored
+            }
+        )
+
+
+def generic_path(where: str) -> str:
+    """``services.json: $.contents[3].phones[0]`` -> ``$.contents[].phones[]``."""
+    return re.sub(r"\[\d+\]", "[]", where.rpartition(": ")[2])
 
 
 def texts(
@@ -208,9 +218,122 @@ class Reading:
     warnings: list[str] = field(default_factory=list)
 
 
+class _CsvFolder:
+    """A folder of CSV tables, found by the names of its ``datapackage.json`` if it has one.
+
+    A resource is found by the spec's name (``service``) or our older exports' (``services``);
+    without a descriptor (or a resource in it), by its file name, ``services.csv`` (and an
+    ``x_`` table of an older export by its older name, ``closures.csv``).
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.opened: set[Path] = set()
+        self.warnings: list[str] = []
+        self.resources = self._resources()
+
+    def _resources(self) -> dict[str, str]:
+        """Resource name -> path (inside this folder) of ``datapackage.json``'s resources."""
+        descriptor = self.folder / "datapackage.json"
+        if not descriptor.is_file():
+            return {}
+        try:
+            package = json.loads(descriptor.read_text(encoding="utf-8"))
+            resources = package["resources"]
+            named = {r["name"]: r.get("path") for r in resources if isinstance(r, dict)}
+        except (ValueError, KeyError, TypeError):
+            self.warnings.append(
+                "datapackage.json: not a data package descriptor: tables found by file name"
+            )
+            return {}
+        found: dict[str, str] = {}
+        root = self.folder.resolve()
+        for name, path in named.items():
+            inside = isinstance(path, str) and root in (root / path).resolve().parents
+            if inside:
+                found[name] = str(path)
+            else:
+                self.warnings.append(
+                    f"datapackage.json: resource {name!r}: path {path!r} is not a file of "
+                    "this folder: not read"
+                )
+        return found
+
+    def path(self, name: str) -> str | None:
+        """The file of the table ``name`` (``services``), relative to the folder, if any."""
+        names = [SCHEMA_OF_TABLE.get(name, name), name]
+        if name in LEGACY_NAMES:
+            names.append(LEGACY_NAMES[name])
+        for candidate in names:
+            for path in (self.resources.get(candidate), f"{candidate}.csv"):
+                if path and (self.folder / path).is_file():
+                    return Path(path).as_posix()
+        return None
+
+    def table(self, name: str) -> Table:
+        path = self.path(name)
+        if path is None:
+            return Table(f"{name}.csv", [])
+        self.opened.add((self.folder / path).resolve())
+        return Table.from_csv(self.folder / path, path)
+
+    def at(self, where: str, column: str) -> str:
+        return f"{where}: {column}"
+
+    def left_aside(self, tables: dict[str, Table]) -> list[str]:
+        """Every file and folder not read, every filled column not imported."""
+        out = list(self.warnings)
+        out += self._files_not_read(self.folder)
+        for table in tables.values():
+            ignored = table.ignored_columns()
+            if ignored:
+                out.append(f"{table.name}: columns not imported: {', '.join(ignored)}")
+        return out
+
+    def _files_not_read(self, folder: Path) -> list[str]:
+        out = []
+        for path in sorted(folder.iterdir()):
+            name = path.relative_to(self.folder).as_posix()
+            if name in {"datapackage.json", PROFILE_FOLDER}:  # our exports' profile copy
+                continue
+            if path.is_dir():
+                if any(path.resolve() in opened.parents for opened in self.opened):
+                    out += self._files_not_read(path)
+                else:
+                    out.append(f"{name}/: folder not read (the tables are read from this folder)")
+            elif path.resolve() not in self.opened:
+                out.append(f"{name}: table not imported (this directory has no place for it)")
+        return out
+
+
+class _JsonDocument:
+    """HSDS's JSON form, its nested records flattened into the tables (:mod:`models.hsds_json`)."""
+
+    def __init__(self, name: str, document: Any) -> None:
+        self.name = name
+        flat = flatten(document, name)
+        self.problems = flat.problems
+        self.warnings = flat.warnings
+        self.tables = {}
+        for table, rows in flat.rows.items():
+            self.tables[table] = Table(f"{name} {table}", rows)
+            self.tables[table].read.update(flat.linked.get(table, ()))
+
+    def table(self, name: str) -> Table:
+        return self.tables.get(name) or Table(f"{self.name} {name}", [])
+
+    def at(self, where: str, column: str) -> str:
+        return f"{where}.{column}"
+
+    def left_aside(self, tables: dict[str, Table]) -> list[str]:
+        fields = sorted({f for table in tables.values() for f in table.ignored_fields()})
+        found = [f"{self.name}: fields not imported: {', '.join(fields)}"] if fields else []
+        return self.warnings + found
+
+
 @dataclass
 class _Context:
-    folder: Path
+    source: _CsvFolder | _JsonDocument
     zone: ZoneInfo
     today: date
     reading: Reading
@@ -218,16 +341,14 @@ class _Context:
     tables: dict[str, Table] = field(default_factory=dict)
 
     def table(self, name: str) -> Table:
-        """The table ``name``; an ``x_`` table of an older export has its older name."""
+        """The table ``name`` (``services``: the file ``services.csv``, resource ``service``)."""
         if name not in self.tables:
-            path = self.folder / f"{name}.csv"
-            if not path.is_file() and name in LEGACY_NAMES:
-                path = self.folder / f"{LEGACY_NAMES[name]}.csv"
-            self.tables[name] = Table(path)
+            self.tables[name] = self.source.table(name)
         return self.tables[name]
 
     def refuse(self, where: str, column: str, why: str) -> None:
-        self.reading.problems.append(f"{where}: {column}: {why}")
+        """``services.csv line 2: status: why``; ``x.json: $.contents[3].status: why``."""
+        self.reading.problems.append(f"{self.source.at(where, column)}: {why}")
 
     def warn(self, text: str) -> None:
         self.reading.warnings.append(text)
@@ -237,7 +358,26 @@ def read_folder(
     folder: Path, zone: ZoneInfo, today: date, language: str = DEFAULT_LANGUAGE
 ) -> Reading:
     """Read the HSDS tables of ``folder``; unsuffixed texts are in ``language``."""
-    ctx = _Context(folder, zone, today, Reading(), language=language)
+    source = _CsvFolder(folder)
+    if source.path("services") is None:
+        return Reading(problems=[f"{folder}: no services.csv in this folder"])
+    return _read(_Context(source, zone, today, Reading(), language=language))
+
+
+def read_json(
+    name: str, document: Any, zone: ZoneInfo, today: date, language: str = DEFAULT_LANGUAGE
+) -> Reading:
+    """Read HSDS's JSON form (a ``Page`` of services, or one record) with the tables' rules.
+
+    ``name`` is the file's, for the reports; what cannot be honoured is refused with the
+    JSONPath of the field (``services.json: $.contents[3].schedules[0].freq``).
+    """
+    source = _JsonDocument(name, document)
+    ctx = _Context(source, zone, today, Reading(problems=list(source.problems)), language=language)
+    return _read(ctx)
+
+
+def _read(ctx: _Context) -> Reading:
     organizations = _organizations(ctx)
     locations = _locations(ctx)
     ctx.reading.rows["organizations"] = list(organizations.values())
@@ -269,7 +409,7 @@ def _first_phone(ctx: _Context, rows: list[tuple[str, dict[str, str]]], owner: s
     phones = ctx.table("phones")
     numbers = [phones.get(row, "number") for _w, row in rows if phones.get(row, "number")]
     if len(numbers) > 1:
-        ctx.warn(f"phones.csv: {owner} has {len(numbers)} phones; only the first is kept")
+        ctx.warn(f"{phones.name}: {owner} has {len(numbers)} phones; only the first is kept")
     return numbers[0] if numbers else None
 
 
@@ -449,13 +589,18 @@ def _services(
                 "of the directory, one per service_at_location id"
             )
         entries = [
-            (sal.get(r, "id") if len(links) > 1 else base["id"], sal.get(r, "location_id"))
+            (
+                sal.get(r, "id") if len(links) > 1 else base["id"],
+                sal.get(r, "location_id"),
+                sal.get(r, "id"),
+            )
             for _w, r in links
-        ] or [(base["id"], legacy_location)]
-        for key, location in entries:
+        ] or [(base["id"], legacy_location, "")]
+        for key, location, at_location in entries:
             if location and location not in location_keys and not legacy_location:
                 ctx.refuse(where, "location_id", f"unknown location {location!r}")
-            slots = hours.get(hsds_id, []) + hours.get(key, [])
+            # The service's own hours, and those it keeps at this location.
+            slots = hours.get(hsds_id, []) + (hours.get(at_location, []) if at_location else [])
             out.append(
                 (
                     where,
@@ -637,7 +782,7 @@ def _report_unlinked(ctx: _Context, services: set[str], linked: _Linked) -> None
     for service_id, terms in linked.terms.items():
         if service_id not in services:
             for where, code in terms:
-                ctx.warn(f"{where}: {code} given to no service of services.csv: not imported")
+                ctx.warn(f"{where}: {code} given to no service of the file: not imported")
 
 
 def _closures(ctx: _Context) -> dict[str, list[dict[str, Any]]]:
@@ -665,8 +810,9 @@ def _schedules(ctx: _Context) -> dict[str, list[dict[str, Any]]]:
         block = _schedule_block(ctx, table, where, row)
         if block is not None and len(ctx.reading.problems) == problems_before:
             out.setdefault(owner, []).append(block)
-    table.read.update({"id", "location_id", "description", "schedule_link", "attending_type"})
-    table.read.update({"notes", "wkst"})  # wkst changes nothing for weekly, interval 1
+    # wkst changes nothing for weekly hours every week; the description is what the hours
+    # say in words (ours: "local time"). notes, schedule_link, attending_type are reported.
+    table.read.update({"id", "location_id", "description", "wkst"})
     return out
 
 
@@ -765,15 +911,5 @@ def _local_clock(
 
 
 def _report_left_aside(ctx: _Context) -> None:
-    for path in sorted(ctx.folder.iterdir()):
-        if path.name in {"datapackage.json", PROFILE_FOLDER}:  # our exports' profile copy
-            continue
-        if path.is_dir():
-            ctx.warn(f"{path.name}/: folder not read (the tables are read from this folder)")
-            continue
-        if path.suffix.lower() != ".csv" or path.stem not in READ_TABLES:
-            ctx.warn(f"{path.name}: table not imported (this directory has no place for it)")
-    for table in ctx.tables.values():
-        ignored = table.ignored_columns()
-        if ignored:
-            ctx.warn(f"{table.name}: columns not imported: {', '.join(ignored)}")
+    for warning in ctx.source.left_aside(ctx.tables):
+        ctx.warn(warning)

@@ -22,6 +22,7 @@ import io
 import json
 import shutil
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,7 @@ from models.hsds_profile import (
     HSDS_30,
     PROFILE_DIR,
     PROFILE_FOLDER,
+    SCHEMA_OF_TABLE,
     extension_description,
     hsds_id,
     profile_reference,
@@ -45,7 +47,14 @@ from models.hsds_profile import (
 if TYPE_CHECKING:
     from models.directory_io import BedCount, Directory
 
-__all__ = ["hsds_id", "hsds_rows", "nested_services", "write_json", "write_package"]
+__all__ = [
+    "IncompletePackageError",
+    "hsds_id",
+    "hsds_rows",
+    "nested_services",
+    "write_json",
+    "write_package",
+]
 
 _STANDARD_TYPES = {
     "latitude": "number",
@@ -209,10 +218,46 @@ FOREIGN_KEYS = {
 }
 
 
-def write_package(directory: Directory, folder: Path, zone: str) -> None:
-    """The tables, their ``datapackage.json`` and a copy of the profile in ``folder``."""
+class IncompletePackageError(Exception):
+    """The directory cannot be written as a valid package; the message says what to do."""
+
+
+def _with_provider(directory: Directory, provider: str | None) -> Directory:
+    """The directory, each service without an organization given ``provider``'s.
+
+    HSDS's tables require every service's ``organization_id`` ("the organization that
+    provides this service"); the JSON form does not. No provider is ever made up: without
+    ``provider`` (an organization the operator names) such services refuse the package.
+    """
+    orphans = [s.id for s in directory.services if not s.organization]
+    if not orphans:
+        return directory
+    if provider is None:
+        raise IncompletePackageError(
+            f"{len(orphans)} services have no organization, and HSDS tables require one "
+            f"(organization_id): {', '.join(orphans)}. Give each its organization in the "
+            "directory file and import it again, or name the organization that provides "
+            "them (--organization ID), or export the JSON form (FILE.json), where HSDS "
+            "does not require one."
+        )
+    if provider not in {o.id for o in directory.organizations}:
+        raise IncompletePackageError(f"no organization with id {provider!r} in the directory")
+    services = [
+        s if s.organization else s.model_copy(update={"organization": provider})
+        for s in directory.services
+    ]
+    return replace(directory, services=services)
+
+
+def write_package(
+    directory: Directory, folder: Path, zone: str, provider: str | None = None
+) -> None:
+    """The tables, their ``datapackage.json`` and a copy of the profile in ``folder``.
+
+    ``provider``: the organization named for services without one (see :func:`_with_provider`).
+    """
+    rows = hsds_rows(_with_provider(directory, provider))
     folder.mkdir(parents=True, exist_ok=True)
-    rows = hsds_rows(directory)
     for table, columns in COLUMNS.items():
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=[c for c, _r in columns], extrasaction="raise")
@@ -464,12 +509,16 @@ def datapackage(zone: str) -> dict[str, Any]:
             "fields": [_field(table, column, required) for column, required in columns],
             "primaryKey": ["id"],
             "foreignKeys": [
-                {"fields": [column], "reference": {"resource": target, "fields": ["id"]}}
+                {
+                    "fields": [column],
+                    "reference": {"resource": SCHEMA_OF_TABLE[target], "fields": ["id"]},
+                }
                 for column, target in FOREIGN_KEYS.get(table, [])
             ],
         }
         resource: dict[str, Any] = {
-            "name": table,
+            # The spec's datapackage.json's own name (``service``) and path (``services.csv``).
+            "name": SCHEMA_OF_TABLE[table],
             "path": f"{table}.csv",
             "profile": "tabular-data-resource",
             "format": "csv",
@@ -508,6 +557,10 @@ def _clean(row: dict[str, Any]) -> dict[str, Any]:
 def nested_services(tables: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     """Each service with everything linked to it, nested as ``compiled/service.json`` says."""
     organizations = {o["id"]: _clean(o) for o in tables["organizations"]}
+    for phone in tables["phones"]:
+        organization = organizations.get(phone.get("organization_id") or "")
+        if organization is not None:
+            organization.setdefault("phones", []).append(_clean(phone))
     locations = {loc["id"]: _clean(loc) for loc in tables["locations"]}
     for table in ("accessibility", "addresses"):
         for row in tables[table]:

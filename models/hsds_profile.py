@@ -27,7 +27,9 @@ PROFILE_FOLDER = "hsds-profile"  # the profile's copy beside an export's tables
 NAMESPACE = uuid.UUID("5b0e6f1c-2a0d-5d8e-9a57-8c2f3b1d4e60")
 HSDS_30 = "https://github.com/openreferral/specification/tree/3.0"
 TAXONOMY_NAME = "Help Center low-threshold services"
-# Tables of the CSV package and the schema file (spec's or the profile's) describing each.
+# Tables of the CSV package (the file is ``<table>.csv``) and the schema file (spec's or the
+# profile's) describing each. The spec's own ``datapackage.json`` names each resource after its
+# schema (``service``, path ``services.csv``), and so does ours: this is the resource's name.
 SCHEMA_OF_TABLE = {
     "organizations": "organization",
     "locations": "location",
@@ -41,6 +43,8 @@ SCHEMA_OF_TABLE = {
     "attributes": "attribute",
     "taxonomies": "taxonomy",
     "taxonomy_terms": "taxonomy_term",
+    "service_capacity": "service_capacity",  # HSDS 3.1's
+    "units": "unit",  # HSDS 3.1's
     "x_translations": "x_translation",
     "x_closures": "x_closure",
     "x_places": "x_place",

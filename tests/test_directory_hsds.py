@@ -305,3 +305,17 @@ async def test_another_citys_texts_are_read_in_the_language_given(tmp_path):
     service = read_directory(folder, ROME, TODAY, language="en").services[0]
     assert service.name == {"en": "Evening meal"}
     assert service.eligibility == {"en": "Maggiorenni"}
+
+
+async def test_hours_kept_at_the_services_only_location_are_its_hours(tmp_path):
+    """A schedule given by service_at_location_id (not service_id) is not lost."""
+    row = schedule_row().replace(f"s1,{SERVICE},,,", "s1,,,sal1,", 1)
+    directory = read(hsds_folder(tmp_path, schedules=SCHEDULES_HEADER + row))
+    assert format_hours(directory.services[0].slots()) == "mon-fri 19:00-21:00"
+
+
+async def test_a_schedules_notes_and_link_are_reported_not_dropped(tmp_path):
+    header = SCHEDULES_HEADER.replace("closes_at\n", "closes_at,notes,schedule_link\n")
+    row = schedule_row().replace("\n", ",Closed at lunch,http://example.org\n")
+    warnings = read(hsds_folder(tmp_path, schedules=header + row)).warnings
+    assert "schedules.csv: columns not imported: notes, schedule_link" in warnings

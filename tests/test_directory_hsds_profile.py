@@ -149,7 +149,7 @@ async def test_categories_and_admission_are_attributes_of_the_local_taxonomy(bot
     assert not {"category", "admits", "referral_required", "pets_allowed", "fee"} & set(header)
     package = json.loads((folder / "datapackage.json").read_text(encoding="utf-8"))
     tables = {r["name"] for r in package["resources"]}
-    assert {"attributes", "taxonomies", "taxonomy_terms"} <= tables
+    assert {"attribute", "taxonomy", "taxonomy_term"} <= tables
     assert package_problems(folder, package) == []
     page = json.loads((await _export(bot, tmp_path / "out.json")).read_text(encoding="utf-8"))
     [dorm] = [s for s in page["contents"] if s["x_local_id"] == "dormitorio-san-vincenzo"]
@@ -449,7 +449,7 @@ async def test_capacity_records_are_hsds_31s_own(bot, tmp_path):
     folder = await _export(bot, tmp_path / "out")
     package = json.loads((folder / "datapackage.json").read_text(encoding="utf-8"))
     for table, schema in (("service_capacity", capacity_schema), ("units", unit_schema)):
-        resource = next(r for r in package["resources"] if r["name"] == table)
+        resource = next(r for r in package["resources"] if r["path"] == f"{table}.csv")
         columns = [f["name"] for f in resource["schema"]["fields"]]
         assert set(columns) <= set(schema["properties"]), table
         required = set(schema["required"]) | set(schema.get("tabular_required", []))

@@ -68,7 +68,10 @@ async def get(bot, path: str, **params: Any) -> Any:
 async def test_the_root_says_which_hsds_this_is(bot):
     about = await get(bot, "/")
     assert about["version"] == "3.0"
-    assert about["openapi_url"].endswith("/schema/openapi.json")
+    # The OpenAPI document of this API (the spec's "openapi_url": "which defines this API").
+    assert about["openapi_url"] == "http://hsds/openapi.json"
+    document = await get(bot, "/openapi.json")
+    assert document["openapi"].startswith("3.1") and document["servers"] == [{"url": "http://hsds"}]
 
 
 async def test_services_come_in_pages_of_the_specs_shape(bot):
@@ -159,3 +162,194 @@ async def test_the_json_export_is_a_page_of_nested_services(bot, tmp_path):
 async def _all_nested(bot) -> list[dict[str, Any]]:
     listing = await get(bot, "/services", per_page=100)
     return [await get(bot, f"/services/{s['id']}") for s in listing["contents"]]
+
+
+# ---- the taxonomy ----------------------------------------------------------------------------
+
+
+async def test_the_local_taxonomy_is_served_with_all_its_terms(bot):
+    from models.hsds_profile import TAXONOMY_NAME, taxonomy, term_id
+
+    taxonomies = await get(bot, "/taxonomies")
+    jsonschema.validate(taxonomies, PAGE_OF_RECORDS)
+    [listed] = taxonomies["contents"]
+    assert (listed["name"], listed["version"]) == (TAXONOMY_NAME, "1.0.0")
+    assert await get(bot, f"/taxonomies/{listed['id']}") == listed
+    terms = await get(bot, "/taxonomy_terms", per_page=200)
+    published = taxonomy()["taxonomy_terms"]
+    assert terms["total_items"] == len(published) and terms["last_page"]
+    assert [t["code"] for t in terms["contents"]] == [t["code"] for t in published]
+    assert {t["taxonomy_detail"]["id"] for t in terms["contents"]} == {listed["id"]}
+    women = await get(bot, f"/taxonomy_terms/{term_id('women_only')}")
+    assert (women["code"], women["name"]) == ("women_only", published[11]["name"])
+
+
+async def test_taxonomy_terms_come_in_pages_and_can_be_searched(bot):
+    first = await get(bot, "/taxonomy_terms", per_page=5)
+    assert (first["size"], first["first_page"], first["last_page"]) == (5, True, False)
+    second = await get(bot, "/taxonomy_terms", per_page=5, page=2)
+    assert not {t["id"] for t in first["contents"]} & {t["id"] for t in second["contents"]}
+    shelters = await get(bot, "/taxonomy_terms", search="shelter")
+    assert "night_shelter" in {t["code"] for t in shelters["contents"]}
+    other = await get(bot, "/taxonomy_terms", taxonomy_id="11111111-2222-4333-8444-555555555555")
+    assert other["empty"] and other["total_items"] == 0
+
+
+async def test_an_unknown_taxonomy_or_term_is_a_404(bot):
+    async with client(bot) as http:
+        assert (await http.get("/taxonomies/nope")).status_code == 404
+        assert (await http.get("/taxonomy_terms/nope")).status_code == 404
+        assert (await http.get("/taxonomy_terms", params={"per_page": "x"})).status_code == 400
+
+
+async def test_services_of_a_taxonomy(bot):
+    from models.hsds_profile import taxonomy_id
+
+    await load_example(bot)
+    ours = await get(bot, "/services", taxonomy_id=taxonomy_id(), per_page=100)
+    assert ours["total_items"] == 18  # every example service has its category
+    other = await get(bot, "/services", taxonomy_id="11111111-2222-4333-8444-555555555555")
+    assert other["total_items"] == 0
+
+
+PAGE_OF_RECORDS = PAGE | {
+    "properties": PAGE["properties"]
+    | {"contents": {"type": "array", "items": {"required": ["id", "name", "description"]}}}
+}
+
+
+# ---- the OpenAPI document --------------------------------------------------------------------
+
+
+def _response_schema(document: dict[str, Any], path: str, status: str = "200") -> dict[str, Any]:
+    operation = document["paths"][path]["get"]
+    return operation["responses"][status]["content"]["application/json"]["schema"]
+
+
+def _parameters(document: dict[str, Any], path: str) -> dict[str, dict[str, Any]]:
+    """A path's parameters by name, ``$ref``s to the document's components resolved."""
+    found = {}
+    item = document["paths"][path]
+    for parameter in item.get("parameters", []) + item["get"].get("parameters", []):
+        if "$ref" in parameter:
+            parameter = document["components"]["parameters"][parameter["$ref"].rsplit("/", 1)[1]]
+        found[parameter["name"]] = parameter
+    return found
+
+
+async def test_the_openapi_document_describes_every_route_and_the_profile(bot):
+    from starlette.routing import Route
+
+    document = await get(bot, "/openapi.json")
+    app = make_hsds_app(bot.sessionmaker)
+    routes = {r.path.replace("{path:path}", "{path}") for r in app.routes if isinstance(r, Route)}
+    assert set(document["paths"]) == routes
+    profile_schema = _response_schema(document, "/profile")
+    jsonschema.validate(await get(bot, "/profile"), profile_schema)
+    assert "path" in _parameters(document, "/profile/{path}")
+    about = _response_schema(document, "/")
+    jsonschema.validate(await get(bot, "/"), about)
+    jsonschema.validate(await get(bot, "/taxonomies"), _local_schema(document, "/taxonomies"))
+
+
+def _local_schema(document: dict[str, Any], path: str) -> dict[str, Any]:
+    """A response schema of the document with its own components (the spec's refs allowed)."""
+    schema = dict(_response_schema(document, path))
+    schema["allOf"] = [document["components"]["schemas"]["Page"]]
+    schema["properties"] = {"contents": {"type": "array"}}
+    return schema
+
+
+def _spec_registry(schema_dir: Path, openapi: dict[str, Any]) -> Any:
+    """The spec's schema files at the addresses its openapi.json gives them, and openapi.json."""
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT202012
+
+    base = "https://raw.githubusercontent.com/openreferral/specification/3.0/schema/"
+    registry: Registry = Registry()
+    for path in [*schema_dir.glob("*.json"), *(schema_dir / "compiled").glob("*.json")]:
+        if path.name == "openapi.json":
+            continue
+        name = path.relative_to(schema_dir).as_posix()
+        contents = json.loads(path.read_text(encoding="utf-8"))
+        resource = Resource.from_contents(contents, default_specification=DRAFT202012)
+        registry = registry.with_resource(base + name, resource)
+    resource = Resource.from_contents(openapi, default_specification=DRAFT202012)
+    return registry.with_resource(OPENAPI_URI, resource)
+
+
+OPENAPI_URI = "urn:hsds:openapi.json"
+
+
+def _shape(schema: Any) -> Any:
+    """A schema without its descriptions (the words are this API's, the shape the spec's)."""
+    if isinstance(schema, dict):
+        return {k: _shape(v) for k, v in schema.items() if k != "description"}
+    if isinstance(schema, list):
+        return [_shape(v) for v in schema]
+    return schema
+
+
+def _pointer(path: str) -> str:
+    """The JSON pointer of a path's 200 answer in openapi.json."""
+    escaped = path.replace("~", "~0").replace("/", "~1")
+    return f"#/paths/{escaped}/get/responses/200/content/application~1json/schema"
+
+
+@pytest.mark.skipif(not SPEC_DIR, reason="HSDS_SPEC_DIR not set (a specification checkout)")
+async def test_taxonomy_answers_validate_against_the_specifications_openapi(bot):
+    from models.hsds_profile import taxonomy_id, term_id
+
+    assert SPEC_DIR
+    schema_dir = Path(SPEC_DIR) / "schema"
+    openapi = json.loads((schema_dir / "openapi.json").read_text(encoding="utf-8"))
+    registry = _spec_registry(schema_dir, openapi)
+
+    def validate(path: str, answer: Any) -> None:
+        schema = {"$ref": OPENAPI_URI + _pointer(path)}
+        jsonschema.Draft202012Validator(schema, registry=registry).validate(answer)
+
+    await load_example(bot)
+    validate("/taxonomies", await get(bot, "/taxonomies"))
+    validate("/taxonomies/{id}", await get(bot, f"/taxonomies/{taxonomy_id()}"))
+    terms = await get(bot, "/taxonomy_terms", per_page=7)
+    validate("/taxonomy_terms", terms)
+    assert terms["size"] == 7
+    validate("/taxonomy_terms/{id}", await get(bot, f"/taxonomy_terms/{term_id('free')}"))
+    validate("/services", await get(bot, "/services", taxonomy_id=taxonomy_id()))
+    broken = dict(terms, contents=[{"code": "no id, no name"}])
+    with pytest.raises(jsonschema.ValidationError):
+        validate("/taxonomy_terms", broken)  # the spec's schemas do bite
+
+
+@pytest.mark.skipif(not SPEC_DIR, reason="HSDS_SPEC_DIR not set (a specification checkout)")
+async def test_the_openapi_document_describes_the_specs_paths_as_the_spec_does(bot):
+    """Each of the spec's paths this API serves: the spec's answer schema, and only the
+    spec's parameters (those this API honours); the profile's paths are this API's own."""
+    assert SPEC_DIR
+    openapi = json.loads((Path(SPEC_DIR) / "schema" / "openapi.json").read_text("utf-8"))
+    document = await get(bot, "/openapi.json")
+    shared = set(document["paths"]) & set(openapi["paths"])
+    assert shared == {
+        "/",
+        "/services",
+        "/services/{id}",
+        "/taxonomies",
+        "/taxonomies/{id}",
+        "/taxonomy_terms",
+        "/taxonomy_terms/{id}",
+    }
+    assert set(document["paths"]) - shared == {"/profile", "/profile/{path}", "/openapi.json"}
+    for path in shared:
+        ours_schema, spec_schema = _response_schema(document, path), _response_schema(openapi, path)
+        assert _shape(ours_schema) == _shape(spec_schema), path
+        ours, theirs = _parameters(document, path), _parameters(openapi, path)
+        assert set(ours) <= set(theirs), path
+        for name, parameter in ours.items():
+            assert (parameter["in"], parameter["schema"]) == (
+                theirs[name]["in"],
+                theirs[name]["schema"],
+            ), (path, name)
+    assert document["components"]["schemas"]["Page"]["properties"].keys() == (
+        openapi["components"]["schemas"]["Page"]["properties"].keys()
+    )
