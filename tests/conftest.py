@@ -29,6 +29,11 @@ from models.migrate import upgrade
 from models.roles import Role
 
 TOKEN = "123456:TEST-TOKEN"
+# The HSDS specification's own files (tests/data/hsds-spec/README.md): every run validates
+# against them unless another checkout is named.
+SPEC_DATA = Path(__file__).parent / "data" / "hsds-spec"
+os.environ.setdefault("HSDS_SPEC_DIR", str(SPEC_DATA / "3.0"))
+os.environ.setdefault("HSDS_SPEC_31_DIR", str(SPEC_DATA / "3.1"))
 ADMIN_ID = 9000
 POSTGRES_URL = os.environ.get("TEST_DATABASE_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
