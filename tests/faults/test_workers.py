@@ -9,6 +9,8 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -256,21 +258,19 @@ async def test_a_worker_killed_is_replaced_and_sigterm_stops_them_all(
         assert 0 <= extra <= cut.get(chat, 0), chat  # a reply repeated only if cut mid-send
 
 
-async def test_workers_waiting_for_telegram_stop_at_once_on_sigterm(
-    database_url: str, tmp_path: Path
-) -> None:
-    """Telegram answers the webhook set-up, then is out of reach (502) when the two workers
-    start: they wait for it, and SIGTERM still stops everything within seconds, exit 0."""
-    if not database_url.startswith("postgresql"):
-        pytest.skip("several workers need PostgreSQL")
+@asynccontextmanager
+async def two_workers_refused_get_me(
+    database_url: str, tmp_path: Path, status: int, description: str
+) -> AsyncIterator[tuple[subprocess.Popen[bytes], FakeTelegram]]:
+    """``helpcenter run --workers 2`` whose webhook set-up Telegram accepts, after which it
+    answers the workers' ``getMe`` with ``status``; stopped (if still running) at the end."""
     fake = FakeTelegram(token=TOKEN)
     fake.fail_where(
         lambda method, _: (
-            (502, "Bad Gateway", None) if method == "getMe" and fake.webhook_url else None
+            (status, description, None) if method == "getMe" and fake.webhook_url else None
         )
     )
     port = free_port()
-    log = tmp_path / "bot.log"
     processes: list[subprocess.Popen[bytes]] = []
     async with FakeTelegramServer(fake) as server:
         env = bot_env(server.base_url, database_url, HELPCENTER_WEBHOOK_SECRET=SECRET)
@@ -279,11 +279,23 @@ async def test_workers_waiting_for_telegram_stop_at_once_on_sigterm(
         with cleanup(processes):
             bot = start_bot(env, tmp_path, *args)
             processes.append(bot)
-            await until(lambda: log.read_text().count("Telegram cannot be reached") >= 2)
-            workers = worker_pids(bot.pid)
-            started = time.monotonic()
-            code = await stop_gracefully(bot)
-            took = time.monotonic() - started
+            yield bot, fake
+
+
+async def test_workers_waiting_for_telegram_stop_at_once_on_sigterm(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Telegram answers the webhook set-up, then is out of reach (502) when the two workers
+    start: they wait for it, and SIGTERM still stops everything within seconds, exit 0."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("several workers need PostgreSQL")
+    log = tmp_path / "bot.log"
+    async with two_workers_refused_get_me(database_url, tmp_path, 502, "Bad Gateway") as (bot, _):
+        await until(lambda: log.read_text().count("Telegram cannot be reached") >= 2)
+        workers = worker_pids(bot.pid)
+        started = time.monotonic()
+        code = await stop_gracefully(bot)
+        took = time.monotonic() - started
     assert code == 0, log.read_text()[-3000:]
     assert took < 5, f"stopping took {took:.1f}s"
     assert not any(is_running(pid) for pid in workers)
@@ -298,23 +310,12 @@ async def test_a_worker_that_cannot_start_stops_them_all_with_exit_code_1(
     and ``helpcenter run`` says so in one line and exits 1."""
     if not database_url.startswith("postgresql"):
         pytest.skip("several workers need PostgreSQL")
-    fake = FakeTelegram(token=TOKEN)
-    fake.fail_where(
-        lambda method, _: (
-            (401, "Unauthorized", None) if method == "getMe" and fake.webhook_url else None
-        )
-    )
-    port = free_port()
     log = tmp_path / "bot.log"
-    processes: list[subprocess.Popen[bytes]] = []
-    async with FakeTelegramServer(fake) as server:
-        env = bot_env(server.base_url, database_url, HELPCENTER_WEBHOOK_SECRET=SECRET)
-        hook = f"http://127.0.0.1:{port}/telegram"
-        args = ("--webhook-url", hook, "--listen", f"127.0.0.1:{port}", "--workers", "2")
-        with cleanup(processes):
-            bot = start_bot(env, tmp_path, *args)
-            processes.append(bot)
-            await until(lambda: bot.poll() is not None, within=90)
+    async with two_workers_refused_get_me(database_url, tmp_path, 401, "Unauthorized") as (
+        bot,
+        fake,
+    ):
+        await until(lambda: bot.poll() is not None, within=90)
     text = log.read_text()
     assert bot.returncode == 1, text[-3000:]
     assert "helpcenter: a webhook worker could not start" in text
