@@ -24,6 +24,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
 from sqlalchemy import select
 from telegram.ext import AIORateLimiter, ExtBot
 
@@ -65,7 +66,7 @@ async def urgent_to_first_alert(operators: int, directory: Path) -> float:
     database = directory / f"latency-{time.monotonic_ns()}.db"
     url = f"sqlite+aiosqlite:///{database}"
     await asyncio.to_thread(upgrade, url)
-    settings = Settings(token=TOKEN, database_url=url, poll_timeout_seconds=0)  # type: ignore[call-arg]
+    settings = Settings(token=SecretStr(TOKEN), database_url=url, poll_timeout_seconds=0)
     fake = FakeTelegram(token=TOKEN)
     engine = make_engine(url)
     sessionmaker = make_sessionmaker(engine)

@@ -123,6 +123,7 @@ async def run(backends: dict[str, str], sizes: list[int]) -> None:
             first = first or box_ms
             print(f"{name:<11}{size:>9}{box_ms:>12.2f}{scan_ms:>14.2f}")
         last = box_ms
+        assert first is not None
         print(f"{name:<11}{'growth':>9}{last / first:>11.2f}x  (from {sizes[0]} to {sizes[-1]})")
 
 

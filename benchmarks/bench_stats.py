@@ -29,11 +29,11 @@ from models.base import Base
 from models.contact_export import ExportOptions, export_csv
 from models.contacts import (
     Action,
-    CaseOutcome,
     Channel,
     Contact,
     ContactAction,
     ContactNeed,
+    ContactOutcome,
     ContactSource,
     Gender,
     Need,
@@ -92,7 +92,7 @@ async def fill(url: str, people: int, contacts: int, exchanges: int) -> None:
                     "occurred_at": start + timedelta(seconds=rng.randrange(seconds)),
                     "person_id": rng.randrange(1, people + 1) if rng.random() > 0.1 else None,
                     "channel": rng.choice(list(Channel)),
-                    "outcome": rng.choice(list(CaseOutcome)),
+                    "outcome": rng.choice(list(ContactOutcome)),
                     "source": ContactSource.BOT,
                     "created_at": start,
                 }

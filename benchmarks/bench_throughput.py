@@ -35,7 +35,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from telegram import Update
 from telegram.ext import Application, MessageHandler, filters
 
@@ -114,7 +114,7 @@ async def bench_floor(name: str, url: str, updates: int, chats: int) -> dict[str
     async with sessionmaker() as session:
         ids = list(await session.execute(select(Exchange.id, Exchange.update_id)))
         await session.execute(
-            Exchange.__table__.update().values(status=InboxStatus.PROCESSING, locked_by="floor")
+            update(Exchange).values(status=InboxStatus.PROCESSING, locked_by="floor")
         )
         await session.commit()
 
@@ -137,7 +137,7 @@ async def bench_floor(name: str, url: str, updates: int, chats: int) -> dict[str
                 await session.commit()
             latencies.append(time.perf_counter() - began)
 
-    await asyncio.gather(*(one(row_id, update_id) for row_id, update_id in ids))
+    await asyncio.gather(*(one(row_id, update_id or 0) for row_id, update_id in ids))
     elapsed = time.perf_counter() - started
     cpu = time.process_time() - cpu
     await engine.dispose()
@@ -300,7 +300,7 @@ def _record_latencies() -> None:
         _samples.append(value)
         original(value)
 
-    metrics.HANDLING_SECONDS.observe = observe  # type: ignore[method-assign]
+    metrics.HANDLING_SECONDS.observe = observe  # type: ignore[method-assign,assignment]
 
 
 def show(rows: list[dict[str, Any]], baseline: dict[str, Any]) -> None:

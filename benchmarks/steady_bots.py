@@ -35,7 +35,7 @@ class LoggedExchange(_Base):
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-def echo_application(base_url: str, token: str) -> Application:  # type: ignore[type-arg]
+def echo_application(base_url: str, token: str) -> Application:
     async def echo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         assert update.effective_message is not None
         await update.effective_message.reply_text(update.effective_message.text or "")
@@ -45,11 +45,11 @@ def echo_application(base_url: str, token: str) -> Application:  # type: ignore[
     return application
 
 
-def naive_application(base_url: str, token: str, database_url: str) -> Application:  # type: ignore[type-arg]
+def naive_application(base_url: str, token: str, database_url: str) -> Application:
     engine = create_async_engine(database_url)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
 
-    async def create_tables(_: Application) -> None:  # type: ignore[type-arg]
+    async def create_tables(_: Application) -> None:
         async with engine.begin() as connection:
             await connection.run_sync(_Base.metadata.create_all)
 

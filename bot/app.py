@@ -103,15 +103,25 @@ class HelpCenterBot:
 
     ``skip_locked`` (default: on for PostgreSQL) makes the worker and the dispatcher claim rows
     with ``FOR UPDATE SKIP LOCKED``, which is what lets several processes share one database.
+    ``sole_sender``: no other process sends for this bot (long polling), so Telegram's limits
+    are kept in memory rather than in a store the workers share (``bot.ratelimit``).
     """
 
-    def __init__(self, application: HelpCenterApp, *, skip_locked: bool | None = None) -> None:
+    def __init__(
+        self,
+        application: HelpCenterApp,
+        *,
+        skip_locked: bool | None = None,
+        sole_sender: bool = False,
+    ) -> None:
         self.application = application
         self.runtime: Runtime = application.bot_data["runtime"]
         if skip_locked is None:
             skip_locked = not self.runtime.settings.is_sqlite
         self.wake = asyncio.Event()
-        self.dispatcher = Dispatcher(application, skip_locked=skip_locked)
+        self.dispatcher = Dispatcher(
+            application, skip_locked=skip_locked, shared_limits=False if sole_sender else None
+        )
         self.runtime.extras["dispatcher"] = self.dispatcher
         self.worker = InboxWorker(
             application,

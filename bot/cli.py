@@ -24,6 +24,7 @@ from bot.startup import (
     configure_logging,
     ensure_schema,
     explain,
+    freeze_start_up_objects,
     reaching_database,
     stop_on_signals,
     until_telegram_answers,
@@ -268,6 +269,7 @@ async def run_polling(settings: Settings) -> None:
             if not await until_telegram_answers(step, stop, settings):
                 return
         health = serve_health(health_socket, running.runtime) if health_socket else None
+        freeze_start_up_objects()
         logging.getLogger("helpcenter").info("bot running (long polling); Ctrl+C stops")
         await stop.wait()
         if health is not None:

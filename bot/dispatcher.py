@@ -119,13 +119,16 @@ class Dispatcher:
         *,
         skip_locked: bool | None = None,
         limiter: RateLimiter | None = None,
+        shared_limits: bool | None = None,
         idle_seconds: float = 0.5,
     ) -> None:
         self.application = application
         self.runtime: Runtime = runtime_of(application)
         settings = self.runtime.settings
         self.skip_locked = (not settings.is_sqlite) if skip_locked is None else skip_locked
-        self.limiter = limiter or make_limiter(settings, self.runtime.sessionmaker)
+        self.limiter = limiter or make_limiter(
+            settings, self.runtime.sessionmaker, shared=shared_limits
+        )
         self.limits = Limits.from_settings(settings)
         self.wake = asyncio.Event()
         self.idle_seconds = idle_seconds  # how often the loop looks without a wake-up

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Iterator
@@ -99,6 +100,16 @@ async def ensure_schema(settings: Settings) -> None:
         raise CliError(
             "the database schema is out of date: run `helpcenter db upgrade` first", EXIT_SCHEMA
         )
+
+
+def freeze_start_up_objects() -> None:
+    """Put what start-up made (modules, the application, the catalogues: most of the heap) out
+    of the garbage collector's sight, once the bot runs. A full collection then walks only what
+    handling made since: walking the whole heap held the event loop 100 to 150 ms every few
+    seconds at 20 updates a second (``bench_steady``'s p99 on SQLite: 86-159 ms without, see
+    docs/benchmarks.md)."""
+    gc.collect()
+    gc.freeze()
 
 
 def configure_logging() -> None:

@@ -349,7 +349,7 @@ async def bot_running(
     health listener). Started once Telegram answers, it yields True; False if ``stop`` came
     first. On the way out, in-flight updates finish; the rest waits in the inbox."""
     from bot.health import serve_health
-    from bot.startup import until_telegram_answers
+    from bot.startup import freeze_start_up_objects, until_telegram_answers
 
     settings = running.runtime.settings
     try:
@@ -358,6 +358,7 @@ async def bot_running(
             return
         await running.start()
         health = serve_health(health_sock, running.runtime) if health_sock is not None else None
+        freeze_start_up_objects()
         log.info("webhook worker %s started", os.getpid())
         try:
             yield True

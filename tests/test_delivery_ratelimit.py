@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from telegram.request import HTTPXRequest
 
-from bot.app import build_application
+from bot.app import HelpCenterBot, build_application
 from bot.dispatcher import Dispatcher
 from bot.ratelimit import (
     Limits,
@@ -28,6 +28,7 @@ from bot.ratelimit import (
     RateLimiter,
     RedisRateLimiter,
     Rule,
+    make_limiter,
     reserve_all,
 )
 from fakebotapi import FakeTelegram
@@ -125,6 +126,26 @@ async def test_limits_follow_the_settings(database_url: str) -> None:
     assert interval(limits.private_rule) > interval(limits.global_rule)
     granted = await reserve_all(MemoryRateLimiter(), limits.keys_for(42), 1.0)
     assert granted.granted and granted.delay == 0
+
+
+async def test_the_limits_are_shared_only_where_several_processes_send() -> None:
+    """Webhook workers on PostgreSQL share the limits in Redis or in the database; a bot that
+    is the only sender (SQLite, long polling) keeps them in memory, with no transaction per
+    message."""
+    postgres = "postgresql+asyncpg://nobody@127.0.0.1:1/none"  # never connected to
+    sessionmaker = make_sessionmaker(make_engine(postgres))
+    on_postgres, on_sqlite = make_settings(postgres), make_settings("sqlite+aiosqlite://")
+    with_redis = make_settings(postgres, redis_url=REDIS_URL)
+    assert isinstance(make_limiter(on_postgres, sessionmaker), PostgresRateLimiter)
+    shared_in_redis = make_limiter(with_redis, sessionmaker)
+    assert isinstance(shared_in_redis, RedisRateLimiter)
+    await shared_in_redis.close()
+    assert isinstance(make_limiter(on_sqlite, sessionmaker), MemoryRateLimiter)
+    assert isinstance(make_limiter(with_redis, sessionmaker, shared=False), MemoryRateLimiter)
+    polling = HelpCenterBot(build_application(on_postgres), sole_sender=True)
+    assert isinstance(polling.dispatcher.limiter, MemoryRateLimiter)
+    webhook_worker = HelpCenterBot(build_application(on_postgres))
+    assert isinstance(webhook_worker.dispatcher.limiter, PostgresRateLimiter)
 
 
 async def test_a_limit_above_the_slot_count_still_holds() -> None:
