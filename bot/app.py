@@ -133,7 +133,9 @@ class HelpCenterBot:
             send_now=self.dispatcher.send_now,
             send_claimed=self.dispatcher.send_claimed,
         )
-        self.poller = Poller(application, self.runtime, self.worker.note_stored)
+        self.poller = Poller(
+            application, self.runtime, self.worker.note_stored, claim_in=self.worker.claim_in
+        )
         self._tasks: list[asyncio.Task[None]] = []
 
     async def __aenter__(self) -> HelpCenterBot:

@@ -40,11 +40,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
 from bot import metrics
-from bot.inbox import ALLOWED_UPDATES
+from bot.inbox import ALLOWED_UPDATES, ClaimIn, OnStored
 from bot.runtime import Runtime
 from bot.startup import CliError
 from config.settings import Settings
-from models.exchange import store_updates
+from models.db import write_gate
+from models.exchange import ClaimedUpdate, store_updates
 
 if TYPE_CHECKING:
     from bot.app import HelpCenterBot
@@ -74,10 +75,16 @@ def webhook_path(settings: Settings) -> str:
 
 
 def make_asgi_app(
-    runtime: Runtime, secret: str, *, on_stored: Any = None, lifespan: Any = None
+    runtime: Runtime,
+    secret: str,
+    *,
+    on_stored: OnStored | None = None,
+    claim_in: ClaimIn | None = None,
+    lifespan: Any = None,
 ) -> Starlette:
     """The webhook endpoint alone, separate from the bot so tests can drive it with httpx
-    (a worker process runs the bot in the ``lifespan``: :func:`worker_app`).
+    (a worker process runs the bot in the ``lifespan``: :func:`worker_app`). With ``claim_in``
+    the update is claimed in the transaction that stores it, as the fetch loop does.
 
     ``/healthz`` and ``/metrics`` are not here: they are on the health listener
     (:mod:`bot.health`), which is loopback-only by default.
@@ -104,9 +111,12 @@ def make_asgi_app(
             metrics.WEBHOOK_REFUSED.labels(reason="malformed").inc()
             log.warning("webhook: refused a malformed update (%d bytes)", len(body))
             return JSONResponse({"ok": False}, status_code=400)
+        claimed: list[ClaimedUpdate] = []
         try:
-            async with runtime.sessionmaker() as session:
+            async with write_gate(runtime.sessionmaker), runtime.sessionmaker() as session:
                 await store_updates(session, [update])
+                if claim_in is not None:
+                    claimed = await claim_in(session)
                 await session.commit()
         except (SQLAlchemyError, OSError) as exc:
             # Not stored, so not confirmed: Telegram will post it again.
@@ -116,7 +126,7 @@ def make_asgi_app(
             return JSONResponse({"ok": False}, status_code=503)
         metrics.UPDATES_RECEIVED.inc()
         if on_stored is not None:
-            on_stored(1)
+            on_stored(1, claimed)
         return JSONResponse({"ok": True})
 
     from bot.hsds_api import make_hsds_app
@@ -255,7 +265,12 @@ async def serve_in_process(
             return
         server = QuietServer(
             server_config(
-                make_asgi_app(running.runtime, secret, on_stored=running.worker.note_stored)
+                make_asgi_app(
+                    running.runtime,
+                    secret,
+                    on_stored=running.worker.note_stored,
+                    claim_in=running.worker.claim_in,
+                )
             )
         )
         ends = asyncio.create_task(_exit_on(stop, server))
@@ -331,7 +346,11 @@ def worker_app(
                 os._exit(STARTUP_FAILURE)
 
     return make_asgi_app(
-        running.runtime, secret, on_stored=running.worker.note_stored, lifespan=lifespan
+        running.runtime,
+        secret,
+        on_stored=running.worker.note_stored,
+        claim_in=running.worker.claim_in,
+        lifespan=lifespan,
     )
 
 

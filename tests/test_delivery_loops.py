@@ -13,6 +13,10 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+from sqlalchemy.exc import OperationalError
 
 from tests.conftest import BotHarness, slow_handling_of
 
@@ -79,3 +83,67 @@ async def test_a_second_message_queued_behind_a_reply_being_sent_follows_it(
         bot.fake.user_writes(NEWCOMER, "/help")
         await bot.running.poller.poll_once()
         assert await answered(bot, NEWCOMER, 2)
+
+
+async def test_an_update_stored_while_a_slot_is_free_needs_no_claim_of_its_own(
+    bot: BotHarness,
+) -> None:
+    """The fetch loop claims what it stores in the same commit: the worker's loop is not
+    woken and claims nothing, and the person is answered."""
+    await bot.known(PERSON)
+    async with loops_woken_only(bot):
+        worker = bot.running.worker
+        claims: list[int] = []
+        real_claim = worker._claim
+
+        async def counted(limit: int) -> Any:
+            claims.append(limit)
+            return await real_claim(limit)
+
+        worker._claim = counted  # type: ignore[method-assign]
+        bot.fake.user_writes(PERSON, "/help")
+        assert await bot.running.poller.poll_once() == 1
+        assert await answered(bot, PERSON, 1)
+        assert claims == []
+
+
+async def test_updates_stored_while_every_slot_is_busy_are_handled_as_slots_free(
+    bot: BotHarness,
+) -> None:
+    """Six people at once with four slots: four are claimed with the store, the other two
+    when handlings end; nobody waits for the idle look."""
+    people = range(5200, 5206)
+    for person in people:
+        await bot.known(person)
+    slow_handling_of(bot.application, "help", seconds=0.3)
+    async with loops_woken_only(bot):
+        for person in people:
+            bot.fake.user_writes(person, "/help")
+        assert await bot.running.poller.poll_once() == len(people)
+        for person in people:
+            assert await answered(bot, person, 1)
+
+
+async def test_a_store_that_fails_after_its_claim_starts_nothing(bot: BotHarness) -> None:
+    """The claim is part of the store's transaction: if that commit fails, nothing was
+    claimed, nothing is handled, Telegram hands the update over again, and it is answered once."""
+    await bot.known(PERSON)
+    async with loops_woken_only(bot):
+        worker = bot.running.worker
+        real_claim_in = worker.claim_in
+
+        async def claim_then_fail(session: Any) -> Any:
+            await real_claim_in(session)
+            raise OperationalError("COMMIT", {}, ConnectionResetError("connection reset"))
+
+        bot.running.poller.claim_in = claim_then_fail
+        bot.fake.user_writes(PERSON, "/help")
+        with pytest.raises(OperationalError):
+            await bot.running.poller.poll_once()
+        await asyncio.sleep(0.2)
+        assert bot.fake.texts(PERSON) == []
+        bot.running.poller.claim_in = real_claim_in
+        assert await bot.running.poller.poll_once() == 1  # handed over again
+        assert await answered(bot, PERSON, 1)
+        await asyncio.sleep(0.2)
+        assert len(bot.fake.texts(PERSON)) == 1
