@@ -165,7 +165,7 @@ async def bench_inbox(name: str, url: str, updates: int, chats: int) -> dict[str
         worker_id="bench-0",
     )
     await application.initialize()
-    bot = HelpCenterBot(application)
+    bot = HelpCenterBot(application, sole_sender=True)  # as `helpcenter run` (long polling)
     done = metrics.UPDATES_HANDLED.labels(outcome="done")
     target = done._value.get() + updates
     before = len(_samples)
