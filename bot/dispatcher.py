@@ -168,6 +168,11 @@ class Dispatcher:
                 claimed = []
                 await asyncio.sleep(1.0)
             self._slots_were_full = free <= 0 or len(claimed) == free  # more may be due
+            if free > 0 and not claimed and not in_flight:
+                # Nothing of ours to send, none being sent: the chats noted as queued were sent
+                # by another process (or are not due yet, which the idle look finds). Forgotten,
+                # so the set does not grow with every chat another worker answered.
+                self._queued_chats.clear()
             for message in claimed:
                 self._queued_chats.discard(message.chat_id)  # its send's end wakes the loop
                 self._start(message, claimed_by_loop=True)

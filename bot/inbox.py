@@ -325,10 +325,11 @@ class InboxWorker:
             except Exception as exc:  # a loop that dies silently would stop all handling
                 log.warning("inbox loop: %s; going on", type(exc).__name__)
                 await asyncio.sleep(1.0)
+        # Graceful shutdown: updates already being handled finish (those the fetch loop's last
+        # commit claimed meanwhile too); the rest wait in the inbox.
+        while self._in_flight:
+            await asyncio.gather(*list(self._in_flight), return_exceptions=True)
         self._running = False
-        # Graceful shutdown: updates already being handled finish; the rest wait in the inbox.
-        if self._in_flight:
-            await asyncio.gather(*self._in_flight, return_exceptions=True)
 
     async def _one_round(self, concurrency: int) -> None:
         """Claim as many updates as there are free slots, start them, and wait for work.

@@ -147,3 +147,14 @@ async def test_a_store_that_fails_after_its_claim_starts_nothing(bot: BotHarness
         assert await answered(bot, PERSON, 1)
         await asyncio.sleep(0.2)
         assert len(bot.fake.texts(PERSON)) == 1
+
+
+async def test_chats_whose_messages_another_process_sent_are_forgotten(bot: BotHarness) -> None:
+    """A commit in this process noted chats as queued, and another worker sent their rows:
+    a round that finds nothing to send and nothing being sent forgets them, so the set does
+    not grow with every chat the other workers answered (nor wake the loop for them)."""
+    async with loops_woken_only(bot):
+        dispatcher = bot.running.dispatcher
+        dispatcher.note_queued(set(range(7000, 7100)))
+        await asyncio.sleep(0.2)
+        assert dispatcher._queued_chats == set()
