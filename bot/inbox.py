@@ -122,6 +122,21 @@ def read_update(payload: dict[str, Any], bot: Any) -> Update | UnreadableUpdate:
         return unreadable
 
 
+async def store_and_claim(
+    runtime: Runtime, updates: list[dict[str, Any]], claim_in: ClaimIn | None
+) -> list[ClaimedUpdate]:
+    """Store updates (behind the SQLite write gate) and, in the same commit, claim those the
+    worker can start now (``claim_in``); the fetch loop and the webhook both store this way.
+    Raises if the commit fails: then nothing was stored or claimed."""
+    claimed: list[ClaimedUpdate] = []
+    async with write_gate(runtime.sessionmaker), runtime.sessionmaker() as session:
+        await store_updates(session, updates)
+        if claim_in is not None:
+            claimed = await claim_in(session)
+        await session.commit()
+    return claimed
+
+
 class Poller:
     """Long polling that never confirms an update before the inbox holds it."""
 
@@ -170,12 +185,7 @@ class Poller:
         updates = await self._fetch()
         if not updates:
             return 0
-        claimed: list[ClaimedUpdate] = []
-        async with write_gate(self.runtime.sessionmaker), self.runtime.sessionmaker() as session:
-            await store_updates(session, updates)
-            if self.claim_in is not None:
-                claimed = await self.claim_in(session)
-            await session.commit()
+        claimed = await store_and_claim(self.runtime, updates, self.claim_in)
         metrics.UPDATES_RECEIVED.inc(len(updates))
         # Only now, with the batch committed, may the next request confirm it.
         self.offset = max(int(u["update_id"]) for u in updates) + 1
@@ -274,7 +284,7 @@ class InboxWorker:
         self._to_release: set[int] = set()  # updates to put back once the database answers
         self._look_again = False  # see _one_round
         self._unclaimed = 0  # updates this process stored and has not claimed yet
-        self._running = False  # the loop (run) is on: the fetch loop may claim for it
+        self._looping = False  # run() is on: the fetch loop may claim for it
 
     def stop(self) -> None:
         self._stopping.set()
@@ -298,12 +308,15 @@ class InboxWorker:
         Only for the running loop: without it (tests, the console) updates are stored only, and
         :meth:`drain` claims them."""
         free = self.runtime.settings.inbox_concurrency - len(self._in_flight)
-        if free <= 0 or not self._running or self._stopping.is_set():
+        if free <= 0 or not self._looping or self._stopping.is_set():
             return []
+        return await self._claim_in_session(session, free)
+
+    async def _claim_in_session(self, session: AsyncSession, limit: int) -> list[ClaimedUpdate]:
         return await claim_updates(
             session,
             self.runtime.worker_id,
-            limit=free,
+            limit=limit,
             lease=timedelta(seconds=self.runtime.settings.inbox_lease_seconds),
             skip_locked=self.skip_locked,
         )
@@ -318,7 +331,7 @@ class InboxWorker:
 
     async def run(self) -> None:
         concurrency = self.runtime.settings.inbox_concurrency
-        self._running = True
+        self._looping = True
         while not self._stopping.is_set():
             try:
                 await self._one_round(concurrency)
@@ -329,7 +342,7 @@ class InboxWorker:
         # commit claimed meanwhile too); the rest wait in the inbox.
         while self._in_flight:
             await asyncio.gather(*list(self._in_flight), return_exceptions=True)
-        self._running = False
+        self._looping = False
 
     async def _one_round(self, concurrency: int) -> None:
         """Claim as many updates as there are free slots, start them, and wait for work.
@@ -393,16 +406,9 @@ class InboxWorker:
             yield session
 
     async def _claim(self, limit: int) -> list[ClaimedUpdate]:
-        lease = timedelta(seconds=self.runtime.settings.inbox_lease_seconds)
         try:
             async with self._writing() as session:
-                rows = await claim_updates(
-                    session,
-                    self.runtime.worker_id,
-                    limit=limit,
-                    lease=lease,
-                    skip_locked=self.skip_locked,
-                )
+                rows = await self._claim_in_session(session, limit)
                 await session.commit()
         except (SQLAlchemyError, OSError) as exc:
             log.warning("inbox claim failed: %s", type(exc).__name__)

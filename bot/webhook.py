@@ -40,12 +40,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
 from bot import metrics
-from bot.inbox import ALLOWED_UPDATES, ClaimIn, OnStored
+from bot.inbox import ALLOWED_UPDATES, ClaimIn, OnStored, store_and_claim
 from bot.runtime import Runtime
 from bot.startup import CliError
 from config.settings import Settings
-from models.db import write_gate
-from models.exchange import ClaimedUpdate, store_updates
 
 if TYPE_CHECKING:
     from bot.app import HelpCenterBot
@@ -111,13 +109,8 @@ def make_asgi_app(
             metrics.WEBHOOK_REFUSED.labels(reason="malformed").inc()
             log.warning("webhook: refused a malformed update (%d bytes)", len(body))
             return JSONResponse({"ok": False}, status_code=400)
-        claimed: list[ClaimedUpdate] = []
         try:
-            async with write_gate(runtime.sessionmaker), runtime.sessionmaker() as session:
-                await store_updates(session, [update])
-                if claim_in is not None:
-                    claimed = await claim_in(session)
-                await session.commit()
+            claimed = await store_and_claim(runtime, [update], claim_in)
         except (SQLAlchemyError, OSError) as exc:
             # Not stored, so not confirmed: Telegram will post it again.
             log.warning(
