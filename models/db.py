@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import event
+from sqlalchemy import event, make_url
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, DisconnectionError
@@ -20,6 +22,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from models import sqlite_one_trip
 from models.storable import storable_json
 
 
@@ -32,7 +35,12 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     kwargs.setdefault("json_serializer", storable_json)
     if url.startswith("sqlite"):
         # Every connection is its own file handle; WAL lets readers run beside the writer.
-        kwargs.setdefault("connect_args", {"timeout": 30})
+        # One trip to the connection's thread per statement, not four (models.sqlite_one_trip).
+        sqlite_options = kwargs.pop("connect_args", None) or {"timeout": 30}
+        database = make_url(url).database or ""
+        kwargs.setdefault(
+            "async_creator", partial(sqlite_one_trip.connect, database, **sqlite_options)
+        )
         kwargs.setdefault("pool_size", 10)
         kwargs.setdefault("max_overflow", 10)
         # A connection goes back to the pool only after SQLAlchemy ended its transaction
@@ -47,9 +55,46 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     else:
         kwargs.setdefault("pool_size", 10)
         kwargs.setdefault("max_overflow", 10)
-        kwargs.setdefault("pool_pre_ping", True)
         engine = create_async_engine(url, **kwargs)
+        if not kwargs.get("pool_pre_ping"):
+            ping_when_idle(engine, PING_AFTER_IDLE_SECONDS)
     return engine
+
+
+# A connection unused this long is tested before it is handed out (a server restart or a
+# proxy's idle timeout may have closed it); one used since is not (see ping_when_idle).
+PING_AFTER_IDLE_SECONDS = 5.0
+
+
+def ping_when_idle(engine: AsyncEngine, idle_seconds: float) -> None:
+    """SQLAlchemy's ``pool_pre_ping``, but only for a connection idle ``idle_seconds`` or more.
+
+    The stock pre-ping tests every connection at every checkout, and on asyncpg the test is
+    three round trips (BEGIN, an empty query, ROLLBACK): about 200 µs of the bot's CPU per
+    transaction, three transactions per update (docs/benchmarks.md, "Connection tests").
+    A connection that served a transaction seconds ago is not tested; if the server went away
+    meanwhile, the first statement fails as an outage (retried by the inbox, the fetch loop
+    and the dispatcher) and SQLAlchemy discards the pool's older connections with it.
+    """
+    sync_engine = engine.sync_engine
+    dialect = sync_engine.dialect
+
+    def rested(_dbapi_connection: Any, record: Any, *_: Any) -> None:
+        record.info["rested_since"] = time.monotonic()
+
+    def test_if_rested(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if time.monotonic() - record.info.get("rested_since", 0.0) < idle_seconds:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as error:
+            if dialect.is_disconnect(error, dbapi_connection, None):
+                raise DisconnectionError("connection lost while idle") from error
+            raise
+
+    event.listen(sync_engine, "connect", rested)
+    event.listen(sync_engine, "checkin", rested)
+    event.listen(sync_engine, "checkout", test_if_rested)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

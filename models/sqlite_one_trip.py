@@ -1,0 +1,118 @@
+"""aiosqlite with one trip to the connection's thread per statement.
+
+aiosqlite runs each ``sqlite3`` call on the connection's own thread, and SQLAlchemy's adapter
+makes four such calls per statement (open a cursor, execute, fetch the rows, close the cursor).
+Each trip is a queue hand-off, a thread wake-up and a wake-up of the event loop through its
+self-pipe: about 65 µs of CPU, and a statement's own work is often less. At 20 updates a
+second the full bot ran about 9 statements per update, so the trips were roughly a quarter of
+its CPU (``benchmarks/bench_steady.py``, docs/benchmarks.md, "One trip per statement").
+
+:class:`OneTripConnection` is aiosqlite's ``Connection`` whose ``cursor()`` returns a
+:class:`OneTripCursor`: ``execute`` does the four calls in one trip and keeps the rows,
+``fetch*`` and ``close`` then need no trip at all. Everything else (commit, rollback, close,
+functions, the thread) is aiosqlite's own. It uses aiosqlite's ``_execute`` (run a function on
+the connection's thread), which every public method is built on; the dependency is pinned to
+the minor version it was checked with, and ``tests/test_sqlite_one_trip.py`` counts the trips.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import aiosqlite
+
+# (description, rowcount, lastrowid, rows) of one executed statement.
+_Executed = tuple[Any, int, int | None, list[Any]]
+
+
+def _execute(
+    connection: sqlite3.Connection, sql: str, parameters: Any
+) -> _Executed:
+    """On the connection's thread: the statement and everything SQLAlchemy reads from it."""
+    cursor = connection.cursor()
+    try:
+        cursor.execute(sql, parameters if parameters is not None else ())
+        rows = cursor.fetchall() if cursor.description else []
+        return cursor.description, cursor.rowcount, cursor.lastrowid, rows
+    finally:
+        cursor.close()
+
+
+def _execute_many(
+    connection: sqlite3.Connection, sql: str, parameters: Any
+) -> _Executed:
+    cursor = connection.cursor()
+    try:
+        cursor.executemany(sql, parameters)
+        return cursor.description, cursor.rowcount, cursor.lastrowid, []
+    finally:
+        cursor.close()
+
+
+class OneTripCursor:
+    """The cursor SQLAlchemy's aiosqlite adapter drives, one trip per statement."""
+
+    arraysize = 1
+
+    def __init__(self, connection: OneTripConnection) -> None:
+        self._connection = connection
+        self.description: Any = None
+        self.rowcount = -1
+        self.lastrowid: int | None = None
+        self._rows: list[Any] = []
+
+    async def __aenter__(self) -> OneTripCursor:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def execute(self, sql: str, parameters: Iterable[Any] | None = None) -> OneTripCursor:
+        self._took(await self._connection.run(_execute, sql, parameters))
+        return self
+
+    async def executemany(self, sql: str, parameters: Iterable[Iterable[Any]]) -> OneTripCursor:
+        self._took(await self._connection.run(_execute_many, sql, parameters))
+        return self
+
+    def _took(self, executed: _Executed) -> None:
+        self.description, self.rowcount, self.lastrowid, self._rows = executed
+
+    async def fetchone(self) -> Any:
+        return self._rows.pop(0) if self._rows else None
+
+    async def fetchmany(self, size: int | None = None) -> Sequence[Any]:
+        count = self.arraysize if size is None else size
+        taken, self._rows = self._rows[:count], self._rows[count:]
+        return taken
+
+    async def fetchall(self) -> Sequence[Any]:
+        taken, self._rows = self._rows, []
+        return taken
+
+    async def close(self) -> None:
+        self._rows = []
+
+
+class OneTripConnection(aiosqlite.Connection):
+    """aiosqlite's connection with :class:`OneTripCursor` for its cursors."""
+
+    def cursor(self) -> OneTripCursor:  # type: ignore[override]
+        return OneTripCursor(self)
+
+    async def run(self, function: Any, *args: Any) -> Any:
+        """``function(sqlite3_connection, *args)`` on the connection's thread: one trip."""
+        return await self._execute(function, self._conn, *args)
+
+
+def connect(database: str, **sqlite_options: Any) -> OneTripConnection:
+    """As ``aiosqlite.connect`` (awaited by SQLAlchemy), with one trip per statement."""
+
+    def connector() -> sqlite3.Connection:
+        return sqlite3.connect(database, **sqlite_options)
+
+    connection = OneTripConnection(connector, iter_chunk_size=64)
+    connection._thread.daemon = True  # as SQLAlchemy sets it for aiosqlite's own connect
+    return connection

@@ -1,0 +1,137 @@
+"""The database connections the bot runs on: one trip per statement on SQLite, and on
+PostgreSQL a connection tested only when it rested long enough to have been lost."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import pytest
+from sqlalchemy import text
+
+import models.db
+from models.db import is_database_outage, make_engine
+
+
+@pytest.fixture
+def trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every function aiosqlite hands to a connection's thread, by name."""
+    handed: list[str] = []
+    original = aiosqlite.Connection._execute
+
+    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        handed.append(getattr(fn, "__name__", type(fn).__name__))
+        return await original(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    return handed
+
+
+async def test_an_sqlite_statement_is_one_trip_and_reads_as_before(
+    tmp_path: Path, trips: list[str]
+) -> None:
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'trips.db'}")
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text("CREATE TABLE note (id INTEGER PRIMARY KEY, body TEXT)"))
+            trips.clear()
+            inserted = await connection.execute(
+                text("INSERT INTO note (body) VALUES ('a'), ('b') RETURNING id")
+            )
+            many = await connection.execute(
+                text("INSERT INTO note (body) VALUES (:body)"), [{"body": "c"}, {"body": "d"}]
+            )
+            changed = await connection.execute(text("UPDATE note SET body = 'z' WHERE id > 2"))
+            rows = await connection.execute(text("SELECT id, body FROM note ORDER BY id"))
+            statements = 4
+            assert sorted(row.id for row in inserted) == [1, 2]
+            assert many.rowcount == 2 and changed.rowcount == 2
+            assert [tuple(row) for row in rows] == [(1, "a"), (2, "b"), (3, "z"), (4, "z")]
+        # Four statements, four trips (aiosqlite's own cursor took four each), and the commit.
+        assert len(trips) == statements + 1, trips
+        assert trips[-1] == "commit"
+    finally:
+        await engine.dispose()
+
+
+async def test_an_sqlite_error_is_still_the_drivers(tmp_path: Path) -> None:
+    """A refused statement raises what SQLAlchemy raises for aiosqlite (the inbox tells an
+    outage from a bad row by it), and the connection goes on."""
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'errors.db'}")
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text("CREATE TABLE note (id INTEGER PRIMARY KEY)"))
+        with pytest.raises(Exception) as raised:
+            async with engine.begin() as connection:
+                await connection.execute(text("INSERT INTO note (id) VALUES (1), (1)"))
+        assert type(raised.value).__name__ == "IntegrityError"
+        assert not is_database_outage(raised.value)
+        async with engine.connect() as connection:
+            assert (await connection.execute(text("SELECT count(*) FROM note"))).scalar() == 0
+    finally:
+        await engine.dispose()
+
+
+async def _backend_pid(engine: Any) -> int:
+    async with engine.connect() as connection:
+        return int((await connection.execute(text("SELECT pg_backend_pid()"))).scalar())
+
+
+async def _terminate(database_url: str, pid: int) -> None:
+    killer = make_engine(database_url)
+    try:
+        async with killer.connect() as connection:
+            await connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    finally:
+        await killer.dispose()
+
+
+@pytest.fixture
+def postgres_url(database_url: str) -> str:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL only: SQLite has no server to lose")
+    return database_url
+
+
+async def test_a_rested_postgres_connection_is_tested_and_replaced(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server closed a connection while the bot was quiet: the next transaction gets a
+    working one, and nobody sees an error."""
+    monkeypatch.setattr(models.db, "PING_AFTER_IDLE_SECONDS", 0.2)
+    engine = make_engine(postgres_url, pool_size=1, max_overflow=0)
+    try:
+        lost = await _backend_pid(engine)
+        await _terminate(postgres_url, lost)
+        await asyncio.sleep(0.3)
+        assert await _backend_pid(engine) != lost
+    finally:
+        await engine.dispose()
+
+
+async def test_a_busy_postgres_connection_is_not_tested(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connection that just served a transaction is handed out untested (the stock pre-ping
+    cost three round trips per transaction). If the server dropped it meanwhile, that one
+    transaction fails as an outage (retried by its loop) and the next one works."""
+    monkeypatch.setattr(models.db, "PING_AFTER_IDLE_SECONDS", 60.0)
+    engine = make_engine(postgres_url, pool_size=1, max_overflow=0)
+    pings: list[object] = []
+    dialect = engine.sync_engine.dialect
+    original_ping = dialect.do_ping
+    monkeypatch.setattr(dialect, "do_ping", lambda c: pings.append(c) or original_ping(c))
+    try:
+        lost = await _backend_pid(engine)
+        for _ in range(5):
+            assert await _backend_pid(engine) == lost
+        assert pings == []
+        await _terminate(postgres_url, lost)
+        with pytest.raises(Exception) as raised:
+            await _backend_pid(engine)
+        assert is_database_outage(raised.value)
+        assert await _backend_pid(engine) != lost
+    finally:
+        await engine.dispose()
