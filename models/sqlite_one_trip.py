@@ -27,9 +27,7 @@ import aiosqlite
 _Executed = tuple[Any, int, int | None, list[Any]]
 
 
-def _execute(
-    connection: sqlite3.Connection, sql: str, parameters: Any
-) -> _Executed:
+def _execute(connection: sqlite3.Connection, sql: str, parameters: Any) -> _Executed:
     """On the connection's thread: the statement and everything SQLAlchemy reads from it."""
     cursor = connection.cursor()
     try:
@@ -40,9 +38,7 @@ def _execute(
         cursor.close()
 
 
-def _execute_many(
-    connection: sqlite3.Connection, sql: str, parameters: Any
-) -> _Executed:
+def _execute_many(connection: sqlite3.Connection, sql: str, parameters: Any) -> _Executed:
     cursor = connection.cursor()
     try:
         cursor.executemany(sql, parameters)
