@@ -3,10 +3,11 @@
 - ``echo``: a bare python-telegram-bot application (stock long polling) whose one handler
   echoes the text. No database.
 - ``naive``: the same, plus what a first durable bot would do: one SQLAlchemy commit per
-  exchange (the message in and the reply out) on SQLite, then the reply. It loses an update
-  on a crash (PTB confirms a batch before it is handled); it is the cost to compare with.
+  exchange (the message in and the reply out) on SQLite or PostgreSQL, then the reply. It
+  loses an update on a crash (PTB confirms a batch before it is handled); it is the cost to
+  compare with.
 
-Usage: ``python -m benchmarks.steady_bots echo|naive BASE_URL TOKEN [SQLITE_URL]``.
+Usage: ``python -m benchmarks.steady_bots echo|naive BASE_URL TOKEN [DATABASE_URL]``.
 """
 
 from __future__ import annotations
