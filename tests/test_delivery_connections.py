@@ -13,6 +13,7 @@ from sqlalchemy import text
 
 import models.db
 from models.db import is_database_outage, make_engine
+from models.sqlite_one_trip import FIRST_ROWS
 
 
 @pytest.fixture
@@ -52,6 +53,35 @@ async def test_an_sqlite_statement_is_one_trip_and_reads_as_before(
         # Four statements, four trips (aiosqlite's own cursor took four each), and the commit.
         assert len(trips) == statements + 1, trips
         assert trips[-1] == "commit"
+    finally:
+        await engine.dispose()
+
+
+async def test_a_large_sqlite_result_is_read_whole_or_streamed_in_parts(
+    tmp_path: Path, trips: list[str]
+) -> None:
+    """Beyond the rows read with the statement, a result comes in further trips: all of it
+    for a plain read, a part at a time for a stream (an export is never in memory whole)."""
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'large.db'}")
+    total = FIRST_ROWS * 2 + 500
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text("CREATE TABLE note (id INTEGER PRIMARY KEY)"))
+            await connection.execute(
+                text("INSERT INTO note (id) VALUES (:id)"), [{"id": n} for n in range(total)]
+            )
+        async with engine.connect() as connection:
+            rows = (await connection.execute(text("SELECT id FROM note ORDER BY id"))).all()
+            assert [row.id for row in rows] == list(range(total))
+            trips.clear()
+            streamed: list[int] = []
+            result = await connection.stream(text("SELECT id FROM note ORDER BY id"))
+            async for part in result.partitions(500):
+                streamed.extend(row.id for row in part)
+                assert len(part) <= 500
+            assert streamed == list(range(total))
+            # The statement with its first rows, then a trip for each further 500 or fewer.
+            assert trips.count("_fetch") >= (total - FIRST_ROWS) // 500
     finally:
         await engine.dispose()
 

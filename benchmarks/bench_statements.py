@@ -1,0 +1,120 @@
+"""The cost of a transaction's plumbing: what ``models/db.py`` changes, against the stock setup.
+
+    python -m benchmarks.bench_statements [--transactions 2000] [--rounds 5] [--skip-postgres]
+
+Each transaction is what the bot's loops do most: check out a connection, run one small
+statement, commit. Measured as this process's CPU per transaction (the driver's threads
+included), the engines taking turns ``--rounds`` times (medians), in one run:
+
+- SQLite: the stock aiosqlite cursor (four trips to the connection's thread per statement)
+  against ``models.sqlite_one_trip`` (one trip), each with three statements per transaction
+  too (the handling's share: read the sender, insert the reply, mark the update done).
+- PostgreSQL: SQLAlchemy's ``pool_pre_ping`` (three round trips at every checkout) against
+  ``models.db.ping_when_idle`` (a test only after 5 s of rest).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from benchmarks._common import postgres_url
+from models.db import make_engine
+
+SETUP = {
+    "sqlite": "CREATE TABLE IF NOT EXISTS bench_note (id INTEGER PRIMARY KEY, body TEXT)",
+    "postgresql": "CREATE TABLE IF NOT EXISTS bench_note (id SERIAL PRIMARY KEY, body TEXT)",
+}
+
+
+async def per_transaction(engine: AsyncEngine, transactions: int, statements: int) -> float:
+    """CPU µs per transaction of ``statements`` small statements and a commit."""
+    started = time.process_time()
+    for n in range(transactions):
+        async with engine.connect() as connection:
+            for s in range(statements):
+                if s % 2:
+                    await connection.execute(
+                        text("INSERT INTO bench_note (body) VALUES (:body)"), {"body": str(n)}
+                    )
+                else:
+                    await connection.execute(
+                        text("SELECT id FROM bench_note WHERE id = :id"), {"id": n}
+                    )
+            await connection.commit()
+    return (time.process_time() - started) / transactions * 1e6
+
+
+async def measure(
+    variants: dict[str, Callable[[], AsyncEngine]], transactions: int, rounds: int, statements: int
+) -> dict[str, float]:
+    engines = {name: build() for name, build in variants.items()}
+    for engine in engines.values():
+        async with engine.begin() as connection:
+            await connection.execute(text(SETUP[engine.dialect.name]))
+        await per_transaction(engine, 100, statements)  # warm: compiled caches, pool
+    figures: dict[str, list[float]] = {name: [] for name in engines}
+    for _ in range(rounds):
+        for name, engine in engines.items():
+            figures[name].append(await per_transaction(engine, transactions, statements))
+    for engine in engines.values():
+        await engine.dispose()
+    return {name: statistics.median(values) for name, values in figures.items()}
+
+
+def report(title: str, figures: dict[str, float]) -> None:
+    baseline = next(iter(figures.values()))
+    print(f"\n{title}")
+    for name, value in figures.items():
+        print(f"  {name:<44}{value:>8.0f} µs CPU per transaction{value / baseline:>7.2f} ×")
+
+
+async def main(transactions: int, rounds: int, url: str | None) -> None:
+    folder = tempfile.mkdtemp(prefix="hc-bench-statements-")
+    stock_url = f"sqlite+aiosqlite:///{folder}/stock.db"
+    one_trip_url = f"sqlite+aiosqlite:///{folder}/one-trip.db"
+    for statements in (1, 3):
+        report(
+            f"SQLite, {statements} statement(s) and a commit",
+            await measure(
+                {
+                    "stock aiosqlite cursor (baseline)": lambda: create_async_engine(stock_url),
+                    "one trip per statement (make_engine)": lambda: make_engine(one_trip_url),
+                },
+                transactions,
+                rounds,
+                statements,
+            ),
+        )
+    if url is None:
+        return
+    report(
+        "PostgreSQL, 1 statement and a commit",
+        await measure(
+            {
+                "pool_pre_ping (baseline)": lambda: create_async_engine(url, pool_pre_ping=True),
+                "tested after 5 s of rest (make_engine)": lambda: make_engine(url),
+            },
+            transactions,
+            rounds,
+            1,
+        ),
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--transactions", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--skip-postgres", action="store_true")
+    args = parser.parse_args()
+    # The database is migrated before the event loop starts (Alembic runs its own loop).
+    url = None if args.skip_postgres else postgres_url(suffix="_statements")
+    asyncio.run(main(args.transactions, args.rounds, url))
