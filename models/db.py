@@ -184,8 +184,16 @@ async def insert_ignore_many(
     once, where a multi-row VALUES would be compiled anew for each batch size."""
     if not rows:
         return
-    statement = dialect_insert(session, table).on_conflict_do_nothing(index_elements=conflict)
+    dialect = session.get_bind().dialect.name
+    key = (dialect, table.name, tuple(conflict))
+    statement = _insert_ignore_statements.get(key)
+    if statement is None:  # built once per table: building it cost more than running it
+        statement = dialect_insert(session, table).on_conflict_do_nothing(index_elements=conflict)
+        _insert_ignore_statements[key] = statement
     await session.execute(statement, rows)
+
+
+_insert_ignore_statements: dict[tuple[str, str, tuple[str, ...]], Any] = {}
 
 
 def dialect_insert(session: AsyncSession, table: Any) -> Any:

@@ -434,6 +434,7 @@ def _done_mark(row_id: int, worker: str, now: datetime, context: dict[str, Any])
 
 
 EXCHANGE_TABLE: Table = Exchange.__table__  # type: ignore[assignment]
+_INSERT_OUTBOUND = insert(EXCHANGE_TABLE)
 # The per-update statements, built once (building one costs more Python than running it).
 _FINISH = update(EXCHANGE_TABLE).where(
     EXCHANGE_TABLE.c.id == bindparam("row_id"),
@@ -582,7 +583,7 @@ async def log_outbound_rows(
 ) -> None:
     """Write outbound log rows with one multi-row INSERT, in the session's transaction."""
     if rows:
-        await session.execute(insert(EXCHANGE_TABLE), outbound_values(rows, **context))
+        await session.execute(_INSERT_OUTBOUND, outbound_values(rows, **context))
 
 
 def outbound_values(rows: list[dict[str, Any]], **context: Any) -> list[dict[str, Any]]:
