@@ -11,6 +11,9 @@ included), the engines taking turns ``--rounds`` times (medians), in one run:
   too (the handling's share: read the sender, insert the reply, mark the update done).
 - PostgreSQL: SQLAlchemy's ``pool_pre_ping`` (three round trips at every checkout) against
   ``models.db.ping_when_idle`` (a test only after 5 s of rest).
+- One statement in a session (SQLite): a sent reply's ``DELETE`` as the ORM statement built
+  at each call (the code before) against the Core statement on the table built once
+  (``models.outbox.delete_sent``): CPU µs per statement, the transaction left out.
 """
 
 from __future__ import annotations
@@ -21,13 +24,16 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from typing import Any
 
 import aiosqlite
-from sqlalchemy import make_url, text
+from sqlalchemy import delete, make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from benchmarks._common import postgres_url
-from models.db import make_engine
+from models.db import make_engine, make_sessionmaker
+from models.migrate import upgrade
+from models.outbox import _DELETE_SENT, OutboxMessage, OutboxStatus
 
 SETUP = {
     "sqlite": "CREATE TABLE IF NOT EXISTS bench_note (id INTEGER PRIMARY KEY, body TEXT)",
@@ -70,6 +76,40 @@ async def measure(
     return {name: statistics.median(values) for name, values in figures.items()}
 
 
+async def per_statement(sessionmaker: Any, statement: Callable[[int], Any], count: int) -> float:
+    """CPU µs per execution of ``statement(n)`` in one session (rolled back)."""
+    async with sessionmaker() as session:
+        started = time.process_time()
+        for n in range(count):
+            built, params = statement(n)
+            await session.execute(built, params)
+        spent = time.process_time() - started
+        await session.rollback()
+    return spent / count * 1e6
+
+
+async def orm_against_core(url: str, count: int, rounds: int) -> dict[str, float]:
+    engine = make_engine(url)
+    sessionmaker = make_sessionmaker(engine)
+    variants: dict[str, Callable[[int], Any]] = {
+        "ORM statement, built at each call (baseline)": lambda n: (
+            delete(OutboxMessage).where(
+                OutboxMessage.id == n, OutboxMessage.status == OutboxStatus.SENDING
+            ),
+            None,
+        ),
+        "Core statement on the table, built once": lambda n: (_DELETE_SENT, {"outbox_id": n}),
+    }
+    figures: dict[str, list[float]] = {name: [] for name in variants}
+    for statement in variants.values():
+        await per_statement(sessionmaker, statement, 100)  # warm
+    for _ in range(rounds):
+        for name, statement in variants.items():
+            figures[name].append(await per_statement(sessionmaker, statement, count))
+    await engine.dispose()
+    return {name: statistics.median(values) for name, values in figures.items()}
+
+
 def stock_sqlite(url: str) -> AsyncEngine:
     """``make_engine`` in every other respect (pragmas, no reset on return), with
     aiosqlite's own connection and cursor."""
@@ -77,15 +117,14 @@ def stock_sqlite(url: str) -> AsyncEngine:
     return make_engine(url, async_creator=lambda: aiosqlite.connect(database, timeout=30))
 
 
-def report(title: str, figures: dict[str, float]) -> None:
+def report(title: str, figures: dict[str, float], per: str = "transaction") -> None:
     baseline = next(iter(figures.values()))
     print(f"\n{title}")
     for name, value in figures.items():
-        print(f"  {name:<44}{value:>8.0f} µs CPU per transaction{value / baseline:>7.2f} ×")
+        print(f"  {name:<46}{value:>8.0f} µs CPU per {per}{value / baseline:>7.2f} ×")
 
 
-async def main(transactions: int, rounds: int, url: str | None) -> None:
-    folder = tempfile.mkdtemp(prefix="hc-bench-statements-")
+async def main(transactions: int, rounds: int, folder: str, url: str | None) -> None:
     stock_url = f"sqlite+aiosqlite:///{folder}/stock.db"
     one_trip_url = f"sqlite+aiosqlite:///{folder}/one-trip.db"
     for statements in (1, 3):
@@ -101,6 +140,11 @@ async def main(transactions: int, rounds: int, url: str | None) -> None:
                 statements,
             ),
         )
+    report(
+        "A sent reply's DELETE, in a session (SQLite)",
+        await orm_against_core(f"sqlite+aiosqlite:///{folder}/orm.db", transactions, rounds),
+        per="statement",
+    )
     if url is None:
         return
     report(
@@ -123,6 +167,8 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--skip-postgres", action="store_true")
     args = parser.parse_args()
-    # The database is migrated before the event loop starts (Alembic runs its own loop).
+    # Databases are migrated before the event loop starts (Alembic runs its own loop).
+    folder = tempfile.mkdtemp(prefix="hc-bench-statements-")
+    upgrade(f"sqlite+aiosqlite:///{folder}/orm.db")
     url = None if args.skip_postgres else postgres_url(suffix="_statements")
-    asyncio.run(main(args.transactions, args.rounds, url))
+    asyncio.run(main(args.transactions, args.rounds, folder, url))
