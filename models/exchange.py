@@ -322,75 +322,86 @@ async def claim_updates(
     swapped, while different chats go in parallel. On PostgreSQL the rows are locked with
     ``FOR UPDATE SKIP LOCKED`` so several workers never claim the same row.
 
-    One statement, built once (Core, no ORM objects): an ``UPDATE`` of the claimable rows
-    that returns what handling needs. Two updates of one chat are never both claimable (the
-    later waits for the earlier), so no claim takes two of a chat.
+    Both statements are built once (Core, no ORM objects): the claim runs every few updates.
     """
     now = clock.now()
+    query = _CLAIMABLE_LOCKED if skip_locked else _CLAIMABLE
+    rows = (await session.execute(query, {"now": now, "limit": limit})).all()
+    candidates = _one_per_chat(rows)
+    if not candidates:
+        return []
     locked_until = now + lease
+    # One UPDATE for the whole batch, guarded by the claim condition itself: on SQLite the
+    # SELECT ran outside a write transaction, so only a row still claimable may be taken (a
+    # row claimed or finished meanwhile no longer is); PostgreSQL's row locks make this a
+    # no-op there. RETURNING tells which rows this claim took.
     result = await session.execute(
-        _CLAIM_LOCKED if skip_locked else _CLAIM,
-        {"now": now, "limit": limit, "worker": worker, "locked_until": locked_until},
+        _TAKE,
+        {
+            "ids": [row.id for row in candidates],
+            "now": now,
+            "worker": worker,
+            "locked_until": locked_until,
+        },
     )
+    taken = {row_id: claims for row_id, claims in result}
     return [
         ClaimedUpdate(
             id=row.id,
             update_id=row.update_id,
             chat_id=row.chat_id,
             payload=row.payload,
-            claims=row.claims,
+            claims=taken[row.id],
             locked_until=locked_until,
         )
-        for row in sorted(result.all(), key=lambda row: row.update_id)
+        for row in candidates
+        if row.id in taken
     ]
 
 
-def _claim_statements() -> tuple[Any, Any]:
-    """The claim, without and with ``FOR UPDATE SKIP LOCKED`` (PostgreSQL, several workers).
+def _one_per_chat(rows: Any) -> list[Any]:
+    candidates: list[Any] = []
+    seen_chats: set[int | None] = set()
+    for row in rows:
+        if row.chat_id is not None and row.chat_id in seen_chats:
+            continue
+        seen_chats.add(row.chat_id)
+        candidates.append(row)
+    return candidates
 
-    The rows are chosen by a sub-select on an alias of the table (the ``UPDATE``'s own table
-    would be correlated away) and taken only if still claimable: on SQLite the sub-select
-    is not a lock, so a row another claim took meanwhile is left alone."""
+
+def _claim_statements() -> tuple[Any, Any, Any]:
     table = EXCHANGE_TABLE
-    now: Any = bindparam("now")
-
-    def claimable(rows: Any) -> Any:
-        return or_(
-            and_(rows.c.status == InboxStatus.PENDING, rows.c.available_at <= now),
-            and_(rows.c.status == InboxStatus.PROCESSING, rows.c.locked_until < now),
-        )
-
-    candidate = table.alias("candidate")
     earlier = table.alias("earlier")
+    now: Any = bindparam("now")
+    claimable = or_(
+        and_(table.c.status == InboxStatus.PENDING, table.c.available_at <= now),
+        and_(table.c.status == InboxStatus.PROCESSING, table.c.locked_until < now),
+    )
     blocked_by_earlier = exists().where(
-        earlier.c.chat_id == candidate.c.chat_id,
+        earlier.c.chat_id == table.c.chat_id,
         earlier.c.direction == Direction.IN,
-        earlier.c.update_id < candidate.c.update_id,
+        earlier.c.update_id < table.c.update_id,
         earlier.c.status.in_([InboxStatus.PENDING, InboxStatus.PROCESSING]),
     )
-    chosen = (
-        select(candidate.c.id)
-        .where(candidate.c.direction == Direction.IN, claimable(candidate), ~blocked_by_earlier)
-        .order_by(candidate.c.update_id)
+    claimable_rows = (
+        select(table.c.id, table.c.update_id, table.c.chat_id, table.c.payload)
+        .where(table.c.direction == Direction.IN, claimable, ~blocked_by_earlier)
+        .order_by(table.c.update_id)
         .limit(bindparam("limit"))
     )
-
-    def claim(rows: Any) -> Any:
-        return (
-            update(table)
-            .where(table.c.id.in_(rows), claimable(table))
-            .values(
-                status=InboxStatus.PROCESSING,
-                locked_by=bindparam("worker"),
-                locked_until=bindparam("locked_until"),
-                claims=func.coalesce(table.c.claims, 0) + 1,
-            )
-            .returning(
-                table.c.id, table.c.update_id, table.c.chat_id, table.c.payload, table.c.claims
-            )
+    take = (
+        update(table)
+        .where(table.c.id.in_(bindparam("ids", expanding=True)), claimable)
+        .values(
+            status=InboxStatus.PROCESSING,
+            locked_by=bindparam("worker"),
+            locked_until=bindparam("locked_until"),
+            claims=func.coalesce(table.c.claims, 0) + 1,
         )
-
-    return claim(chosen), claim(chosen.with_for_update(skip_locked=True))
+        .returning(table.c.id, table.c.claims)
+    )
+    return claimable_rows, claimable_rows.with_for_update(skip_locked=True), take
 
 
 async def finish_update(
@@ -447,7 +458,7 @@ _HOLD = select(EXCHANGE_TABLE.c.id).where(
     EXCHANGE_TABLE.c.locked_by == bindparam("worker"),
 )
 _HOLD_LOCKED = _HOLD.with_for_update()
-_CLAIM, _CLAIM_LOCKED = _claim_statements()
+_CLAIMABLE, _CLAIMABLE_LOCKED, _TAKE = _claim_statements()
 
 
 async def record_failure(
