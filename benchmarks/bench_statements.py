@@ -7,8 +7,8 @@ statement, commit. Measured as this process's CPU per transaction (the driver's 
 included), the engines taking turns ``--rounds`` times (medians), in one run:
 
 - SQLite: aiosqlite's own cursor (four trips to the connection's thread per statement)
-  against ``models.sqlite_one_trip`` (one trip), each with three statements per transaction
-  too (the handling's share: read the sender, insert the reply, mark the update done).
+  against ``models.sqlite_one_trip`` (one trip), also with three statements per transaction
+  (a read, a write, a read: about a handling's share).
 - PostgreSQL: SQLAlchemy's ``pool_pre_ping`` (three round trips at every checkout) against
   ``models.db.ping_when_idle`` (a test only after 5 s of rest).
 - One statement in a session (SQLite): a sent reply's ``DELETE`` as the ORM statement built

@@ -71,7 +71,8 @@ def ping_when_idle(engine: AsyncEngine, idle_seconds: float) -> None:
 
     The stock pre-ping tests every connection at every checkout, and on asyncpg the test is
     three round trips (BEGIN, an empty query, ROLLBACK): about 200 µs of the bot's CPU per
-    transaction, three transactions per update (docs/benchmarks.md, "Connection tests").
+    transaction, three transactions per update (docs/benchmarks.md, "A transaction's
+    plumbing").
     A connection that served a transaction seconds ago is not tested; if the server went away
     meanwhile, the first statement fails as an outage (retried by the inbox, the fetch loop
     and the dispatcher) and SQLAlchemy discards the pool's older connections with it.

@@ -445,8 +445,8 @@ def _done_mark(row_id: int, worker: str, now: datetime, context: dict[str, Any])
 
 
 EXCHANGE_TABLE: Table = Exchange.__table__  # type: ignore[assignment]
-_INSERT_OUTBOUND = insert(EXCHANGE_TABLE)
 # The per-update statements, built once (building one costs more Python than running it).
+_INSERT_OUTBOUND = insert(EXCHANGE_TABLE)
 _FINISH = update(EXCHANGE_TABLE).where(
     EXCHANGE_TABLE.c.id == bindparam("row_id"),
     EXCHANGE_TABLE.c.status == InboxStatus.PROCESSING,

@@ -3,16 +3,17 @@
 aiosqlite runs each ``sqlite3`` call on the connection's own thread, and SQLAlchemy's adapter
 makes four such calls per statement (open a cursor, execute, fetch the rows, close the cursor).
 Each trip is a queue hand-off, a thread wake-up and a wake-up of the event loop through its
-self-pipe: about 65 µs of CPU, and a statement's own work is often less. At 20 updates a
-second the full bot ran about 9 statements per update, so the trips were roughly a quarter of
-its CPU (``benchmarks/bench_steady.py``, docs/benchmarks.md, "One trip per statement").
+self-pipe, and a statement's own work is often less: doing the four in one saved about 200 µs
+of CPU per statement, and the full bot runs about 8.6 per update
+(``benchmarks/bench_statements.py``; docs/benchmarks.md, "A transaction's plumbing").
 
 :class:`OneTripConnection` is aiosqlite's ``Connection`` whose ``cursor()`` returns a
 :class:`OneTripCursor`: ``execute`` does the four calls in one trip and keeps the rows,
-``fetch*`` and ``close`` then need no trip at all. Everything else (commit, rollback, close,
-functions, the thread) is aiosqlite's own. It uses aiosqlite's ``_execute`` (run a function on
-the connection's thread), which every public method is built on; the dependency is pinned to
-the minor version it was checked with, and ``tests/test_sqlite_one_trip.py`` counts the trips.
+``fetch*`` and ``close`` then need no trip (except for a result over :data:`FIRST_ROWS`).
+Everything else (commit, rollback, close, functions, the thread) is aiosqlite's own. It uses
+aiosqlite's ``_execute`` (run a function on the connection's thread), which every public
+method is built on; the dependency is pinned to the minor version it was checked with, and
+``tests/test_delivery_connections.py`` counts the trips.
 """
 
 from __future__ import annotations
