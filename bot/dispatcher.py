@@ -135,6 +135,7 @@ class Dispatcher:
         self._stopping = asyncio.Event()
         self._semaphore = asyncio.Semaphore(settings.outbox_concurrency)
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._sending_ids: set[int] = set()  # rows this process is sending (see _claim)
         self._looping = False
         self._queued_chats: set[int] = set()  # see run()
         self._slots_were_full = False
@@ -228,7 +229,11 @@ class Dispatcher:
         return len(claimed)
 
     async def _claim(self, limit: int, *, only_id: int | None = None) -> list[Outgoing]:
-        """Mark up to ``limit`` due messages ``sending`` and commit, before any HTTP call."""
+        """Mark up to ``limit`` due messages ``sending`` and commit, before any HTTP call.
+
+        Never a row this process is still sending: its lease may run out while Telegram is
+        slow to answer (an overloaded machine, a large upload), and taking it then as a
+        crashed worker's would send the message twice with both sends alive."""
         settings = self.runtime.settings
         async with write_gate(self.runtime.sessionmaker), self.runtime.sessionmaker() as session:
             rows = await claim_due(
@@ -238,12 +243,20 @@ class Dispatcher:
                 lease=timedelta(seconds=settings.outbox_lease_seconds),
                 skip_locked=self.skip_locked,
                 only_id=only_id,
+                sending_here=self._sending_ids,
             )
             claimed = [Outgoing.of(row) for row in rows]
             await session.commit()
         return claimed
 
     async def _send_one(self, message: Outgoing) -> None:
+        self._sending_ids.add(message.id)
+        try:
+            await self._send_within_slots(message)
+        finally:
+            self._sending_ids.discard(message.id)
+
+    async def _send_within_slots(self, message: Outgoing) -> None:
         async with self._semaphore:
             hold = await reserve_all(
                 self.limiter, self.limits.keys_for(message.chat_id), MAX_RESERVATION_WAIT

@@ -8,6 +8,7 @@ limits. ``dedupe_key`` makes "enqueue this step once" a database fact.
 from __future__ import annotations
 
 import enum
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -217,11 +218,14 @@ async def claim_due(
     lease: timedelta,
     skip_locked: bool,
     only_id: int | None = None,
+    sending_here: Collection[int] = (),
 ) -> list[OutboxMessage]:
     """Take up to ``limit`` due messages, at most one per chat, each the oldest of its chat.
 
     A message is due when it is pending and its time has come, or when it was left
     "sending" by a worker whose lease expired (a crash mid-send: see ``bot/dispatcher.py``).
+    ``sending_here`` are the rows the caller is still sending: a lease that ran out during a
+    slow answer from Telegram is not a crash, and the caller must not send them again.
     Messages to one chat keep their order: a later one waits while an earlier one is still
     pending or sending. The claimed rows are marked "sending" and the caller commits BEFORE
     any HTTP call, so a message is never sent twice knowingly.
@@ -246,6 +250,8 @@ async def claim_due(
     )
     if only_id is not None:
         query = query.where(OutboxMessage.id == only_id)
+    if sending_here:
+        query = query.where(OutboxMessage.id.not_in(sending_here))
     if skip_locked:
         query = query.with_for_update(skip_locked=True)
     chosen: list[OutboxMessage] = []

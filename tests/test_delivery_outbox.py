@@ -166,6 +166,29 @@ async def test_a_row_left_sending_by_a_crash_is_resent_and_noted(courier: BotHar
     assert row.status == OutboxStatus.SENT and "delivery unknown" in (row.error or "")
 
 
+async def test_a_slow_send_past_its_lease_is_not_sent_again_by_its_own_worker(
+    database_url: str,
+) -> None:
+    """Telegram answers after the lease ran out: the worker is alive and still sending, so
+    its own loop must not take the row as a crashed worker's and send the alert again."""
+    settings = make_settings(database_url, outbox_lease_seconds=5)
+    async with BotHarness(settings) as harness:
+        await harness.grant(OPERATOR, Role.OPERATOR)
+        harness.fake.delay("sendMessage", 1.5)
+        row_id = await alert(harness, OPERATOR, "Urgent request")
+        dispatcher = Dispatcher(harness.application, idle_seconds=0.05)
+        loop = asyncio.create_task(dispatcher.run())
+        await asyncio.sleep(0.5)  # claimed, the call under way
+        clock.advance(10)  # the lease looks expired while Telegram is still answering
+        await asyncio.sleep(1.5)
+        dispatcher.stop()
+        await loop
+
+        assert harness.fake.texts(OPERATOR) == ["Urgent request"]
+        row = await outbox_row(harness, row_id)
+        assert row.status == OutboxStatus.SENT and row.attempts == 1
+
+
 async def test_a_read_timeout_is_resent_so_the_alert_may_arrive_twice(courier: BotHarness) -> None:
     """Telegram executed the call but answered too late: at-least-once, by design."""
     await courier.grant(OPERATOR, Role.OPERATOR)
