@@ -19,7 +19,6 @@ SENTENCES = {
     "consent_recorded": N_("{who} recorded the consent of {record}"),
     "consent_withdrawn": N_("{who} recorded that {record} withdrew consent"),
     "person_merged": N_("{who} merged another record into {record}"),
-    "person_forgotten": N_("{who} erased the data of {record}"),
     "data_exported": N_("{who} exported data ({detail})"),
     "privacy_accepted": N_("{who} accepted the privacy notice"),
     "own_data_read": N_("{who} looked at their own data"),

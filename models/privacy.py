@@ -412,21 +412,6 @@ async def _case_retention(
     }
 
 
-async def forget_person(session: AsyncSession, person: Person, actor: Account | None) -> int:
-    """Erasure asked in person (at the desk): anonymise the record and its contacts' notes."""
-    contacts = await _erase_notes(session, person.id)
-    anonymise_person(person)
-    audit(
-        session,
-        actor,
-        "person_forgotten",
-        subject_type="person",
-        subject_id=person.id,
-        detail=f"contacts={contacts}",
-    )
-    return contacts
-
-
 async def _erase_notes(session: AsyncSession, person_id: int) -> int:
     result = await session.execute(
         update(Contact)
