@@ -2,13 +2,13 @@
 
     python -m benchmarks.bench_statements [--transactions 2000] [--rounds 5] [--skip-postgres]
 
-Each transaction is what the bot's loops do most: check out a connection, run one small
-statement, commit. Measured as this process's CPU per transaction (the driver's threads
-included), the engines taking turns ``--rounds`` times (medians), in one run:
+Each transaction is what the bot's loops do most: check out a connection, run a small
+statement or a few, commit. Measured as this process's CPU per transaction (the driver's
+threads included), the engines taking turns ``--rounds`` times (medians), in one run:
 
-- SQLite: aiosqlite's own cursor (four trips to the connection's thread per statement)
-  against ``models.sqlite_one_trip`` (one trip), also with three statements per transaction
-  (a read, a write, a read: about a handling's share).
+- SQLite: aiosqlite's own connection (every call a hand-off to the connection's thread)
+  against ``models.sqlite_inline`` (statements on the event loop, the commit of a write on the
+  thread): a read; a write (an insert); a read, a write and a read (about a handling's share).
 - PostgreSQL: SQLAlchemy's ``pool_pre_ping`` (three round trips at every checkout) against
   ``models.db.ping_when_idle`` (a test only after 5 s of rest).
 - One statement in a session (SQLite): a sent reply's ``DELETE`` as the ORM statement built
@@ -41,13 +41,17 @@ SETUP = {
 }
 
 
-async def per_transaction(engine: AsyncEngine, transactions: int, statements: int) -> float:
-    """CPU µs per transaction of ``statements`` small statements and a commit."""
+# The statements of a transaction: "r" a read by key, "w" an insert.
+SHAPES = {"a read": "r", "a write": "w", "a read, a write, a read": "rwr"}
+
+
+async def per_transaction(engine: AsyncEngine, transactions: int, shape: str) -> float:
+    """CPU µs per transaction of the statements ``shape`` names and a commit."""
     started = time.process_time()
     for n in range(transactions):
         async with engine.connect() as connection:
-            for s in range(statements):
-                if s % 2:
+            for kind in shape:
+                if kind == "w":
                     await connection.execute(
                         text("INSERT INTO bench_note (body) VALUES (:body)"), {"body": str(n)}
                     )
@@ -60,17 +64,17 @@ async def per_transaction(engine: AsyncEngine, transactions: int, statements: in
 
 
 async def measure(
-    variants: dict[str, Callable[[], AsyncEngine]], transactions: int, rounds: int, statements: int
+    variants: dict[str, Callable[[], AsyncEngine]], transactions: int, rounds: int, shape: str
 ) -> dict[str, float]:
     engines = {name: build() for name, build in variants.items()}
     for engine in engines.values():
         async with engine.begin() as connection:
             await connection.execute(text(SETUP[engine.dialect.name]))
-        await per_transaction(engine, 100, statements)  # warm: compiled caches, pool
+        await per_transaction(engine, 100, shape)  # warm: compiled caches, pool
     figures: dict[str, list[float]] = {name: [] for name in engines}
     for _ in range(rounds):
         for name, engine in engines.items():
-            figures[name].append(await per_transaction(engine, transactions, statements))
+            figures[name].append(await per_transaction(engine, transactions, shape))
     for engine in engines.values():
         await engine.dispose()
     return {name: statistics.median(values) for name, values in figures.items()}
@@ -112,7 +116,7 @@ async def orm_against_core(url: str, count: int, rounds: int) -> dict[str, float
 
 def stock_sqlite(url: str) -> AsyncEngine:
     """``make_engine`` in every other respect (pragmas, no reset on return), with
-    aiosqlite's own connection and cursor."""
+    aiosqlite's own connection: every call on the connection's thread."""
     database = make_url(url).database or ""
     return make_engine(url, async_creator=lambda: aiosqlite.connect(database, timeout=30))
 
@@ -126,18 +130,18 @@ def report(title: str, figures: dict[str, float], per: str = "transaction") -> N
 
 async def main(transactions: int, rounds: int, folder: str, url: str | None) -> None:
     stock_url = f"sqlite+aiosqlite:///{folder}/stock.db"
-    one_trip_url = f"sqlite+aiosqlite:///{folder}/one-trip.db"
-    for statements in (1, 3):
+    inline_url = f"sqlite+aiosqlite:///{folder}/inline.db"
+    for title, shape in SHAPES.items():
         report(
-            f"SQLite, {statements} statement(s) and a commit",
+            f"SQLite, {title} and a commit",
             await measure(
                 {
-                    "aiosqlite's own cursor (baseline)": lambda: stock_sqlite(stock_url),
-                    "one trip per statement (make_engine)": lambda: make_engine(one_trip_url),
+                    "aiosqlite's own connection (baseline)": lambda: stock_sqlite(stock_url),
+                    "on the event loop (make_engine)": lambda: make_engine(inline_url),
                 },
                 transactions,
                 rounds,
-                statements,
+                shape,
             ),
         )
     report(
@@ -156,7 +160,7 @@ async def main(transactions: int, rounds: int, folder: str, url: str | None) -> 
             },
             transactions,
             rounds,
-            1,
+            "r",
         ),
     )
 

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from models import sqlite_one_trip
+from models import sqlite_inline
 from models.storable import storable_json
 
 
@@ -35,11 +35,12 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     kwargs.setdefault("json_serializer", storable_json)
     if url.startswith("sqlite"):
         # Every connection is its own file handle; WAL lets readers run beside the writer.
-        # One trip to the connection's thread per statement, not four (models.sqlite_one_trip).
-        sqlite_options = kwargs.pop("connect_args", None) or {"timeout": 30}
+        # Statements run on the event loop, not on a thread per connection; what must wait for
+        # the lock or the disk still goes to the thread (models.sqlite_inline).
+        sqlite_options = kwargs.pop("connect_args", None) or {}
         database = make_url(url).database or ""
         kwargs.setdefault(
-            "async_creator", partial(sqlite_one_trip.connect, database, **sqlite_options)
+            "async_creator", partial(sqlite_inline.connect, database, **sqlite_options)
         )
         kwargs.setdefault("pool_size", 10)
         kwargs.setdefault("max_overflow", 10)
@@ -103,7 +104,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
 
 

@@ -1,0 +1,82 @@
+"""SQLite statements run on the event loop's thread; only what must wait goes to a thread.
+
+aiosqlite runs every ``sqlite3`` call on a thread of its own per connection and wakes the
+event loop through its self-pipe with each result. The bot's statements read or write a row or
+a few, by key, in a local file: the hand-off costs more than the statement (a transaction of
+one statement and a commit: 610 µs of CPU through the thread, 287 µs run directly;
+``benchmarks/bench_statements.py``), and the bot runs about three transactions and nine
+statements per update (docs/benchmarks.md).
+
+:class:`InlineConnection` is aiosqlite's ``Connection`` whose calls run directly, with SQLite's
+busy timeout at 0 so that none of them ever waits there. Two kinds of call go to the
+connection's thread instead, where waiting does not stop the event loop:
+
+- a call SQLite refuses as busy (another connection holds the write lock: the shell, another
+  process, or a transaction of this one that did not take ``models.db.write_gate``) is run
+  again there, allowed to wait :data:`BUSY_TIMEOUT_MS`. Waiting on the loop would stop
+  everything, the lock's holder too when it is this process waiting for its next turn;
+- the commit of a write transaction and the closing of a connection, either of which may run
+  a WAL checkpoint: writing the database file and waiting for the disk.
+
+A statement that is long by itself holds the loop while it runs: ``/stats`` over a year of a
+large Help Center (1M exchanges) takes about 1 s on SQLite (``benchmarks/bench_stats.py``),
+and every other update waits that second. That is the price; a Help Center that large belongs
+on PostgreSQL (docs/operations.md).
+
+It relies on aiosqlite's ``Connection._execute`` (run a call on the connection's thread),
+which every public method is built on; the dependency is pinned to the minor version it was
+checked with, and ``tests/test_delivery_connections.py`` checks the behaviour.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from functools import partial
+from typing import Any
+
+import aiosqlite
+
+# How long a call that met the write lock waits for it, on the connection's thread.
+BUSY_TIMEOUT_MS = 30_000
+
+
+def _waiting(connection: sqlite3.Connection, call: partial[Any]) -> Any:
+    """On the connection's thread: ``call`` with SQLite allowed to wait for its lock."""
+    connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    try:
+        return call()
+    finally:
+        connection.execute("PRAGMA busy_timeout=0")
+
+
+def _is_busy(error: sqlite3.OperationalError) -> bool:
+    return (getattr(error, "sqlite_errorcode", 0) & 0xFF) == sqlite3.SQLITE_BUSY
+
+
+class InlineConnection(aiosqlite.Connection):
+    """aiosqlite's connection, its calls run on the event loop unless they must wait."""
+
+    async def _execute(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        if not self._running:
+            raise ValueError("Connection closed")
+        connection = self._conn
+        if fn == connection.close or (fn == connection.commit and connection.in_transaction):
+            return await super()._execute(fn, *args, **kwargs)  # may checkpoint: the disk
+        try:
+            return fn(*args, **kwargs)
+        except sqlite3.OperationalError as error:
+            if not _is_busy(error):
+                raise
+        return await super()._execute(_waiting, connection, partial(fn, *args, **kwargs))
+
+
+def connect(database: str, **sqlite_options: Any) -> InlineConnection:
+    """As ``aiosqlite.connect`` (awaited by SQLAlchemy), its calls run on the event loop."""
+    options = {**sqlite_options, "timeout": 0, "check_same_thread": False}
+
+    def connector() -> sqlite3.Connection:
+        return sqlite3.connect(database, **options)
+
+    connection = InlineConnection(connector, iter_chunk_size=64)
+    connection._thread.daemon = True  # as SQLAlchemy sets it for aiosqlite's own connect
+    return connection
