@@ -18,10 +18,13 @@ connection's thread instead, where waiting does not stop the event loop:
 - the commit of a write transaction and the closing of a connection, either of which may run
   a WAL checkpoint: writing the database file and waiting for the disk.
 
-A statement that is long by itself holds the loop while it runs: ``/stats`` over a year of a
-large Help Center (1M exchanges) takes about 1 s on SQLite (``benchmarks/bench_stats.py``),
-and every other update waits that second. That is the price; a Help Center that large belongs
-on PostgreSQL (docs/operations.md).
+Calls that complete on the loop never give it a turn: a long run of them (an export streamed
+in parts, an import of a thousand services) would hold every other update until it ends. So
+once a connection's calls have held the loop :data:`TURN_AFTER_SECONDS` since it last gave a
+turn, the next call gives one first. A statement long by itself still holds the loop while
+it runs: ``/stats`` over a year of a large Help Center (1M exchanges) takes about 1 s on
+SQLite (``benchmarks/bench_stats.py``), and every other update waits that second. That is the
+price; a Help Center that large belongs on PostgreSQL (docs/operations.md).
 
 It relies on aiosqlite's ``Connection._execute`` (run a call on the connection's thread),
 which every public method is built on; the dependency is pinned to the minor version it was
@@ -30,7 +33,9 @@ checked with, and ``tests/test_delivery_connections.py`` checks the behaviour.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import time
 from functools import partial
 from typing import Any
 
@@ -38,6 +43,8 @@ import aiosqlite
 
 # How long a call that met the write lock waits for it, on the connection's thread.
 BUSY_TIMEOUT_MS = 30_000
+# How long a connection's calls may hold the event loop before the next one gives it a turn.
+TURN_AFTER_SECONDS = 0.01
 
 
 def _waiting(connection: sqlite3.Connection, call: partial[Any]) -> Any:
@@ -56,18 +63,30 @@ def _is_busy(error: sqlite3.OperationalError) -> bool:
 class InlineConnection(aiosqlite.Connection):
     """aiosqlite's connection, its calls run on the event loop unless they must wait."""
 
+    _held = 0.0  # seconds its calls held the loop since it last gave a turn
+
     async def _execute(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         if not self._running:
             raise ValueError("Connection closed")
         connection = self._conn
         if fn == connection.close or (fn == connection.commit and connection.in_transaction):
-            return await super()._execute(fn, *args, **kwargs)  # may checkpoint: the disk
+            return await self._on_thread(fn, *args, **kwargs)  # may checkpoint: the disk
+        if self._held >= TURN_AFTER_SECONDS:
+            self._held = 0.0
+            await asyncio.sleep(0)
+        started = time.perf_counter()
         try:
             return fn(*args, **kwargs)
         except sqlite3.OperationalError as error:
             if not _is_busy(error):
                 raise
-        return await super()._execute(_waiting, connection, partial(fn, *args, **kwargs))
+        finally:
+            self._held += time.perf_counter() - started
+        return await self._on_thread(_waiting, connection, partial(fn, *args, **kwargs))
+
+    async def _on_thread(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        self._held = 0.0  # the loop runs while the thread works
+        return await super()._execute(fn, *args, **kwargs)
 
 
 def connect(database: str, **sqlite_options: Any) -> InlineConnection:

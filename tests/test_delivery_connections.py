@@ -103,6 +103,40 @@ async def test_an_sqlite_writer_that_meets_the_lock_waits_without_stopping_the_l
         await engine.dispose()
 
 
+async def test_a_long_sqlite_stream_gives_the_loop_turns(tmp_path: Path) -> None:
+    """Its parts are read on the loop and none waits, yet other work goes on during it (an
+    export of a year must not hold every other update until it ends)."""
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'stream.db'}")
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0)
+            ticks += 1
+
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text("CREATE TABLE note (id INTEGER PRIMARY KEY, body TEXT)"))
+            await connection.execute(
+                text("INSERT INTO note (body) VALUES (:body)"),
+                [{"body": "x" * 100} for _ in range(100_000)],
+            )
+        ticking = asyncio.create_task(ticker())
+        await asyncio.sleep(0)
+        ticks_seen: list[int] = []
+        async with engine.connect() as connection:
+            result = await connection.stream(text("SELECT id, body FROM note ORDER BY id"))
+            async for part in result.partitions(1000):
+                assert len(part) <= 1000
+                ticks_seen.append(ticks)
+        ticking.cancel()
+        assert len(ticks_seen) == 100
+        assert ticks_seen[-1] > ticks_seen[0]  # the ticker ran while the stream was read
+    finally:
+        await engine.dispose()
+
+
 async def test_an_sqlite_error_is_still_the_drivers(tmp_path: Path) -> None:
     """A refused statement raises what SQLAlchemy raises for aiosqlite (the inbox tells an
     outage from a bad row by it), and the connection goes on."""
