@@ -49,6 +49,7 @@ from models.db import is_database_outage, write_gate
 from models.exchange import (
     ClaimedUpdate,
     Exchange,
+    claim_stored,
     claim_updates,
     describe_update,
     finish_update,
@@ -82,7 +83,7 @@ SendNow = Callable[[int], Awaitable[None]]
 # Sends outbox rows a handling committed already claimed: (row id, chat id).
 SendClaimed = Callable[[list[OutboxMessage]], Awaitable[None]]
 # Claims, in the fetch loop's own transaction, what was just stored (InboxWorker.claim_in).
-ClaimIn = Callable[[AsyncSession], Awaitable[list[ClaimedUpdate]]]
+ClaimIn = Callable[[AsyncSession, list[dict[str, Any]]], Awaitable[list[ClaimedUpdate]]]
 # After the commit: how many updates were stored, and those the same commit claimed.
 OnStored = Callable[[int, list[ClaimedUpdate]], None]
 TRANSIENT_RETRY = timedelta(seconds=3)
@@ -132,7 +133,7 @@ async def store_and_claim(
     async with write_gate(runtime.sessionmaker), runtime.sessionmaker() as session:
         await store_updates(session, updates)
         if claim_in is not None:
-            claimed = await claim_in(session)
+            claimed = await claim_in(session, updates)
         await session.commit()
     return claimed
 
@@ -299,18 +300,21 @@ class InboxWorker:
             self._unclaimed += count - len(claimed)
             self.wake.set()
 
-    async def claim_in(self, session: AsyncSession) -> list[ClaimedUpdate]:
-        """Claim, in the fetch loop's transaction, what it has just stored, as the loop's claim
-        would (same statement, same rules: at most one per chat, the oldest unfinished, as many
-        as there are free slots). At 20 updates a second this saves the claim's own transaction
-        and the loop's wake-up per update (``bench_steady``, docs/benchmarks.md). Nothing is
-        started before the commit (:meth:`note_stored`): a rolled-back claim never happened.
-        Only for the running loop: without it (tests, the console) updates are stored only, and
-        :meth:`drain` claims them."""
+    async def claim_in(
+        self, session: AsyncSession, stored: list[dict[str, Any]]
+    ) -> list[ClaimedUpdate]:
+        """Claim, in the fetch loop's transaction, what it has just stored, by the loop's rules
+        (at most one per chat, the oldest unfinished, as many as there are free slots;
+        ``models.exchange.claim_stored``). At 20 updates a second this saves the claim's own
+        transaction and the loop's wake-up per update (``bench_steady``, docs/benchmarks.md).
+        Nothing is started before the commit (:meth:`note_stored`): a rolled-back claim never
+        happened. Only for the running loop: without it (tests, the console) updates are stored
+        only, and :meth:`drain` claims them."""
         free = self.runtime.settings.inbox_concurrency - len(self._in_flight)
         if free <= 0 or not self._looping or self._stopping.is_set():
             return []
-        return await self._claim_in_session(session, free)
+        lease = timedelta(seconds=self.runtime.settings.inbox_lease_seconds)
+        return await claim_stored(session, self.runtime.worker_id, stored, limit=free, lease=lease)
 
     async def _claim_in_session(self, session: AsyncSession, limit: int) -> list[ClaimedUpdate]:
         return await claim_updates(

@@ -119,9 +119,11 @@ async def write_gate(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIte
     SQLite has a single writer: a second connection that wants to write sleeps in SQLite's
     busy handler (1, 2, 5, 10 … 100 ms steps) and retries, which is what made the handling
     latency's tail long. Taking this lock around the inbox's write transactions makes them
-    wait their turn in asyncio instead, woken the moment the previous one commits. Writers
-    that do not take it (jobs, the dispatcher) still work: they meet SQLite's own lock and
-    its busy timeout, as before. On PostgreSQL this is a no-op (row locks do the job).
+    wait their turn in asyncio instead, woken the moment the previous one commits. The inbox,
+    the fetch loop, the dispatcher and the jobs take it; a writer that does not (the start-up's
+    log rows, a command in another process) still works: its statement meets SQLite's lock
+    and waits for it on its connection's thread (``models.sqlite_inline``). On PostgreSQL
+    this is a no-op (row locks do the job).
     """
     lock = write_gate_lock(sessionmaker)
     if lock is None:

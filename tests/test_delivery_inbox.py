@@ -12,7 +12,15 @@ from telegram.ext import CommandHandler
 from bot.dispatcher import dispatch_all
 from bot.runtime import HCContext
 from models.base import clock
-from models.exchange import Direction, Exchange, InboxStatus, claim_updates, inbox_health
+from models.exchange import (
+    Direction,
+    Exchange,
+    InboxStatus,
+    claim_stored,
+    claim_updates,
+    inbox_health,
+    store_updates,
+)
 from models.jobs import claim_job_run
 from tests.conftest import BotHarness
 
@@ -125,3 +133,68 @@ async def test_a_scheduled_job_runs_once_per_due_slot_across_workers(bot: BotHar
             outcomes.append(await claim_job_run(session, "escalation", "2026-01-01T10:05"))
             await session.commit()
     assert outcomes == [True, False, False]
+
+
+def _message(update_id: int, chat_id: int, text: str) -> dict[str, object]:
+    user = {"id": chat_id, "is_bot": False, "first_name": "Ada"}
+    return {
+        "update_id": update_id,
+        "message": {
+            "message_id": update_id,
+            "from": user,
+            "chat": {"id": chat_id, "type": "private"},
+            "date": 1_700_000_000,
+            "text": text,
+        },
+    }
+
+
+async def test_a_store_claims_what_can_start_and_hands_it_over_as_stored(
+    bot: BotHarness,
+) -> None:
+    """The fetch loop's claim in its store: the first update of each chat, up to the free
+    slots, unless an update of its chat is still being handled; a chat's second update
+    waits; the payload handed to the handlers is the one the database holds (U+0000
+    cleaned)."""
+    lease = timedelta(seconds=60)
+    async with bot.session() as session:
+        await store_updates(session, [_message(1, 41, "/help")])
+        await claim_updates(session, "w", limit=1, lease=lease, skip_locked=False)
+        await session.commit()
+    batch = [
+        _message(2, 41, "behind the one being handled"),
+        _message(3, 42, "/help\x00"),
+        _message(4, 42, "second of its chat"),
+        _message(5, 43, "/start"),
+        _message(6, 44, "no slot left"),
+    ]
+    async with bot.session() as session:
+        await store_updates(session, batch)
+        claimed = await claim_stored(session, "w", batch, limit=3, lease=lease)
+        await session.commit()
+
+    assert [row.update_id for row in claimed] == [3, 5]
+    rows = {row.update_id: row for row in await inbound(bot)}
+    assert claimed[0].payload == rows[3].payload
+    assert claimed[0].payload["message"]["text"] == "/help\ufffd"  # type: ignore[index]
+    assert [rows[n].status for n in (2, 3, 4, 5, 6)] == [
+        InboxStatus.PENDING,
+        InboxStatus.PROCESSING,
+        InboxStatus.PENDING,
+        InboxStatus.PROCESSING,
+        InboxStatus.PENDING,
+    ]
+    assert [row.claims for row in claimed] == [1, 1]
+
+
+async def test_a_redelivered_update_is_not_claimed_again_by_its_store(bot: BotHarness) -> None:
+    lease = timedelta(seconds=60)
+    first = [_message(7, 45, "/help")]
+    async with bot.session() as session:
+        await store_updates(session, first)
+        assert len(await claim_stored(session, "w", first, limit=4, lease=lease)) == 1
+        await session.commit()
+    async with bot.session() as session:  # Telegram hands the same update over again
+        await store_updates(session, first)
+        assert await claim_stored(session, "w", first, limit=4, lease=lease) == []
+        await session.commit()

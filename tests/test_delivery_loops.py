@@ -132,8 +132,8 @@ async def test_a_store_that_fails_after_its_claim_starts_nothing(bot: BotHarness
         worker = bot.running.worker
         real_claim_in = worker.claim_in
 
-        async def claim_then_fail(session: Any) -> Any:
-            await real_claim_in(session)
+        async def claim_then_fail(session: Any, stored: Any) -> Any:
+            await real_claim_in(session, stored)
             raise OperationalError("COMMIT", {}, ConnectionResetError("connection reset"))
 
         bot.running.poller.claim_in = claim_then_fail
