@@ -25,6 +25,7 @@ from models.conversation import end_abandoned, end_all
 from models.exchange import Direction, Exchange, InboxStatus
 from models.jobs import JobRun, claim_job_run
 from models.outbox import OutboxMessage, OutboxStatus
+from models.sqlite_inline import off_the_loop
 
 log = logging.getLogger(__name__)
 
@@ -456,8 +457,16 @@ async def run_retention(
 
     Idempotent: rows already anonymised are not counted again. Photos are the file
     references in exchange payloads and cases (whoever holds the file id can fetch the
-    picture); the cases' texts and drafts go too (:func:`_case_retention`).
+    picture); the cases' texts and drafts go too (:func:`_case_retention`). Its updates scan
+    the year's tables: long work, off the event loop on SQLite.
     """
+    with off_the_loop():
+        return await _run_retention(session, retention_months, photo_retention_days)
+
+
+async def _run_retention(
+    session: AsyncSession, retention_months: int, photo_retention_days: int
+) -> RetentionResult:
     now = clock.now()
     cutoff = months_before(now, retention_months)
     old_exchanges = await session.execute(

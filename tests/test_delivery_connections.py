@@ -14,6 +14,7 @@ from sqlalchemy import text
 
 import models.db
 from models.db import is_database_outage, make_engine
+from models.sqlite_inline import off_the_loop
 
 
 @pytest.fixture
@@ -59,6 +60,10 @@ async def test_sqlite_statements_run_on_the_loop_and_read_as_before(
             streamed = await connection.stream(text("SELECT id FROM note ORDER BY id"))
             assert [row.id async for row in streamed] == [1, 2, 3, 4]
         assert trips == []
+        with off_the_loop():  # long work (an export): every call on the thread
+            async with engine.connect() as connection:
+                await connection.execute(text("SELECT id FROM note"))
+        assert trips and set(trips) == {"_waiting"}
     finally:
         await engine.dispose()
 
