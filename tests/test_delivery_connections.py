@@ -31,6 +31,22 @@ def trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return handed
 
 
+class LoopTicks:
+    """Counts the turns the event loop gives another task, which sleeps ``pause`` between."""
+
+    def __init__(self, pause: float) -> None:
+        self.count = 0
+        self._task = asyncio.create_task(self._tick(pause))
+
+    async def _tick(self, pause: float) -> None:
+        while True:
+            await asyncio.sleep(pause)
+            self.count += 1
+
+    def stop(self) -> None:
+        self._task.cancel()
+
+
 async def test_sqlite_statements_run_on_the_loop_and_read_as_before(
     tmp_path: Path, trips: list[str]
 ) -> None:
@@ -75,14 +91,6 @@ async def test_an_sqlite_writer_that_meets_the_lock_waits_without_stopping_the_l
     that does not take the write gate): the second waits on its connection's thread, so the
     loop goes on, the first commits and the second then writes."""
     engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'lock.db'}")
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.02)
-            ticks += 1
-
     try:
         async with engine.begin() as connection:
             await connection.execute(text("CREATE TABLE note (id INTEGER PRIMARY KEY)"))
@@ -94,13 +102,13 @@ async def test_an_sqlite_writer_that_meets_the_lock_waits_without_stopping_the_l
             await holder.commit()
             await holder.close()
 
-        ticking = asyncio.create_task(ticker())
+        ticks = LoopTicks(pause=0.02)
         releasing = asyncio.create_task(release_later())
         async with engine.begin() as connection:
             await connection.execute(text("INSERT INTO note (id) VALUES (2)"))
         await releasing
-        ticking.cancel()
-        assert ticks >= 10  # the loop ran while the writer waited
+        ticks.stop()
+        assert ticks.count >= 10  # the loop ran while the writer waited
         async with engine.connect() as connection:
             ids = (await connection.execute(text("SELECT id FROM note ORDER BY id"))).scalars()
             assert list(ids) == [1, 2]
@@ -109,17 +117,10 @@ async def test_an_sqlite_writer_that_meets_the_lock_waits_without_stopping_the_l
 
 
 async def test_a_long_sqlite_stream_gives_the_loop_turns(tmp_path: Path) -> None:
-    """Its parts are read on the loop and none waits, yet other work goes on during it (an
-    export of a year must not hold every other update until it ends)."""
+    """Its parts are read on the loop and none waits, yet other work goes on during it (a
+    long run of short calls, an import or a stream not marked as long work, must not hold
+    every other update until it ends)."""
     engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'stream.db'}")
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0)
-            ticks += 1
-
     try:
         async with engine.begin() as connection:
             await connection.execute(text("CREATE TABLE note (id INTEGER PRIMARY KEY, body TEXT)"))
@@ -127,15 +128,15 @@ async def test_a_long_sqlite_stream_gives_the_loop_turns(tmp_path: Path) -> None
                 text("INSERT INTO note (body) VALUES (:body)"),
                 [{"body": "x" * 100} for _ in range(100_000)],
             )
-        ticking = asyncio.create_task(ticker())
+        ticks = LoopTicks(pause=0)
         await asyncio.sleep(0)
         ticks_seen: list[int] = []
         async with engine.connect() as connection:
             result = await connection.stream(text("SELECT id, body FROM note ORDER BY id"))
             async for part in result.partitions(1000):
                 assert len(part) <= 1000
-                ticks_seen.append(ticks)
-        ticking.cancel()
+                ticks_seen.append(ticks.count)
+        ticks.stop()
         assert len(ticks_seen) == 100
         assert ticks_seen[-1] > ticks_seen[0]  # the ticker ran while the stream was read
     finally:
