@@ -2,13 +2,14 @@
 
 aiosqlite runs every ``sqlite3`` call on a thread of its own per connection and wakes the
 event loop through its self-pipe with each result. The bot's statements read or write a row or
-a few, by key, in a local file: the hand-off costs more than the statement (a transaction of
-one statement and a commit: 610 µs of CPU through the thread, 287 µs run directly;
-``benchmarks/bench_statements.py``), and the bot runs about three transactions and nine
-statements per update (docs/benchmarks.md).
+a few, by key, in a local file: the hand-off costs more than the statement (a read and its
+commit: 1,110 µs of CPU through the thread, 258 µs run directly;
+``benchmarks/bench_statements.py``), and the bot runs about three transactions and eight
+statements per update: 15-17 % of its CPU at the load people produce (docs/benchmarks.md,
+runs I and J).
 
 :class:`InlineConnection` is aiosqlite's ``Connection`` whose calls run directly, with SQLite's
-busy timeout at 0 so that none of them ever waits there. Two kinds of call go to the
+busy timeout at 0 so that none of them ever waits there. Three kinds of call go to the
 connection's thread instead, where waiting does not stop the event loop:
 
 - a call SQLite refuses as busy (another connection holds the write lock: the shell, another
@@ -16,21 +17,17 @@ connection's thread instead, where waiting does not stop the event loop:
   again there, allowed to wait :data:`BUSY_TIMEOUT_MS`. Waiting on the loop would stop
   everything, the lock's holder too when it is this process waiting for its next turn;
 - the commit of a write transaction and the closing of a connection, either of which may run
-  a WAL checkpoint: writing the database file and waiting for the disk.
+  a WAL checkpoint: writing the database file and waiting for the disk;
+- the calls of work known to be long, which says so with :func:`off_the_loop` (the exports,
+  the statistics, the retention sweep). The XLSX export of 56,000 rows held the loop up to
+  2.7 s at a time with its reads on it, and 1.0 s with them on the thread, as with aiosqlite's
+  own connection (0.97 s): that second is the workbook's own Python.
 
-Work known to be long by itself (an export's stream of a year, a year's statistics) says so
-with :func:`off_the_loop`: its calls all run on the connection's thread, as before. The XLSX
-export of 56,000 rows held the loop up to 2.7 s at a time with its reads on it, and 1.0 s with
-them on the thread, as with aiosqlite's own connection (0.97 s): that second is the workbook's
-own Python.
-
-Calls that complete on the loop never give it a turn: a long run of them (an export streamed
-in parts, an import of a thousand services) would hold every other update until it ends. So
-once a connection's calls have held the loop :data:`TURN_AFTER_SECONDS` since it last gave a
-turn, the next call gives one first. A statement long by itself still holds the loop while
-it runs: ``/stats`` over a year of a large Help Center (1M exchanges) takes about 1 s on
-SQLite (``benchmarks/bench_stats.py``), and every other update waits that second. That is the
-price; a Help Center that large belongs on PostgreSQL (docs/operations.md).
+Calls that complete on the loop never give it a turn: a long run of them (an import of a
+thousand services, a stream not marked as long work) would hold every other update until it
+ends. So once a connection's calls have held the loop :data:`TURN_AFTER_SECONDS` since it last
+gave a turn, the next call gives one first. A statement long by itself in work not marked as
+long still holds the loop while it runs: new long work must say so.
 
 It relies on aiosqlite's ``Connection._execute`` (run a call on the connection's thread),
 which every public method is built on; the dependency is pinned to the minor version it was
@@ -92,10 +89,10 @@ class InlineConnection(aiosqlite.Connection):
         if not self._running:
             raise ValueError("Connection closed")
         connection = self._conn
-        if _long_work.get():
-            return await self._on_thread(_waiting, connection, partial(fn, *args, **kwargs))
         if fn == connection.close or (fn == connection.commit and connection.in_transaction):
             return await self._on_thread(fn, *args, **kwargs)  # may checkpoint: the disk
+        if _long_work.get():
+            return await self._on_thread(_waiting, connection, partial(fn, *args, **kwargs))
         if self._held >= TURN_AFTER_SECONDS:
             self._held = 0.0
             await asyncio.sleep(0)

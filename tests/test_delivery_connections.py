@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import text
 
 import models.db
+from models import sqlite_inline
 from models.db import is_database_outage, make_engine
 from models.sqlite_inline import off_the_loop
 
@@ -82,6 +83,22 @@ async def test_sqlite_statements_run_on_the_loop_and_read_as_before(
         assert trips and set(trips) == {"_waiting"}
     finally:
         await engine.dispose()
+
+
+async def test_long_work_writes_commits_and_closes_on_the_thread(tmp_path: Path) -> None:
+    """A connection used and closed within long work (the pool may close one mid-export)."""
+    connection = await sqlite_inline.connect(str(tmp_path / "long.db"))
+    with off_the_loop():
+        await connection.execute("CREATE TABLE note (id INTEGER PRIMARY KEY)")
+        await connection.execute("INSERT INTO note (id) VALUES (1)")
+        await connection.commit()
+        await connection.close()
+    again = await sqlite_inline.connect(str(tmp_path / "long.db"))
+    try:
+        async with again.execute("SELECT id FROM note") as cursor:
+            assert [tuple(row) for row in await cursor.fetchall()] == [(1,)]
+    finally:
+        await again.close()
 
 
 async def test_an_sqlite_writer_that_meets_the_lock_waits_without_stopping_the_loop(
