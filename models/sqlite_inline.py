@@ -5,8 +5,8 @@ event loop through its self-pipe with each result. The bot's statements read or 
 a few, by key, in a local file: the hand-off costs more than the statement (a read and its
 commit: 1,110 µs of CPU through the thread, 258 µs run directly;
 ``benchmarks/bench_statements.py``), and the bot runs about three transactions and eight
-statements per update: 15-17 % of its CPU at the load people produce (docs/benchmarks.md,
-runs I and J).
+statements per update: 6-20 % of its CPU at the load people produce (docs/benchmarks.md,
+runs I-K).
 
 :class:`InlineConnection` is aiosqlite's ``Connection`` whose calls run directly, with SQLite's
 busy timeout at 0 so that none of them ever waits there. Three kinds of call go to the
