@@ -82,7 +82,7 @@ AfterCommit = Callable[[set[int]], None]
 SendNow = Callable[[int], Awaitable[None]]
 # Sends outbox rows a handling committed already claimed: (row id, chat id).
 SendClaimed = Callable[[list[OutboxMessage]], Awaitable[None]]
-# Claims, in the fetch loop's own transaction, what was just stored (InboxWorker.claim_in).
+# Claims, in the fetch loop's own transaction, the rows just stored (InboxWorker.claim_in).
 ClaimIn = Callable[[AsyncSession, list[dict[str, Any]]], Awaitable[list[ClaimedUpdate]]]
 # After the commit: how many updates were stored, and those the same commit claimed.
 OnStored = Callable[[int, list[ClaimedUpdate]], None]
@@ -131,9 +131,9 @@ async def store_and_claim(
     Raises if the commit fails: then nothing was stored or claimed."""
     claimed: list[ClaimedUpdate] = []
     async with write_gate(runtime.sessionmaker), runtime.sessionmaker() as session:
-        await store_updates(session, updates)
+        stored = await store_updates(session, updates)
         if claim_in is not None:
-            claimed = await claim_in(session, updates)
+            claimed = await claim_in(session, stored)
         await session.commit()
     return claimed
 

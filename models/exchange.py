@@ -12,8 +12,10 @@ import enum
 import json
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from operator import attrgetter, itemgetter
 from typing import Any
 
 from sqlalchemy import (
@@ -217,23 +219,26 @@ def _string(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-async def store_updates(session: AsyncSession, updates: list[dict[str, Any]]) -> list[int]:
+async def store_updates(
+    session: AsyncSession, updates: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
     """Put raw updates into the inbox; a redelivered ``update_id`` is ignored.
 
     Their text is made :func:`~models.storable.storable_text` (and their payload, by the
     engine's JSON serialiser), so U+0000 or half an emoji cannot refuse a batch. An update
-    that still cannot be stored fails alone (see :func:`_store_one_by_one`); the ids of those
-    are returned. Must be the first work of the session's transaction: the batch is rolled
-    back to find the row at fault.
+    that still cannot be stored fails alone (see :func:`_store_one_by_one`). Returns the rows
+    written, for :func:`claim_stored` in the same transaction. Must be the first work of the
+    session's transaction: the batch is rolled back to find the row at fault.
     """
     now = clock.now()
     rows = [_inbound_row(raw, now) for raw in updates]
     try:
         await insert_ignore_many(session, EXCHANGE_TABLE, rows, ["update_id"])
-        return []
+        return rows
     except Exception:  # which row, and whether the database is there at all, is found below
         await session.rollback()
-    return await _store_one_by_one(session, rows)
+    await _store_one_by_one(session, rows)
+    return rows
 
 
 def _inbound_row(raw: dict[str, Any], now: datetime) -> dict[str, Any]:
@@ -255,7 +260,7 @@ def _inbound_row(raw: dict[str, Any], now: datetime) -> dict[str, Any]:
     }
 
 
-async def _store_one_by_one(session: AsyncSession, rows: list[dict[str, Any]]) -> list[int]:
+async def _store_one_by_one(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     """Each row in a savepoint of its own; one the database refuses is kept as a husk.
 
     The husk is the update's row parked as failed, without its text and payload (``error``
@@ -264,7 +269,6 @@ async def _store_one_by_one(session: AsyncSession, rows: list[dict[str, Any]]) -
     not even a husk can be written, the database itself is failing: that error is raised,
     nothing is committed, and Telegram delivers the batch again.
     """
-    unstorable: list[int] = []
     for row in rows:
         try:
             async with session.begin_nested():
@@ -273,9 +277,7 @@ async def _store_one_by_one(session: AsyncSession, rows: list[dict[str, Any]]) -
             if is_database_outage(exc):
                 raise
             await _store_husk(session, row, exc)
-            unstorable.append(int(row["update_id"]))
             log.error("update %s not storable (%s): parked", row["update_id"], type(exc).__name__)
-    return unstorable
 
 
 async def _store_husk(session: AsyncSession, row: dict[str, Any], error: Exception) -> None:
@@ -363,30 +365,25 @@ async def claim_updates(
 async def claim_stored(
     session: AsyncSession,
     worker: str,
-    updates: list[dict[str, Any]],
+    stored: list[dict[str, Any]],
     *,
     limit: int,
     lease: timedelta,
 ) -> list[ClaimedUpdate]:
-    """Claim, in the transaction that has just stored ``updates``, those the worker can
-    start now: the first of each chat, up to ``limit`` of them, unless an earlier unfinished
-    update of the chat holds it back (the rules of :func:`claim_updates`; a slot given to a
-    chat held back stays free for the worker's own claim). One ``UPDATE … RETURNING``:
-    the payloads are known already, taken as the database holds them, so the claim reads
-    nothing back (a statement and a round trip per update less at the load people produce,
-    ``bench_steady``). An update stored earlier and still waiting is left to
-    :func:`claim_updates`; so is one stored by another worker: rows of another transaction are
-    not this one's to lock.
+    """Claim, in the transaction that has just stored these rows (:func:`store_updates`),
+    those the worker can start now: the first of each chat, up to ``limit`` of them, unless an
+    earlier unfinished update of the chat holds it back (the rules of :func:`claim_updates`; a
+    slot given to a chat held back stays free for the worker's own claim). One ``UPDATE …
+    RETURNING``: the payloads are known already, taken as the database holds them, so the
+    claim reads nothing back (a statement and a round trip per update less at the load people
+    produce, ``bench_steady``). A row parked as unstorable is not claimable; an update stored
+    earlier and still waiting is left to :func:`claim_updates`, and so is one stored by another
+    worker: rows of another transaction are not this one's to lock.
     """
-    candidates: dict[int, dict[str, Any]] = {}
-    seen_chats: set[int] = set()
-    for raw in updates:
-        chat_id = describe_update(raw).chat_id
-        if len(candidates) == limit or (chat_id is not None and chat_id in seen_chats):
-            continue
-        if chat_id is not None:
-            seen_chats.add(chat_id)
-        candidates[int(raw["update_id"])] = raw
+    candidates = {
+        int(row["update_id"]): row
+        for row in _one_per_chat(stored, chat_of=itemgetter("chat_id"))[:limit]
+    }
     if not candidates:
         return []
     now = clock.now()
@@ -405,7 +402,7 @@ async def claim_stored(
             id=row_id,
             update_id=update_id,
             chat_id=chat_id,
-            payload=_as_stored(candidates[update_id]),
+            payload=_as_stored(candidates[update_id]["payload"]),
             claims=claims,
             locked_until=locked_until,
         )
@@ -413,19 +410,21 @@ async def claim_stored(
     ]
 
 
-def _as_stored(raw: dict[str, Any]) -> dict[str, Any]:
-    """The payload as reading it back would give it (see :func:`json_safe`)."""
-    stored: dict[str, Any] = json.loads(storable_json(json_safe(raw)))
+def _as_stored(payload: dict[str, Any]) -> dict[str, Any]:
+    """A row's payload (made :func:`json_safe` by the store) as reading it back would give it."""
+    stored: dict[str, Any] = json.loads(storable_json(payload))
     return stored
 
 
-def _one_per_chat(rows: Any) -> list[Any]:
+def _one_per_chat(rows: Any, chat_of: Callable[[Any], Any] = attrgetter("chat_id")) -> list[Any]:
+    """The first row of each chat, in order (a row without a chat stands alone)."""
     candidates: list[Any] = []
     seen_chats: set[int | None] = set()
     for row in rows:
-        if row.chat_id is not None and row.chat_id in seen_chats:
+        chat_id = chat_of(row)
+        if chat_id is not None and chat_id in seen_chats:
             continue
-        seen_chats.add(row.chat_id)
+        seen_chats.add(chat_id)
         candidates.append(row)
     return candidates
 
@@ -450,15 +449,16 @@ def _claim_statements() -> tuple[Any, Any, Any, Any]:
         .order_by(table.c.update_id)
         .limit(bindparam("limit"))
     )
+    claimed = {
+        "status": InboxStatus.PROCESSING,
+        "locked_by": bindparam("worker"),
+        "locked_until": bindparam("locked_until"),
+        "claims": func.coalesce(table.c.claims, 0) + 1,
+    }
     take = (
         update(table)
         .where(table.c.id.in_(bindparam("ids", expanding=True)), claimable)
-        .values(
-            status=InboxStatus.PROCESSING,
-            locked_by=bindparam("worker"),
-            locked_until=bindparam("locked_until"),
-            claims=func.coalesce(table.c.claims, 0) + 1,
-        )
+        .values(claimed)
         .returning(table.c.id, table.c.claims)
     )
     take_stored = (
@@ -469,12 +469,7 @@ def _claim_statements() -> tuple[Any, Any, Any, Any]:
             claimable,
             ~blocked_by_earlier,
         )
-        .values(
-            status=InboxStatus.PROCESSING,
-            locked_by=bindparam("worker"),
-            locked_until=bindparam("locked_until"),
-            claims=func.coalesce(table.c.claims, 0) + 1,
-        )
+        .values(claimed)
         .returning(table.c.id, table.c.update_id, table.c.chat_id, table.c.claims)
     )
     return claimable_rows, claimable_rows.with_for_update(skip_locked=True), take, take_stored

@@ -169,8 +169,8 @@ async def test_a_store_claims_what_can_start_and_hands_it_over_as_stored(
         _message(6, 44, "no slot left"),
     ]
     async with bot.session() as session:
-        await store_updates(session, batch)
-        claimed = await claim_stored(session, "w", batch, limit=3, lease=lease)
+        stored = await store_updates(session, batch)
+        claimed = await claim_stored(session, "w", stored, limit=3, lease=lease)
         await session.commit()
 
     assert [row.update_id for row in claimed] == [3, 5]
@@ -191,10 +191,10 @@ async def test_a_redelivered_update_is_not_claimed_again_by_its_store(bot: BotHa
     lease = timedelta(seconds=60)
     first = [_message(7, 45, "/help")]
     async with bot.session() as session:
-        await store_updates(session, first)
-        assert len(await claim_stored(session, "w", first, limit=4, lease=lease)) == 1
+        stored = await store_updates(session, first)
+        assert len(await claim_stored(session, "w", stored, limit=4, lease=lease)) == 1
         await session.commit()
     async with bot.session() as session:  # Telegram hands the same update over again
-        await store_updates(session, first)
-        assert await claim_stored(session, "w", first, limit=4, lease=lease) == []
+        stored = await store_updates(session, first)
+        assert await claim_stored(session, "w", stored, limit=4, lease=lease) == []
         await session.commit()
