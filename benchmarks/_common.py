@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import text
 
 from config.settings import Settings
-from models.db import make_engine
+from models.db import make_engine, make_sessionmaker
 from models.migrate import upgrade
 
 TOKEN = "123456:BENCH-TOKEN"
@@ -58,6 +58,20 @@ async def _drop_schema(url: str) -> None:
     async with engine.begin() as connection:
         await connection.execute(text("DROP SCHEMA public CASCADE"))
         await connection.execute(text("CREATE SCHEMA public"))
+    await engine.dispose()
+
+
+async def known_people(database_url: str, telegram_ids: range) -> None:
+    """People who have used the bot before: an account each, the privacy notice accepted."""
+    from models.accounts import get_or_create_account
+    from models.base import clock
+
+    engine = make_engine(database_url)
+    async with make_sessionmaker(engine)() as session:
+        for telegram_id in telegram_ids:
+            account, _ = await get_or_create_account(session, telegram_id)
+            account.privacy_accepted_at = clock.now()
+        await session.commit()
     await engine.dispose()
 
 

@@ -13,7 +13,11 @@ threads included), the engines taking turns ``--rounds`` times (medians), in one
   ``models.db.ping_when_idle`` (a test only after 5 s of rest).
 - One statement in a session (SQLite): a sent reply's ``DELETE`` as the ORM statement built
   at each call (the code before) against the Core statement on the table built once
-  (``models.outbox.delete_sent``): CPU µs per statement, the transaction left out.
+  (``models.outbox.record_sent_reply`` on SQLite): CPU µs per statement, the transaction
+  left out.
+- A sent reply's record on PostgreSQL: its ``DELETE`` and its log row's ``INSERT`` in a
+  transaction (the code before) against ``models.outbox.record_sent_reply``'s one statement
+  in autocommit: CPU and wall µs per record, the session's checkout included.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import aiosqlite
@@ -32,8 +37,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from benchmarks._common import postgres_url
 from models.db import make_engine, make_sessionmaker
+from models.exchange import log_outbound_rows
 from models.migrate import upgrade
-from models.outbox import _DELETE_SENT, OutboxMessage, OutboxStatus
+from models.outbox import (
+    _DELETE_SENT,
+    OutboxMessage,
+    OutboxStatus,
+    claim_at_once,
+    enqueue,
+    record_sent_reply,
+)
 
 SETUP = {
     "sqlite": "CREATE TABLE IF NOT EXISTS bench_note (id INTEGER PRIMARY KEY, body TEXT)",
@@ -114,6 +127,64 @@ async def orm_against_core(url: str, count: int, rounds: int) -> dict[str, float
     return {name: statistics.median(values) for name, values in figures.items()}
 
 
+SENT = {
+    "method": "sendMessage",
+    "chat_id": 1,
+    "message_id": 7,
+    "text": "ok",
+    "payload": {"text": "ok"},
+    "error": None,
+}
+
+
+async def _being_sent(sessionmaker: Any, count: int) -> list[int]:
+    async with sessionmaker() as session:
+        rows = [enqueue(session, chat_id=1, kind="reply", params={}) for _ in range(count)]
+        for row in rows:
+            claim_at_once(row, "bench", timedelta(minutes=5))
+        await session.commit()
+        return [row.id for row in rows]
+
+
+async def as_a_transaction(sessionmaker: Any, row_id: int) -> None:
+    async with sessionmaker() as session:
+        deleted = await session.execute(_DELETE_SENT, {"outbox_id": row_id})
+        if deleted.rowcount == 1:
+            await log_outbound_rows(session, [SENT], flow="bench")
+            await session.commit()
+
+
+async def in_one_statement(sessionmaker: Any, row_id: int) -> None:
+    async with sessionmaker() as session:
+        if await record_sent_reply(session, row_id, [SENT], flow="bench"):
+            await session.commit()
+
+
+async def sent_records(url: str, count: int, rounds: int) -> tuple[dict[str, float], ...]:
+    """CPU and wall µs per sent reply's record, each way in turn ``rounds`` times (medians)."""
+    engine = make_engine(url)
+    sessionmaker = make_sessionmaker(engine)
+    variants = {
+        "DELETE, INSERT, COMMIT (baseline)": as_a_transaction,
+        "one statement (record_sent_reply)": in_one_statement,
+    }
+    cpu: dict[str, list[float]] = {name: [] for name in variants}
+    wall: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(rounds):
+        for name, record in variants.items():
+            ids = await _being_sent(sessionmaker, count)
+            started, began = time.process_time(), time.perf_counter()
+            for row_id in ids:
+                await record(sessionmaker, row_id)
+            cpu[name].append((time.process_time() - started) / count * 1e6)
+            wall[name].append((time.perf_counter() - began) / count * 1e6)
+    await engine.dispose()
+    return tuple(
+        {name: statistics.median(values) for name, values in figures.items()}
+        for figures in (cpu, wall)
+    )
+
+
 def stock_sqlite(url: str) -> AsyncEngine:
     """``make_engine`` in every other respect (pragmas, no reset on return), with
     aiosqlite's own connection: every call on the connection's thread."""
@@ -121,11 +192,13 @@ def stock_sqlite(url: str) -> AsyncEngine:
     return make_engine(url, async_creator=lambda: aiosqlite.connect(database, timeout=30))
 
 
-def report(title: str, figures: dict[str, float], per: str = "transaction") -> None:
+def report(
+    title: str, figures: dict[str, float], per: str = "transaction", what: str = "CPU"
+) -> None:
     baseline = next(iter(figures.values()))
     print(f"\n{title}")
     for name, value in figures.items():
-        print(f"  {name:<46}{value:>8.0f} µs CPU per {per}{value / baseline:>7.2f} ×")
+        print(f"  {name:<46}{value:>8.0f} µs {what} per {per}{value / baseline:>7.2f} ×")
 
 
 async def main(transactions: int, rounds: int, folder: str, url: str | None) -> None:
@@ -163,6 +236,9 @@ async def main(transactions: int, rounds: int, folder: str, url: str | None) -> 
             "r",
         ),
     )
+    cpu, wall = await sent_records(url, transactions, rounds)
+    report("A sent reply's record, PostgreSQL: CPU", cpu, per="record")
+    report("A sent reply's record, PostgreSQL: wall time", wall, per="record", what="wall")
 
 
 if __name__ == "__main__":

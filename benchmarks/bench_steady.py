@@ -44,13 +44,13 @@ from benchmarks._common import (
     TOKEN,
     _drop_schema,
     _reset,
+    known_people,
     percentile,
     postgres_url,
     sqlite_url,
 )
 from fakebotapi import FakeTelegram
 from fakebotapi.server import FakeTelegramServer
-from models.db import make_engine, make_sessionmaker
 
 ROOT = Path(__file__).resolve().parents[1]
 PEOPLE = 60
@@ -148,19 +148,6 @@ def empty_postgres_url(suffix: str) -> str | None:
     except OSError:
         return None
     return url
-
-
-async def known_people(database_url: str, telegram_ids: range) -> None:
-    from models.accounts import get_or_create_account
-    from models.base import clock
-
-    engine = make_engine(database_url)
-    async with make_sessionmaker(engine)() as session:
-        for telegram_id in telegram_ids:
-            account, _ = await get_or_create_account(session, telegram_id)
-            account.privacy_accepted_at = clock.now()
-        await session.commit()
-    await engine.dispose()
 
 
 async def wait_for(predicate: object, within: float) -> bool:

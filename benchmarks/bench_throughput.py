@@ -12,8 +12,11 @@ Telegram, with the same concurrency (8 updates handled at once), on this machine
   one reply. What any bot that logs every exchange pays before it does anything useful.
 * full bot: the real application with its production loops running concurrently: the fetch
   loop (``getUpdates`` → insert → commit → next ``getUpdates``) and the inbox worker (claim →
-  handle: privacy notice for first contacts, fallback reply, queued in the outbox → one
-  commit with the done mark → send the replies through the limiter, set high here).
+  handle → one commit with the done mark → send the replies through the limiter, set high
+  here), twice: with free text, the first message of each chat from someone writing for the
+  first time (the privacy notice too), the rest read for what the person needs and answered
+  with the needs' buttons; and with ``/help`` from people who know the bot (bench_steady's
+  traffic: the delivery core around the lightest answer).
 * PostgreSQL, 1/2/4 worker processes: the updates are stored first, then N separate Python
   processes (each its own application, engine, worker id and fake Telegram transport) claim
   with ``FOR UPDATE SKIP LOCKED`` until the inbox is empty. Real processes, so with 2 cores
@@ -42,6 +45,7 @@ from telegram.ext import Application, MessageHandler, filters
 from benchmarks._common import (
     TOKEN,
     describe,
+    known_people,
     percentile,
     postgres_url,
     settings,
@@ -63,9 +67,13 @@ from models.exchange import (
 CONCURRENCY = int(__import__("os").environ.get("BENCH_CONCURRENCY", "8"))
 
 
-def fill(fake: FakeTelegram, updates: int, chats: int) -> None:
+FIRST_ID = 50_000  # the first chat's Telegram id
+
+
+def fill(fake: FakeTelegram, updates: int, chats: int, *, help_: bool = False) -> None:
+    """Free text ("hello n"), or ``/help`` when the run is about known people."""
     for n in range(updates):
-        fake.user_writes(50_000 + n % chats, f"hello {n}")
+        fake.user_writes(FIRST_ID + n % chats, "/help" if help_ else f"hello {n}")
 
 
 async def bench_echo(updates: int, chats: int) -> dict[str, Any]:
@@ -153,10 +161,19 @@ UNLIMITED = {
 }
 
 
-async def bench_inbox(name: str, url: str, updates: int, chats: int) -> dict[str, Any]:
-    """The full bot with its production loops: fetch and handle run at the same time."""
+async def bench_inbox(
+    name: str, url: str, updates: int, chats: int, *, known: bool = False
+) -> dict[str, Any]:
+    """The full bot with its production loops: fetch and handle run at the same time.
+
+    ``known``: people who have used the bot before write ``/help`` (bench_steady's traffic:
+    what the delivery core costs around the lightest answer). Otherwise free text, the first
+    ``chats`` of it from people writing for the first time (each answered with the privacy
+    notice too), the rest read for what the person needs (``bot.understand``)."""
+    if known:
+        await known_people(url, range(FIRST_ID, FIRST_ID + chats))
     fake = FakeTelegram(token=TOKEN)
-    fill(fake, updates, chats)
+    fill(fake, updates, chats, help_=known)
     engine = make_engine(url)
     application = build_application(
         settings(url, inbox_concurrency=CONCURRENCY, poll_timeout_seconds=1, **UNLIMITED),
@@ -333,6 +350,9 @@ def main() -> None:
     rows = [echo]
     rows.append(asyncio.run(bench_floor("floor, SQLite", sqlite_url(), n, chats)))
     rows.append(asyncio.run(bench_inbox("full bot, SQLite", sqlite_url(), n, chats)))
+    rows.append(
+        asyncio.run(bench_inbox("full bot, SQLite, /help", sqlite_url(), n, chats, known=True))
+    )
     pg = postgres_url()
     if pg is None:
         print("PostgreSQL not reachable: PostgreSQL runs skipped")
@@ -340,6 +360,10 @@ def main() -> None:
         rows.append(asyncio.run(bench_floor("floor, PostgreSQL", pg, n, chats)))
         rows.append(
             asyncio.run(bench_inbox("full bot, PostgreSQL", postgres_url() or pg, n, chats))
+        )
+        again = postgres_url() or pg
+        rows.append(
+            asyncio.run(bench_inbox("full bot, PostgreSQL, /help", again, n, chats, known=True))
         )
         for workers in () if args.skip_processes else (1, 2, 4):
             rows.append(bench_processes(postgres_url() or pg, n, chats, workers))

@@ -76,10 +76,10 @@ from models.outbox import (
     OutboxStatus,
     Outgoing,
     claim_due,
-    delete_sent,
     drop_files,
     mark_failed,
     mark_sent,
+    record_sent_reply,
     reschedule,
 )
 
@@ -341,8 +341,7 @@ class Dispatcher:
         async with write_gate(self.runtime.sessionmaker), self.runtime.sessionmaker() as session:
             if result.outcome == SendOutcome.SENT and message.kind == REPLY:
                 # A sent reply's record is its exchange-log row: the row itself goes.
-                if await delete_sent(session, message.id):
-                    await log_outbound_rows(session, sink, **message.log_context)
+                if await record_sent_reply(session, message.id, sink, **message.log_context):
                     await session.commit()
                 return
             row = await session.get(OutboxMessage, message.id)

@@ -692,3 +692,11 @@ def outbound_values(rows: list[dict[str, Any]], **context: Any) -> list[dict[str
         }
         for row in rows
     ]
+
+
+# The columns ``outbound_values`` fills, in its order (an INSERT … SELECT names them).
+OUTBOUND_COLUMNS = tuple(
+    outbound_values(
+        [{"method": "", "chat_id": None, "message_id": None, "text": None, "payload": None}]
+    )[0]
+)

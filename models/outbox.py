@@ -38,6 +38,7 @@ from sqlalchemy.orm import Mapped, aliased, mapped_column, relationship, selecti
 from sqlalchemy.orm.attributes import set_committed_value
 
 from models.base import Base, BigId, clock
+from models.exchange import EXCHANGE_TABLE, OUTBOUND_COLUMNS, log_outbound_rows, outbound_values
 
 # A parameter of a message that sends a file by Telegram's file id: the text to send instead
 # if Telegram no longer knows the file (the dispatcher takes it out before sending).
@@ -298,10 +299,31 @@ async def _compare_and_set(
     return True
 
 
-async def delete_sent(session: AsyncSession, outbox_id: int) -> bool:
-    """A sent reply leaves the table (its record is its exchange-log row); False if it is no
-    longer this send's (taken over after its lease expired, or gone)."""
-    result = await session.execute(_DELETE_SENT, {"outbox_id": outbox_id})
+async def record_sent_reply(
+    session: AsyncSession, outbox_id: int, logged: list[dict[str, Any]], **context: Any
+) -> bool:
+    """A sent reply leaves the table and its exchange-log rows are written in its place;
+    False (and nothing written) if the row is no longer this send's (taken over after its
+    lease expired, or gone). The caller commits.
+
+    On PostgreSQL, for the usual one log row, this is one statement in autocommit: a
+    ``DELETE … RETURNING`` whose row, if any, lets the ``INSERT`` through. Every statement,
+    BEGIN and COMMIT is a round trip there; this makes four into one for each reply
+    (``bench_steady``, docs/benchmarks.md). SQLite has no DELETE in a WITH, and its
+    statements are no round trips: a DELETE, then the INSERT, in a transaction.
+    """
+    if session.bind is not None and session.bind.dialect.name == "postgresql" and len(logged) == 1:
+        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        [values] = outbound_values(logged, **context)
+        result = await session.execute(_RECORD_SENT, {**values, "outbox_id": outbox_id})
+        return _one_row(result)
+    if not _one_row(await session.execute(_DELETE_SENT, {"outbox_id": outbox_id})):
+        return False
+    await log_outbound_rows(session, logged, **context)
+    return True
+
+
+def _one_row(result: Any) -> bool:
     return int(getattr(result, "rowcount", 0) or 0) == 1
 
 
@@ -401,6 +423,17 @@ _OUTBOX_TABLE: Any = OutboxMessage.__table__
 _DELETE_SENT = delete(_OUTBOX_TABLE).where(
     _OUTBOX_TABLE.c.id == bindparam("outbox_id"),
     _OUTBOX_TABLE.c.status == OutboxStatus.SENDING,
+)
+_SENT_GONE = _DELETE_SENT.returning(_OUTBOX_TABLE.c.id).cte("sent_gone")
+_RECORD_SENT = (
+    EXCHANGE_TABLE.insert()
+    .from_select(
+        OUTBOUND_COLUMNS,
+        select(
+            *(bindparam(name, type_=EXCHANGE_TABLE.c[name].type) for name in OUTBOUND_COLUMNS)
+        ).where(exists(select(_SENT_GONE.c.id))),
+    )
+    .add_cte(_SENT_GONE)
 )
 _UNSENT_IN_CHAT = (
     select(_OUTBOX_TABLE.c.id)

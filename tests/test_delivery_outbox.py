@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import event, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import metrics
 from bot.dispatcher import Dispatcher
 from models.base import clock
+from models.db import make_engine, make_sessionmaker
 from models.exchange import Direction, Exchange
-from models.outbox import OutboxStatus
+from models.outbox import OutboxMessage, OutboxStatus, claim_at_once, enqueue, record_sent_reply
 from models.roles import Role
 from tests.conftest import TELEGRAM_RATES, BotHarness, make_settings
 from tests.delivery_helpers import account, alert, courier, outbox_row, send_due
@@ -262,3 +266,103 @@ async def test_a_burst_of_first_contacts_is_answered_within_telegrams_limits(
             notice, answer = harness.fake.texts(person)
             assert "privacy" in notice.lower()
             assert answer != notice
+
+
+# ---- the record of a sent reply ----------------------------------------------------------------
+
+SENT_ROW = {
+    "method": "sendMessage",
+    "chat_id": 777,
+    "message_id": 41,
+    "text": "Ecco i servizi vicini",
+    "payload": {"text": "Ecco i servizi vicini"},
+    "error": None,
+}
+
+
+async def _a_reply_being_sent(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
+    async with sessionmaker() as session:
+        row = enqueue(session, chat_id=777, kind="reply", params={"text": "x"}, in_reply_to=9)
+        claim_at_once(row, "worker-a", timedelta(seconds=60))
+        await session.commit()
+        return row.id
+
+
+async def _logged_replies(sessionmaker: async_sessionmaker[AsyncSession]) -> list[Any]:
+    async with sessionmaker() as session:
+        query = select(Exchange).where(Exchange.direction == Direction.OUT)
+        return [
+            (r.chat_id, r.message_id, r.text, r.flow, r.in_reply_to)
+            for r in await session.scalars(query)
+        ]
+
+
+async def test_a_sent_reply_leaves_the_outbox_for_one_log_row_once(database_url: str) -> None:
+    engine = make_engine(database_url)
+    sessionmaker = make_sessionmaker(engine)
+    try:
+        row_id = await _a_reply_being_sent(sessionmaker)
+        for expected in (True, False):  # recorded again (a repeat after a hiccup): nothing more
+            async with sessionmaker() as session:
+                recorded = await record_sent_reply(
+                    session, row_id, [SENT_ROW], flow="needs", in_reply_to=9
+                )
+                await session.commit()
+            assert recorded is expected
+        assert await _logged_replies(sessionmaker) == [
+            (777, 41, "Ecco i servizi vicini", "needs", 9)
+        ]
+        async with sessionmaker() as session:
+            assert await session.get(OutboxMessage, row_id) is None
+    finally:
+        await engine.dispose()
+
+
+async def test_a_reply_taken_back_meanwhile_is_not_recorded_as_sent(database_url: str) -> None:
+    engine = make_engine(database_url)
+    sessionmaker = make_sessionmaker(engine)
+    try:
+        row_id = await _a_reply_being_sent(sessionmaker)
+        async with sessionmaker() as session:  # its lease ran out: put back to be sent again
+            await session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == row_id)
+                .values(status=OutboxStatus.PENDING)
+            )
+            await session.commit()
+        async with sessionmaker() as session:
+            assert not await record_sent_reply(session, row_id, [SENT_ROW], flow="needs")
+            await session.commit()
+        assert await _logged_replies(sessionmaker) == []
+        async with sessionmaker() as session:
+            kept = await session.get(OutboxMessage, row_id)
+            assert kept is not None and kept.status == OutboxStatus.PENDING
+    finally:
+        await engine.dispose()
+
+
+async def test_on_postgresql_a_sent_reply_is_recorded_in_one_statement_without_a_transaction(
+    database_url: str,
+) -> None:
+    """Each statement, BEGIN and COMMIT is a round trip on PostgreSQL: the record is one
+    statement, done before any commit (another connection sees it at once)."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL's round trips")
+    engine = make_engine(database_url)
+    sessionmaker = make_sessionmaker(engine)
+    statements: list[str] = []
+
+    def note(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    try:
+        row_id = await _a_reply_being_sent(sessionmaker)
+        event.listen(engine.sync_engine, "before_cursor_execute", note)
+        async with sessionmaker() as session:
+            assert await record_sent_reply(session, row_id, [SENT_ROW], flow="needs")
+            event.remove(engine.sync_engine, "before_cursor_execute", note)
+            assert len(await _logged_replies(sessionmaker)) == 1  # before this session commits
+            await session.commit()
+        assert len(statements) == 1
+    finally:
+        await engine.dispose()
