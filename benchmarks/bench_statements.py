@@ -37,12 +37,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from benchmarks._common import postgres_url
 from models.db import make_engine, make_sessionmaker
-from models.exchange import log_outbound_rows
 from models.migrate import upgrade
 from models.outbox import (
     _DELETE_SENT,
     OutboxMessage,
     OutboxStatus,
+    _delete_then_log,
     claim_at_once,
     enqueue,
     record_sent_reply,
@@ -147,10 +147,9 @@ async def _being_sent(sessionmaker: Any, count: int) -> list[int]:
 
 
 async def as_a_transaction(sessionmaker: Any, row_id: int) -> None:
+    """The code before: what ``record_sent_reply`` still does on SQLite."""
     async with sessionmaker() as session:
-        deleted = await session.execute(_DELETE_SENT, {"outbox_id": row_id})
-        if deleted.rowcount == 1:
-            await log_outbound_rows(session, [SENT], flow="bench")
+        if await _delete_then_log(session, row_id, [SENT], flow="bench"):
             await session.commit()
 
 

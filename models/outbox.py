@@ -292,7 +292,7 @@ async def _compare_and_set(
         .values(**values)
         .execution_options(synchronize_session=False)
     )
-    if int(getattr(result, "rowcount", 0) or 0) != 1:
+    if not _one_row(result):
         return False
     for key, value in values.items():
         set_committed_value(row, key, value)
@@ -312,11 +312,18 @@ async def record_sent_reply(
     (``bench_steady``, docs/benchmarks.md). SQLite has no DELETE in a WITH, and its
     statements are no round trips: a DELETE, then the INSERT, in a transaction.
     """
-    if session.bind is not None and session.bind.dialect.name == "postgresql" and len(logged) == 1:
+    if session.get_bind().dialect.name == "postgresql" and len(logged) == 1:
         await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         [values] = outbound_values(logged, **context)
         result = await session.execute(_RECORD_SENT, {**values, "outbox_id": outbox_id})
         return _one_row(result)
+    return await _delete_then_log(session, outbox_id, logged, **context)
+
+
+async def _delete_then_log(
+    session: AsyncSession, outbox_id: int, logged: list[dict[str, Any]], **context: Any
+) -> bool:
+    """:func:`record_sent_reply` as two statements in the session's transaction."""
     if not _one_row(await session.execute(_DELETE_SENT, {"outbox_id": outbox_id})):
         return False
     await log_outbound_rows(session, logged, **context)
