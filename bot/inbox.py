@@ -67,6 +67,7 @@ from models.outbox import (
     chats_with_unsent,
     claim_at_once,
     enqueue,
+    first_queued_in,
 )
 
 log = logging.getLogger(__name__)
@@ -498,10 +499,15 @@ class InboxWorker:
     async def _claim_first_replies(self, scope: UpdateScope) -> None:
         """Commit each chat's first reply already claimed by this worker, so it is sent right
         after the commit with no claim of its own, unless the chat has messages still waiting
-        (they go first: the dispatcher sends the rest in order)."""
-        first: dict[int, Any] = {}
-        for row in scope.replies:
-            first.setdefault(row.chat_id, row)
+        (they go first: the dispatcher sends the rest in order). Waiting counts what this
+        handling queued for the chat before the reply (a notice to the person replied to),
+        whether or not the session has written it to the database yet."""
+        replies = {id(row) for row in scope.replies}
+        first = {
+            chat_id: row
+            for chat_id, row in first_queued_in(scope.session).items()
+            if id(row) in replies
+        }
         if not first:
             return
         lease = timedelta(seconds=self.runtime.settings.outbox_lease_seconds)

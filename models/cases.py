@@ -50,7 +50,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from models import contacts
 from models.accounts import Account, audit
 from models.base import Base, BigId, clock
-from models.db import insert_ignore
+from models.db import insert_ignore, rows_affected
 from models.outbox import OutboxMessage, OutboxStatus
 from models.roles import Permission, Role, can
 
@@ -384,7 +384,7 @@ async def take_case(session: AsyncSession, case_id: int, operator: Account) -> T
         )
         .execution_options(synchronize_session=False)
     )
-    won = int(getattr(result, "rowcount", 0) or 0) == 1
+    won = rows_affected(result) == 1
     case = await session.get(Case, case_id, populate_existing=True)
     if case is None:
         raise LookupError(case_id)
@@ -439,7 +439,7 @@ async def move_case(
         .values(status=target)
         .execution_options(synchronize_session=False)
     )
-    if int(getattr(guarded, "rowcount", 0) or 0) != 1:
+    if rows_affected(guarded) != 1:
         raise TransitionRefused("changed meanwhile")
     await session.refresh(case)
     if action is Action.ARRIVE:
@@ -651,7 +651,7 @@ async def claim_due_escalations(
             )
             .execution_options(synchronize_session=False)
         )
-        if int(getattr(advanced, "rowcount", 0) or 0) != 1:
+        if rows_affected(advanced) != 1:
             continue
         await session.refresh(case)
         recipients, nobody = await alert_recipients(session, step, case.id)
@@ -709,7 +709,7 @@ async def mark_alerted(session: AsyncSession, case: Case, since: datetime, *, al
         .values(unalerted_since=None)
         .execution_options(synchronize_session=False)
     )
-    if int(getattr(done, "rowcount", 0) or 0) != 1:
+    if rows_affected(done) != 1:
         return False
     case.unalerted_since = None
     record(session, case, "alerted_late", None, detail=f"{alerted} alerted")

@@ -41,6 +41,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.accounts import Account, audit
 from models.base import Base, BigId, clock
+from models.db import rows_affected
 
 log = logging.getLogger(__name__)
 
@@ -491,7 +492,7 @@ async def merge_people(
         keep.account_id = account_id
     drop.merged_into_id = keep.id
     drop.name_token = drop.phone_token = None
-    count = int(getattr(moved, "rowcount", 0) or 0)
+    count = rows_affected(moved)
     audit(
         session,
         actor,

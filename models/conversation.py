@@ -37,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, BigId, clock
-from models.db import dialect_insert
+from models.db import dialect_insert, rows_affected
 from models.roles import Permission, Role, can
 
 
@@ -239,5 +239,5 @@ async def end_abandoned(session: AsyncSession, cutoff: datetime) -> dict[str, in
             .where(OpenFlow.flow.in_(flows), OpenFlow.updated_at < cutoff)
             .execution_options(synchronize_session=False)
         )
-        counts[name] = int(getattr(result, "rowcount", 0) or 0)
+        counts[name] = rows_affected(result)
     return counts

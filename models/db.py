@@ -165,6 +165,11 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+def rows_affected(result: Any) -> int:
+    """How many rows an UPDATE or DELETE changed (0 where the driver does not say)."""
+    return max(int(getattr(result, "rowcount", 0) or 0), 0)
+
+
 async def insert_ignore(
     session: AsyncSession, table: Any, rows: list[dict[str, Any]], conflict: list[str]
 ) -> int:
@@ -177,7 +182,7 @@ async def insert_ignore(
         return 0
     statement = dialect_insert(session, table).values(rows)
     result = await session.execute(statement.on_conflict_do_nothing(index_elements=conflict))
-    return max(int(getattr(result, "rowcount", 0) or 0), 0)
+    return rows_affected(result)
 
 
 async def insert_ignore_many(

@@ -38,6 +38,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.accounts import Account, audit
 from models.base import Base, BigId, clock
+from models.db import rows_affected
 from models.roles import Permission, Role, can
 from models.schedule import MonthDay, Schedule, Season, Slot
 
@@ -600,7 +601,7 @@ async def unassign_staff(
             ShelterStaff.account_id == account.id, ShelterStaff.service_id == service.id
         )
     )
-    removed = bool(getattr(result, "rowcount", 0))
+    removed = rows_affected(result) > 0
     if removed:
         audit(
             session,

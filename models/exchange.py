@@ -40,7 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, BigId, clock
-from models.db import insert_ignore_many, is_database_outage
+from models.db import insert_ignore_many, is_database_outage, rows_affected
 from models.storable import storable_json, storable_text
 
 log = logging.getLogger(__name__)
@@ -500,7 +500,7 @@ async def finish_update(
     }
     # Core, built once: this runs for every update that wrote.
     result = await session.execute(_FINISH, _done_mark(row_id, worker, clock.now(), context))
-    return int(getattr(result, "rowcount", 0) or 0) == 1
+    return rows_affected(result) == 1
 
 
 def _done_mark(row_id: int, worker: str, now: datetime, context: dict[str, Any]) -> dict[str, Any]:
@@ -612,7 +612,7 @@ async def release_claims(session: AsyncSession, worker: str | None = None) -> in
     result = await session.execute(
         statement.values(status=InboxStatus.PENDING, locked_by=None, locked_until=None)
     )
-    return int(getattr(result, "rowcount", 0) or 0)
+    return rows_affected(result)
 
 
 async def failed_updates(session: AsyncSession) -> list[Exchange]:

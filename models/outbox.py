@@ -38,6 +38,7 @@ from sqlalchemy.orm import Mapped, aliased, mapped_column, relationship, selecti
 from sqlalchemy.orm.attributes import set_committed_value
 
 from models.base import Base, BigId, clock
+from models.db import rows_affected
 from models.exchange import EXCHANGE_TABLE, OUTBOUND_COLUMNS, log_outbound_rows, outbound_values
 
 # A parameter of a message that sends a file by Telegram's file id: the text to send instead
@@ -150,6 +151,14 @@ def enqueue(
     session.add(message)
     session.info.setdefault(QUEUED, []).append(message)
     return message
+
+
+def first_queued_in(session: AsyncSession) -> dict[int, OutboxMessage]:
+    """The first message this session queued for each chat, in the order it queued them."""
+    first: dict[int, OutboxMessage] = {}
+    for row in session.info.get(QUEUED, []):
+        first.setdefault(row.chat_id, row)
+    return first
 
 
 def chats_waiting_in(session: AsyncSession) -> set[int]:
@@ -331,7 +340,7 @@ async def _delete_then_log(
 
 
 def _one_row(result: Any) -> bool:
-    return int(getattr(result, "rowcount", 0) or 0) == 1
+    return rows_affected(result) == 1
 
 
 async def drop_files(session: AsyncSession, outbox_id: int) -> None:

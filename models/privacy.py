@@ -22,6 +22,7 @@ from models.base import clock
 from models.cases import Case, CaseEvent, CaseStatus
 from models.contacts import Contact, Person
 from models.conversation import end_abandoned, end_all
+from models.db import rows_affected
 from models.exchange import Direction, Exchange, InboxStatus
 from models.jobs import JobRun, claim_job_run
 from models.outbox import OutboxMessage, OutboxStatus
@@ -218,7 +219,7 @@ async def forget_account(
         .values(**_ANONYMOUS)
         .execution_options(synchronize_session=False)
     )
-    exchanges = int(getattr(result, "rowcount", 0) or 0)
+    exchanges = rows_affected(result)
     unnamed = await _unname(session, account.display_name)
     person = await session.scalar(select(Person).where(Person.account_id == account.id))
     contacts = 0
@@ -353,7 +354,7 @@ async def _delete_outbox_rows(session: AsyncSession, which: Any) -> int:
     result = await session.execute(
         delete(OutboxMessage).where(which).execution_options(synchronize_session=False)
     )
-    return int(getattr(result, "rowcount", 0) or 0)
+    return rows_affected(result)
 
 
 async def _unlink_reporter(session: AsyncSession, account: Account) -> int:
@@ -377,7 +378,7 @@ async def _unlink_reporter(session: AsyncSession, account: Account) -> int:
         .values(actor_id=None)
         .execution_options(synchronize_session=False)
     )
-    return int(getattr(cases, "rowcount", 0) or 0)
+    return rows_affected(cases)
 
 
 async def _case_retention(
@@ -408,8 +409,8 @@ async def _case_retention(
         .execution_options(synchronize_session=False)
     )
     return {
-        "case_photos": int(getattr(photos, "rowcount", 0) or 0),
-        "case_texts": int(getattr(texts, "rowcount", 0) or 0),
+        "case_photos": rows_affected(photos),
+        "case_texts": rows_affected(texts),
     }
 
 
@@ -420,7 +421,7 @@ async def _erase_notes(session: AsyncSession, person_id: int) -> int:
         .values(notes=None, place=None)
         .execution_options(synchronize_session=False)
     )
-    return int(getattr(result, "rowcount", 0) or 0)
+    return rows_affected(result)
 
 
 # ---- retention ---------------------------------------------------------------------------
@@ -511,9 +512,9 @@ async def _run_retention(
     more.update(await end_abandoned(session, photo_cutoff))
     more.update(await _case_retention(session, cutoff, photo_cutoff))
     result = RetentionResult(
-        exchanges=int(getattr(old_exchanges, "rowcount", 0) or 0),
-        notes=int(getattr(notes, "rowcount", 0) or 0),
-        photos=int(getattr(photos, "rowcount", 0) or 0),
+        exchanges=rows_affected(old_exchanges),
+        notes=rows_affected(notes),
+        photos=rows_affected(photos),
         more=more,
     )
     audit(session, None, "retention_run", detail=result.summary())

@@ -19,6 +19,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from models.accounts import STAFF_ROLES, Account, Invite, audit
 from models.base import clock
 from models.conversation import end_not_allowed
+from models.db import rows_affected
 from models.roles import Role, inviters_of, may_invite, raises
 
 INVITE_LIFETIME = timedelta(hours=48)
@@ -144,7 +145,7 @@ async def _claim_invite(
         .values(used_at=now, used_by=account.id)
         .execution_options(synchronize_session=False)
     )
-    if int(getattr(result, "rowcount", 0) or 0) != 1:
+    if rows_affected(result) != 1:
         return False
     set_committed_value(invite, "used_at", now)
     set_committed_value(invite, "used_by", account.id)

@@ -12,15 +12,19 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
+from telegram import Update
+from telegram.ext import ApplicationHandlerStop, CommandHandler
 
 from bot import inbox
 from bot.app import HelpCenterBot, build_application
 from bot.dispatcher import dispatch_all
+from bot.runtime import HCContext
 from fakebotapi import FakeRequest, FakeTelegram
 from models.accounts import Account, get_or_create_account
 from models.base import clock
 from models.db import make_engine, make_sessionmaker
 from models.exchange import Direction, Exchange, InboxStatus
+from models.outbox import enqueue
 from models.roles import Role
 from models.team import set_role
 from tests.conftest import TOKEN, BotHarness, make_settings, slow_handling_of
@@ -197,3 +201,25 @@ async def test_a_role_taken_away_after_the_claim_no_longer_counts(bot: BotHarnes
 
     assert bot.fake.texts(OPERATOR)
     assert not any("Casi aperti" in text for text in bot.fake.texts(OPERATOR))
+
+
+async def _notice_then_reply(update: Update, context: HCContext) -> None:
+    """A handling that queues a message for the person's own chat, then replies to them."""
+    assert update.effective_chat is not None and update.effective_message is not None
+    enqueue(context.session, chat_id=update.effective_chat.id, kind="notice", params={"text": "1"})
+    await update.effective_message.reply_text("2")
+    raise ApplicationHandlerStop
+
+
+async def test_a_reply_follows_what_its_handling_queued_before_it_for_the_same_chat(
+    bot: BotHarness,
+) -> None:
+    """A chat's messages leave in the order they were queued, even within one handling: a
+    reply does not overtake a notice queued for the same person just before it (the order
+    must not depend on whether the session happened to write the notice to the database
+    before the reply)."""
+    bot.application.add_handler(CommandHandler("both", _notice_then_reply), group=-3)
+    await bot.known(PEOPLE[0])
+    bot.fake.user_writes(PEOPLE[0], "/both")
+    await bot.deliver()
+    assert bot.fake.texts(PEOPLE[0]) == ["1", "2"]
