@@ -349,14 +349,19 @@ async def drop_files(session: AsyncSession, outbox_id: int) -> None:
 
 
 async def chats_with_unsent(session: AsyncSession, chats: set[int]) -> set[int]:
-    """Which of these chats have messages pending or being sent (committed, in the table).
+    """Which of these chats have messages pending or being sent, apart from those this session
+    queued (the caller orders its own: :func:`first_queued_in`). The session may have written
+    some of its own already (an autoflush): a reply must not wait behind itself.
 
     Asked by every handling that replies, nearly always for one chat: one small statement
-    per chat, built once (an ``IN`` list is compiled anew at each call).
+    per chat, built once (an ``IN`` list is compiled anew at each call). It reads one row more
+    than the session's own written rows, so one of any others is among them.
     """
+    own = {row.id for row in session.info.get(QUEUED, []) if row.id is not None}
     busy: set[int] = set()
     for chat_id in chats:
-        if await session.scalar(_UNSENT_IN_CHAT, {"chat_id": chat_id}) is not None:
+        unsent = await session.scalars(_UNSENT_IN_CHAT, {"chat_id": chat_id, "room": len(own) + 1})
+        if any(row_id not in own for row_id in unsent):
             busy.add(chat_id)
     return busy
 
@@ -460,5 +465,5 @@ _UNSENT_IN_CHAT = (
             _OUTBOX_TABLE.c.status == OutboxStatus.SENDING,
         ),
     )
-    .limit(1)
+    .limit(bindparam("room"))
 )

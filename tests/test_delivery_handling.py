@@ -223,3 +223,24 @@ async def test_a_reply_follows_what_its_handling_queued_before_it_for_the_same_c
     bot.fake.user_writes(PEOPLE[0], "/both")
     await bot.deliver()
     assert bot.fake.texts(PEOPLE[0]) == ["1", "2"]
+
+
+async def _reply_then_write(update: Update, context: HCContext) -> None:
+    """A handling that replies, then writes: the session flushes the reply before it ends."""
+    assert update.effective_message is not None
+    await update.effective_message.reply_text("answer")
+    await context.session.flush()
+    raise ApplicationHandlerStop
+
+
+async def test_a_reply_written_early_in_its_handling_still_leaves_with_it(bot: BotHarness) -> None:
+    """A reply leaves right after its handling's commit, before any round of the dispatcher,
+    even when the session wrote it to the database earlier in the handling: it is not a
+    message waiting ahead of itself."""
+    bot.application.add_handler(CommandHandler("early", _reply_then_write), group=-3)
+    await bot.known(PEOPLE[1])
+    bot.fake.user_writes(PEOPLE[1], "/early")
+    while await bot.running.poller.poll_once():
+        await bot.running.worker.drain()
+    assert bot.fake.texts(PEOPLE[1]) == ["answer"]
+    assert await dispatch_all(bot.application) == 0
