@@ -36,6 +36,7 @@ from sqlalchemy import delete, make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from benchmarks._common import postgres_url
+from bot.exchange_log import outbound_row
 from models.db import make_engine, make_sessionmaker
 from models.migrate import upgrade
 from models.outbox import (
@@ -127,14 +128,7 @@ async def orm_against_core(url: str, count: int, rounds: int) -> dict[str, float
     return {name: statistics.median(values) for name, values in figures.items()}
 
 
-SENT = {
-    "method": "sendMessage",
-    "chat_id": 1,
-    "message_id": 7,
-    "text": "ok",
-    "payload": {"text": "ok"},
-    "error": None,
-}
+SENT = outbound_row("sendMessage", {"chat_id": 1, "text": "ok"}, 7, None)
 
 
 async def _being_sent(sessionmaker: Any, count: int) -> list[int]:

@@ -105,7 +105,7 @@ class LoggingRequest(BaseRequest):
     async def _record(
         self, api_method: str, params: dict[str, Any], message_id: int | None, error: str | None
     ) -> None:
-        row = _row(api_method, params, message_id, error)
+        row = outbound_row(api_method, params, message_id, error)
         scope = current_scope.get()
         sink = outbound_sink.get()
         if scope is not None:
@@ -128,9 +128,11 @@ def _outcome(status: int, body: bytes) -> tuple[int | None, str | None]:
     return None, f"{decoded.get('error_code', status)}: {decoded.get('description', '')}"[:500]
 
 
-def _row(
+def outbound_row(
     api_method: str, params: dict[str, Any], message_id: int | None, error: str | None
 ) -> dict[str, Any]:
+    """What the exchange log keeps of one call to Telegram (``log_outbound_rows`` writes it):
+    files as ``<file>``, a message id from Telegram's answer or, for an edit, the call's."""
     chat_id = params.get("chat_id")
     if message_id is None and error is None:
         message_id = params.get("message_id")

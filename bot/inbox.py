@@ -64,10 +64,9 @@ from models.outbox import (
     OutboxMessage,
     OutboxStatus,
     chats_waiting_in,
-    chats_with_unsent,
     claim_at_once,
     enqueue,
-    first_queued_in,
+    replies_free_to_go,
 )
 
 log = logging.getLogger(__name__)
@@ -497,25 +496,13 @@ class InboxWorker:
             current_scope.reset(token)
 
     async def _claim_first_replies(self, scope: UpdateScope) -> None:
-        """Commit each chat's first reply already claimed by this worker, so it is sent right
-        after the commit with no claim of its own, unless the chat has messages still waiting
-        (they go first: the dispatcher sends the rest in order). Waiting counts what this
-        handling queued for the chat before the reply (a notice to the person replied to),
-        whether or not the session has written it to the database yet."""
-        replies = {id(row) for row in scope.replies}
-        first = {
-            chat_id: row
-            for chat_id, row in first_queued_in(scope.session).items()
-            if id(row) in replies
-        }
-        if not first:
-            return
+        """Commit the replies that may leave at once already claimed by this worker, so each
+        is sent right after the commit with no claim of its own (``replies_free_to_go``: a
+        chat's first, unless messages of the chat are waiting; those go first, and the
+        dispatcher sends the rest in order)."""
         lease = timedelta(seconds=self.runtime.settings.outbox_lease_seconds)
-        with scope.session.no_autoflush:
-            busy = await chats_with_unsent(scope.session, set(first))
-        for chat_id, row in first.items():
-            if chat_id not in busy:
-                claim_at_once(row, self.runtime.worker_id, lease)
+        for row in await replies_free_to_go(scope.session, scope.replies):
+            claim_at_once(row, self.runtime.worker_id, lease)
 
     async def _answer_button(self, scope: UpdateScope) -> None:
         """Answer the button press once: after the commit, or when the update is parked.

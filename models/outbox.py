@@ -45,7 +45,8 @@ from models.exchange import EXCHANGE_TABLE, OUTBOUND_COLUMNS, log_outbound_rows,
 # if Telegram no longer knows the file (the dispatcher takes it out before sending).
 IF_FILE_GONE = "if_file_gone"
 # ``session.info`` keeps the rows a session queued, so whoever commits it knows which chats
-# the dispatcher has something new for (see ``chats_waiting_in``).
+# the dispatcher has something new for (see ``chats_waiting_in``), and which of its replies
+# may leave at once (``replies_free_to_go``).
 QUEUED = "outbox_queued"
 
 
@@ -153,19 +154,16 @@ def enqueue(
     return message
 
 
-def first_queued_in(session: AsyncSession) -> dict[int, OutboxMessage]:
-    """The first message this session queued for each chat, in the order it queued them."""
-    first: dict[int, OutboxMessage] = {}
-    for row in session.info.get(QUEUED, []):
-        first.setdefault(row.chat_id, row)
-    return first
+def _queued_in(session: AsyncSession) -> list[OutboxMessage]:
+    """The rows this session queued (:func:`enqueue`), in order."""
+    queued: list[OutboxMessage] = session.info.get(QUEUED, [])
+    return queued
 
 
 def chats_waiting_in(session: AsyncSession) -> set[int]:
     """The chats this session queued messages for that wait for the dispatcher's claim
     (``pending``; a reply committed already claimed is sent by its handling)."""
-    queued: list[OutboxMessage] = session.info.get(QUEUED, [])
-    return {row.chat_id for row in queued if row.status is OutboxStatus.PENDING}
+    return {row.chat_id for row in _queued_in(session) if row.status is OutboxStatus.PENDING}
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,16 +346,38 @@ async def drop_files(session: AsyncSession, outbox_id: int) -> None:
     await session.execute(delete(OutboxFile).where(OutboxFile.outbox_id == outbox_id))
 
 
-async def chats_with_unsent(session: AsyncSession, chats: set[int]) -> set[int]:
-    """Which of these chats have messages pending or being sent, apart from those this session
-    queued (the caller orders its own: :func:`first_queued_in`). The session may have written
-    some of its own already (an autoflush): a reply must not wait behind itself.
+async def replies_free_to_go(
+    session: AsyncSession, replies: list[OutboxMessage]
+) -> list[OutboxMessage]:
+    """The replies that may leave right after the commit, with no claim of their own: each
+    chat's first reply, if it is the first message this session queued for that chat and no
+    other message of the chat is pending or being sent. The rest wait for the dispatcher,
+    which sends a chat's messages in order.
+
+    The session's own rows are told apart in memory, never by what the table shows: whether
+    the session has written them yet (an autoflush) must not decide, or a reply could pass a
+    notice queued before it, or wait behind itself.
+    """
+    replying = {id(row) for row in replies}
+    first: dict[int, OutboxMessage] = {}
+    for row in _queued_in(session):
+        first.setdefault(row.chat_id, row)
+    first = {chat_id: row for chat_id, row in first.items() if id(row) in replying}
+    if not first:
+        return []
+    with session.no_autoflush:
+        busy = await _chats_with_unsent(session, set(first))
+    return [row for chat_id, row in first.items() if chat_id not in busy]
+
+
+async def _chats_with_unsent(session: AsyncSession, chats: set[int]) -> set[int]:
+    """Which of these chats have messages pending or being sent, the session's own apart.
 
     Asked by every handling that replies, nearly always for one chat: one small statement
     per chat, built once (an ``IN`` list is compiled anew at each call). It reads one row more
     than the session's own written rows, so one of any others is among them.
     """
-    own = {row.id for row in session.info.get(QUEUED, []) if row.id is not None}
+    own = {row.id for row in _queued_in(session) if row.id is not None}
     busy: set[int] = set()
     for chat_id in chats:
         unsent = await session.scalars(_UNSENT_IN_CHAT, {"chat_id": chat_id, "room": len(own) + 1})

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import metrics
 from bot.dispatcher import Dispatcher
+from bot.exchange_log import outbound_row
 from models.base import clock
 from models.db import make_engine, make_sessionmaker
 from models.exchange import Direction, Exchange
@@ -270,14 +271,8 @@ async def test_a_burst_of_first_contacts_is_answered_within_telegrams_limits(
 
 # ---- the record of a sent reply ----------------------------------------------------------------
 
-SENT_ROW = {
-    "method": "sendMessage",
-    "chat_id": 777,
-    "message_id": 41,
-    "text": "Ecco i servizi vicini",
-    "payload": {"text": "Ecco i servizi vicini"},
-    "error": None,
-}
+# What the exchange log's sink holds for the reply once Telegram has answered with its id.
+SENT_ROW = outbound_row("sendMessage", {"chat_id": 777, "text": "Ecco i servizi vicini"}, 41, None)
 
 
 async def _a_reply_being_sent(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
