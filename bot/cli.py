@@ -264,7 +264,10 @@ async def run_polling(settings: Settings) -> None:
     stop = stop_on_signals()
     if not await until_telegram_answers(application.initialize, stop, settings):
         return
-    async with HelpCenterBot(application) as running:
+    # Telegram hands updates to one getUpdates caller only: this process is the one that sends,
+    # so the send limits stay in its memory (on PostgreSQL the shared store costs four
+    # transactions a message).
+    async with HelpCenterBot(application, sole_sender=True) as running:
         for step in (running.publish_default_menus, running.start_polling):
             if not await until_telegram_answers(step, stop, settings):
                 return

@@ -11,12 +11,15 @@ import asyncio
 import itertools
 import os
 import socket
+import subprocess
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
 from telegram.request import HTTPXRequest
 
 from bot.app import HelpCenterBot, build_application
@@ -34,8 +37,9 @@ from bot.ratelimit import (
 from fakebotapi import FakeTelegram
 from fakebotapi.server import FakeTelegramServer
 from models.db import make_engine, make_sessionmaker
-from models.outbox import enqueue
+from models.outbox import RateSlot, enqueue
 from tests.conftest import TELEGRAM_RATES, TOKEN, make_settings
+from tests.faults.support import bot_env, cleanup, known_people, start_bot, stop_gracefully
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
@@ -166,6 +170,39 @@ async def test_two_workers_share_one_postgres_limit(database_url: str) -> None:
     finally:
         for engine in engines:
             await engine.dispose()
+
+
+@pytest.mark.postgres
+async def test_the_long_polling_bot_keeps_the_limits_in_memory_on_postgres(
+    database_url: str, tmp_path: Path
+) -> None:
+    """``helpcenter run`` (long polling) is the only process sending for its bot, so it takes
+    no slot in the shared store: on PostgreSQL that store cost four transactions a message.
+    (It did not say so: three replies left 33 slot rows.)"""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL only")
+    engine = make_engine(database_url)
+    sessionmaker = make_sessionmaker(engine)
+    await known_people(sessionmaker, range(7001, 7004))
+    fake = FakeTelegram(token=TOKEN)
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        async with FakeTelegramServer(fake) as server:
+            with cleanup(processes):
+                processes.append(start_bot(bot_env(server.base_url, database_url), tmp_path))
+                for chat in range(7001, 7004):
+                    fake.user_writes(chat, "/help")
+                for _ in range(300):
+                    if all(fake.sent_messages(chat) for chat in range(7001, 7004)):
+                        break
+                    await asyncio.sleep(0.1)
+                assert all(fake.sent_messages(chat) for chat in range(7001, 7004))
+                assert await stop_gracefully(processes[0]) == 0
+        async with sessionmaker() as session:
+            slots = await session.scalar(select(func.count()).select_from(RateSlot))
+        assert slots == 0
+    finally:
+        await engine.dispose()
 
 
 @needs_redis
