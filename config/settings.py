@@ -74,7 +74,6 @@ class Settings(BaseSettings):
     rate_group_per_minute: int = Field(default=20, ge=1)
     outbox_max_attempts: int = Field(default=10, ge=1, le=100)
     outbox_lease_seconds: int = Field(default=30, ge=5)
-    outbox_batch: int = Field(default=50, ge=1, le=1000)
     outbox_concurrency: int = Field(default=16, ge=1, le=256)
     outbox_send_timeout_seconds: float = Field(default=20.0, gt=0)
     # Health and metrics listener (``/healthz``, ``/metrics``): off unless a port is set,

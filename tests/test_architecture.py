@@ -164,3 +164,35 @@ async def handler(update, context):
     assert len(found) == 11, found  # line 2 imports two
     clean = "from sqlalchemy.ext.asyncio import AsyncSession\ntext = _('Update your beds')\n"
     assert violations(clean) == []
+
+
+def _names_read(packages: tuple[str, ...], leave_out: Path) -> set[str]:
+    """Every attribute read and every string constant in these packages' source."""
+    names: set[str] = set()
+    for package in packages:
+        for path in (ROOT / package).rglob("*.py"):
+            if path == leave_out:
+                continue
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Attribute):
+                    names.add(node.attr)
+                elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                    names.add(node.value)
+    return names
+
+
+def test_every_setting_does_something_and_is_in_the_operations_table() -> None:
+    """A setting an operator can set is read by the bot (``outbox_batch`` was documented as
+    "outbox rows claimed at once" and read by nothing) and has a row in docs/operations.md."""
+    from config.settings import Settings
+
+    read = _names_read(PACKAGES, leave_out=ROOT / "config" / "settings.py")
+    table = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+    rows = {
+        m
+        for line in table.splitlines()
+        if line.startswith("| `")
+        for m in re.findall(r"`([a-z_]+)`", line.split(" | ")[0])
+    }
+    assert [name for name in Settings.model_fields if name not in read] == []
+    assert [name for name in Settings.model_fields if name not in rows] == []
