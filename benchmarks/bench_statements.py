@@ -18,16 +18,21 @@ threads included), the engines taking turns ``--rounds`` times (medians), in one
 - A sent reply's record on PostgreSQL: its ``DELETE`` and its log row's ``INSERT`` in a
   transaction (the code before) against ``models.outbox.record_sent_reply``'s one statement
   in autocommit: CPU and wall µs per record, the session's checkout included.
+- A send's slots in the limits shared on PostgreSQL (webhook workers without Redis): a slot
+  taken and given back on the chat's key and the bot's, each step its own transaction (the
+  code before) against ``bot.ratelimit.PostgresRateLimiter``'s statements in autocommit: CPU
+  and wall µs per send.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -37,6 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from benchmarks._common import postgres_url
 from bot.exchange_log import outbound_row
+from bot.ratelimit import Limits, PostgresRateLimiter, RateLimiter, Rule, reserve_all
 from models.db import make_engine, make_sessionmaker
 from models.migrate import upgrade
 from models.outbox import (
@@ -178,6 +184,56 @@ async def sent_records(url: str, count: int, rounds: int) -> tuple[dict[str, flo
     )
 
 
+class SlotsInTransactions(PostgresRateLimiter):
+    """The code before: each take and each giving back a transaction of its own."""
+
+    @contextlib.asynccontextmanager
+    async def _statements(self) -> AsyncIterator[Any]:
+        async with self.sessionmaker() as session:
+            yield session
+            await session.commit()
+
+
+# Limits high enough that a slot is always free: what is measured is the store's cost alone.
+LIMITS = Limits(Rule(10**6, 1.0), Rule(10**6, 1.0), Rule(10**6, 60.0))
+CHATS = 50  # sends go to these in turn; their slot rows are made by the warm-up
+
+
+async def per_send(limiter: RateLimiter, sends: int) -> tuple[float, float]:
+    """CPU and wall µs per send's slots: taken on both keys, then given back."""
+    started, began = time.process_time(), time.perf_counter()
+    for n in range(sends):
+        hold = await reserve_all(limiter, LIMITS.keys_for(n % CHATS + 1), 2.0)
+        await hold.release()
+    return (
+        (time.process_time() - started) / sends * 1e6,
+        (time.perf_counter() - began) / sends * 1e6,
+    )
+
+
+async def send_slots(url: str, count: int, rounds: int) -> tuple[dict[str, float], ...]:
+    engine = make_engine(url)
+    sessionmaker = make_sessionmaker(engine)
+    variants: dict[str, RateLimiter] = {
+        "4 transactions (baseline)": SlotsInTransactions(sessionmaker),
+        "4 statements in autocommit (PostgresRateLimiter)": PostgresRateLimiter(sessionmaker),
+    }
+    cpu: dict[str, list[float]] = {name: [] for name in variants}
+    wall: dict[str, list[float]] = {name: [] for name in variants}
+    for limiter in variants.values():  # warm: the slot rows exist, caches compiled
+        await per_send(limiter, 2 * CHATS)
+    for _ in range(rounds):
+        for name, limiter in variants.items():
+            spent, elapsed = await per_send(limiter, count)
+            cpu[name].append(spent)
+            wall[name].append(elapsed)
+    await engine.dispose()
+    return tuple(
+        {name: statistics.median(values) for name, values in figures.items()}
+        for figures in (cpu, wall)
+    )
+
+
 def stock_sqlite(url: str) -> AsyncEngine:
     """``make_engine`` in every other respect (pragmas, no reset on return), with
     aiosqlite's own connection: every call on the connection's thread."""
@@ -232,6 +288,9 @@ async def main(transactions: int, rounds: int, folder: str, url: str | None) -> 
     cpu, wall = await sent_records(url, transactions, rounds)
     report("A sent reply's record, PostgreSQL: CPU", cpu, per="record")
     report("A sent reply's record, PostgreSQL: wall time", wall, per="record", what="wall")
+    cpu, wall = await send_slots(url, transactions, rounds)
+    report("A send's slots, limits shared on PostgreSQL: CPU", cpu, per="send")
+    report("A send's slots, limits shared on PostgreSQL: wall time", wall, per="send", what="wall")
 
 
 if __name__ == "__main__":

@@ -30,8 +30,10 @@ script on Redis, one ``FOR UPDATE SKIP LOCKED`` statement on PostgreSQL.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -241,16 +243,25 @@ class PostgresRateLimiter:
         self.sessionmaker = sessionmaker
         self.lease = lease
 
+    @contextlib.asynccontextmanager
+    async def _statements(self) -> AsyncIterator[AsyncSession]:
+        """A session whose statements each commit alone (autocommit). Each of them is atomic
+        on its own (a take locks and moves its slot in one statement), and BEGIN and COMMIT
+        would be two round trips more each: a message's four became four round trips instead
+        of twelve (``bench_statements``: the slots of a send)."""
+        async with self.sessionmaker() as session:
+            await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            yield session
+
     async def reserve(self, key: str, rule: Rule, max_wait: float) -> Reservation:
         keys = [f"{key}#{n}" for n in range(rule.slots)]
         params = {"keys": keys, "lease": self.lease, "max_wait": max_wait}
         for _ in range(self.ATTEMPTS):
-            async with self.sessionmaker() as session:
+            async with self._statements() as session:
                 taken = (await session.execute(_PG_TAKE, params)).first()
                 if taken is None:  # no row yet, the first free one too far, or all locked
                     await session.execute(_PG_CREATE, {"keys": keys})
                     free_at, now = (await session.execute(_PG_FIRST_FREE, {"keys": keys})).one()
-                await session.commit()
             if taken is not None:
                 slot_key, token, now = taken
                 at = float(token) - self.lease
@@ -267,9 +278,8 @@ class PostgresRateLimiter:
             "window": rule.slot_window,
             "at": held.at,
         }
-        async with self.sessionmaker() as session:
+        async with self._statements() as session:
             await session.execute(_PG_RELEASE, params)
-            await session.commit()
 
     async def close(self) -> None:
         return None
