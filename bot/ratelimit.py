@@ -5,9 +5,10 @@ Telegram allows about 30 messages a second per bot, about one a second per priva
 state lives where they all see it: Redis when ``redis_url`` is set, PostgreSQL otherwise. A bot
 that is the only process sending keeps it in plain memory: SQLite (one process) and long
 polling (Telegram hands updates to one ``getUpdates`` caller only, so one process runs). On
-PostgreSQL the shared store costs four short transactions per message (a slot taken and given
-back on two keys); at 20 updates a second in ``bench_steady`` (run N) keeping it in memory took
-the polling bot from 15.4 to 12.2 ms of CPU per update and its p50 from 16.4 to 13.1 ms.
+PostgreSQL the shared store costs four statements per message (a slot taken and given back on
+two keys, each statement in autocommit); at 20 updates a second in ``bench_steady`` (run N)
+keeping it in memory took the polling bot from 15.4 to 12.2 ms of CPU per update and its p50
+from 16.4 to 13.1 ms.
 
 What Telegram counts is when requests *arrive*, and a limiter only knows when they leave: two
 requests sent a second apart can arrive together after a stall on the way. So a limit of N
