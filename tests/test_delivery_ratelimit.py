@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from telegram.request import HTTPXRequest
 
 from bot.app import HelpCenterBot, build_application
@@ -170,6 +170,46 @@ async def test_two_workers_share_one_postgres_limit(database_url: str) -> None:
     finally:
         for engine in engines:
             await engine.dispose()
+
+
+@pytest.mark.postgres
+async def test_a_send_takes_and_gives_back_its_postgres_slots_in_four_statements(
+    database_url: str,
+) -> None:
+    """Every statement, BEGIN and COMMIT is a round trip to PostgreSQL; taking a slot and
+    giving it back are each atomic in one statement, so a send to a private chat (its key
+    and the bot's) is four round trips, not four transactions of three."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL's round trips")
+    engine = make_engine(database_url)
+    sent_to_the_server: list[str] = []
+
+    def log_queries(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.driver_connection.add_query_logger(
+            lambda logged: sent_to_the_server.append(logged.query)
+        )
+
+    def note_statement(_conn: Any, _cursor: Any, statement: str, *args: Any) -> None:
+        sent_to_the_server.append(statement)
+
+    # asyncpg logs the queries it sends as text (BEGIN, COMMIT); SQLAlchemy's statements go
+    # as prepared statements, which it does not log: those are counted by SQLAlchemy.
+    event.listen(engine.sync_engine, "connect", log_queries)
+    event.listen(engine.sync_engine, "before_cursor_execute", note_statement)
+    limiter = PostgresRateLimiter(make_sessionmaker(engine))
+    keys = Limits(Rule(1000, 1.0), Rule(1000, 1.0), Rule(1000, 60.0)).keys_for(7)
+    try:
+        await (await reserve_all(limiter, keys, 1.0)).release()  # the slot rows made
+        sent_to_the_server.clear()
+        hold = await reserve_all(limiter, keys, 1.0)
+        assert hold.granted
+        await hold.release()
+        transaction_steps = [
+            q for q in sent_to_the_server if q.rstrip(";").upper() in ("BEGIN", "COMMIT")
+        ]
+        assert (len(sent_to_the_server), transaction_steps) == (4, [])
+    finally:
+        await engine.dispose()
 
 
 @pytest.mark.postgres
