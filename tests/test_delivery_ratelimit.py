@@ -39,6 +39,7 @@ from fakebotapi.server import FakeTelegramServer
 from models.db import make_engine, make_sessionmaker
 from models.outbox import RateSlot, enqueue
 from tests.conftest import TELEGRAM_RATES, TOKEN, make_settings
+from tests.fakeapi_helpers import eventually
 from tests.faults.support import bot_env, cleanup, known_people, start_bot, stop_gracefully
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -232,11 +233,9 @@ async def test_the_long_polling_bot_keeps_the_limits_in_memory_on_postgres(
                 processes.append(start_bot(bot_env(server.base_url, database_url), tmp_path))
                 for chat in range(7001, 7004):
                     fake.user_writes(chat, "/help")
-                for _ in range(300):
-                    if all(fake.sent_messages(chat) for chat in range(7001, 7004)):
-                        break
-                    await asyncio.sleep(0.1)
-                assert all(fake.sent_messages(chat) for chat in range(7001, 7004))
+                await eventually(
+                    lambda: all(fake.sent_messages(chat) for chat in range(7001, 7004)), within=30
+                )
                 assert await stop_gracefully(processes[0]) == 0
         async with sessionmaker() as session:
             slots = await session.scalar(select(func.count()).select_from(RateSlot))
