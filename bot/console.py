@@ -122,7 +122,8 @@ async def open_console(
     await asyncio.to_thread(migrate.upgrade, database_url)
     fake = FakeTelegram(token=CONSOLE_TOKEN)
     fake.add_user(CONSOLE_USER, first_name="Console", language_code=language or "it")
-    sessionmaker = make_sessionmaker(make_engine(database_url))
+    engine = make_engine(database_url)
+    sessionmaker = make_sessionmaker(engine)
     async with sessionmaker() as session:
         account, _ = await get_or_create_account(session, CONSOLE_USER)
         await set_role(session, account, role, by=None)
@@ -131,7 +132,16 @@ async def open_console(
     application = build_application(settings, sessionmaker=sessionmaker, request=FakeRequest(fake))
     running = HelpCenterBot(application)
     await application.initialize()
-    return Console(running, fake, CONSOLE_USER), application.shutdown
+
+    async def close() -> None:
+        """The application, then the database's connections (left to the garbage collector,
+        each would stop its thread against an event loop already closed)."""
+        try:
+            await application.shutdown()
+        finally:
+            await engine.dispose()
+
+    return Console(running, fake, CONSOLE_USER), close
 
 
 async def run_console(

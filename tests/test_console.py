@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from bot.console import open_console
@@ -26,6 +27,19 @@ async def test_console_answers_and_presses_buttons(tmp_path: Path) -> None:
         assert "usage" in (await console.step("/where nowhere"))[0]
     finally:
         await close()
+
+
+async def test_leaving_the_console_closes_its_database(tmp_path: Path) -> None:
+    """No connection is left for the garbage collector: one closed that late stops its thread
+    against an event loop already closed, a traceback after the console said goodbye."""
+    before = {thread.ident for thread in threading.enumerate()}
+    console, close = await open_console(
+        Role.OPERATOR, f"sqlite+aiosqlite:///{tmp_path / 'c.db'}", "en"
+    )
+    await console.step("/help")
+    await close()
+    left = [t.name for t in threading.enumerate() if t.ident not in before]
+    assert [name for name in left if "_connection_worker_thread" in name] == []  # aiosqlite's
 
 
 def _number_of(buttons_line: str, label: str) -> str:

@@ -5,6 +5,7 @@ long enough to have been lost."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -174,6 +175,25 @@ async def test_an_sqlite_error_is_still_the_drivers(tmp_path: Path) -> None:
         assert not is_database_outage(raised.value)
         async with engine.connect() as connection:
             assert (await connection.execute(text("SELECT count(*) FROM note"))).scalar() == 0
+    finally:
+        await engine.dispose()
+
+
+async def test_a_database_that_cannot_be_opened_leaves_no_thread_behind(tmp_path: Path) -> None:
+    """When the file cannot be opened, the connection's thread has stopped by the time the
+    error arrives. aiosqlite only queues the stop: a command that then ends at once closed its
+    loop under the thread, which printed a traceback after the one-line error (seen in CI on
+    ``helpcenter console --database`` in a missing folder)."""
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'no' / 'such' / 'folder.db'}")
+    before = {thread.ident for thread in threading.enumerate()}
+    try:
+        for _ in range(5):
+            with pytest.raises(Exception) as raised:
+                async with engine.connect():
+                    pass
+            assert "unable to open database file" in str(raised.value)
+            left = [t.name for t in threading.enumerate() if t.ident not in before]
+            assert left == []
     finally:
         await engine.dispose()
 
