@@ -35,7 +35,10 @@ from bot.i18n import Catalogs
 from bot.inbox import InboxWorker, Poller
 from bot.menus import Command, set_default_menus
 from bot.middleware import ACCOUNT_GROUP, EDITS_GROUP, load_account
+from bot.process_lock import Release, try_lock
+from bot.ratelimit import MemoryRateLimiter
 from bot.runtime import HCContext, Runtime
+from bot.startup import CliError
 from config.settings import Settings
 from handlers import cases, contacts, directory, fallback, start
 from models.base import Clock
@@ -97,6 +100,17 @@ def build_application(
     return application
 
 
+SENDER_REFUSAL = (
+    "another helpcenter process is sending for this bot on this database (a second "
+    "`helpcenter run`, or webhook workers beside long polling): stop it first, or each would "
+    "send up to Telegram's limit"
+)
+
+
+class AnotherSenderRuns(CliError):
+    """Another process sends for this database, and the two cannot share Telegram's limits."""
+
+
 class HelpCenterBot:
     """A running bot: the application (with its job queue), the inbox worker, the outbox
     dispatcher, a health refresher, and (in polling mode) the fetch loop.
@@ -137,6 +151,7 @@ class HelpCenterBot:
             application, self.runtime, self.worker.note_stored, claim_in=self.worker.claim_in
         )
         self._tasks: list[asyncio.Task[None]] = []
+        self._release_lock: Release | None = None
 
     async def __aenter__(self) -> HelpCenterBot:
         await self.start()
@@ -146,7 +161,10 @@ class HelpCenterBot:
         await self.stop()
 
     async def start(self) -> None:
-        """Start handling: job queue (with ``application.start``), inbox worker, dispatcher."""
+        """Start handling: job queue (with ``application.start``), inbox worker, dispatcher.
+        Refused (:class:`AnotherSenderRuns`) while another process sends for this database in
+        a way this one cannot share (``bot.process_lock``)."""
+        self._release_lock = await self._take_sender_lock()
         await self.application.initialize()
         if self.runtime.settings.is_sqlite:
             # SQLite means one process: whatever is "processing" was cut short by a crash of
@@ -188,6 +206,19 @@ class HelpCenterBot:
         if self.application.running:
             await self.application.stop()
         await self.application.shutdown()
+        if self._release_lock is not None:
+            await self._release_lock()
+            self._release_lock = None
+
+    async def _take_sender_lock(self) -> Release:
+        """A bot with its limits in memory sends alone; workers sharing theirs, together."""
+        engine = self.runtime.sessionmaker.kw["bind"]
+        shared = not isinstance(self.dispatcher.limiter, MemoryRateLimiter)
+        url = engine.url.render_as_string(hide_password=False)
+        release = await try_lock(url, engine, "sender", shared=shared)
+        if release is None:
+            raise AnotherSenderRuns(SENDER_REFUSAL)
+        return release
 
     def apology_for(
         self, payload: dict[str, Any], incident: str, language: str | None

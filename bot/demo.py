@@ -16,14 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
-import hashlib
 import itertools
 import json
 import logging
 import re
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -33,11 +30,12 @@ from pathlib import Path
 from typing import IO, Any
 
 from pydantic import SecretStr
-from sqlalchemy import func, or_, select, text
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from telegram.request import RequestData
 
 from bot.app import HelpCenterBot, build_application
+from bot.process_lock import Release, try_lock
 from bot.startup import EXIT_CONFIG, CliError
 from config.settings import Settings, load_settings
 from fakebotapi import EDIT_METHODS, SEND_METHODS, FakeRequest, FakeTelegram, callback_update
@@ -163,7 +161,7 @@ class Demo:
     fake: FakeTelegram
     request: DemoRequest
     engine: AsyncEngine
-    release: Callable[[], Awaitable[None]]
+    release: Release
     people: dict[str, Person]
     speaker: Person
     ask_location: Callable[[], Awaitable[str]] | None = None
@@ -515,59 +513,20 @@ async def seed(sessionmaker: Any, language: str) -> None:
         await session.commit()
 
 
-DEMO_LOCK_KEY = 0x4843_4445_4D4F  # "HCDEMO": PostgreSQL's advisory lock of the demo
-
-
-async def hold_demo_lock(database_url: str, engine: AsyncEngine) -> Callable[[], Awaitable[None]]:
+async def hold_demo_lock(database_url: str, engine: AsyncEngine) -> Release:
     """One demo per database, or a clear refusal: a second one would number its updates as
-    the first does and be dropped as duplicates, answering nobody. Returns the release.
-
-    SQLite: a lock file for the database file (one machine). PostgreSQL: an advisory lock,
-    held by one connection while the demo runs (any machine).
-    """
-    if canonical_url(database_url).startswith("sqlite"):
-        digest = hashlib.sha256(canonical_url(database_url).encode()).hexdigest()[:16]
-        lock = (Path(tempfile.gettempdir()) / f"helpcenter-demo-{digest}.lock").open("w")
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.close()
-            raise DemoRefused(REFUSAL, EXIT_CONFIG) from None
-
-        async def release_file() -> None:
-            lock.close()
-
-        return release_file
-    connection = await engine.connect()
-    if not await connection.scalar(
-        text("SELECT pg_try_advisory_lock(:key)"), {"key": DEMO_LOCK_KEY}
-    ):
-        await connection.close()
+    the first does and be dropped as duplicates, answering nobody (``bot.process_lock``).
+    Returns the release."""
+    release = await try_lock(database_url, engine, "demo")
+    if release is None:
         raise DemoRefused(REFUSAL, EXIT_CONFIG)
-
-    async def release_advisory() -> None:
-        try:
-            await connection.execute(
-                text("SELECT pg_advisory_unlock(:key)"), {"key": DEMO_LOCK_KEY}
-            )
-            await connection.commit()
-        finally:
-            await connection.close()
-
-    return release_advisory
+    return release
 
 
 REFUSAL = (
     "another demo is running on this database: leave it (/quit) or give this one its own "
     "with --database"
 )
-
-
-def canonical_url(database_url: str) -> str:
-    prefix, sep, path = database_url.partition(":///")
-    if sep and prefix.startswith("sqlite"):
-        return f"sqlite:///{Path(path).resolve()}"
-    return database_url
 
 
 def log_to_file(path: Path) -> None:

@@ -4,7 +4,8 @@ Telegram allows about 30 messages a second per bot, about one a second per priva
 20 a minute per group. Several workers sending at once must stay under these together, so the
 state lives where they all see it: Redis when ``redis_url`` is set, PostgreSQL otherwise. A bot
 that is the only process sending keeps it in plain memory: SQLite (one process) and long
-polling (Telegram hands updates to one ``getUpdates`` caller only, so one process runs). On
+polling (Telegram hands updates to one ``getUpdates`` caller only, so one process runs); the
+database's sender lock (``bot.process_lock``) refuses a second one at start. On
 PostgreSQL the shared store costs four statements per message (a slot taken and given back on
 two keys, each statement in autocommit); at 20 updates a second in ``bench_steady`` (run N)
 keeping it in memory took the polling bot from 15.4 to 12.2 ms of CPU per update and its p50

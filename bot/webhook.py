@@ -331,7 +331,7 @@ def worker_app(
             try:
                 async with bot_running(running, health_sock, stop):
                     yield
-            except CliError as exc:  # Telegram refused the token: nothing has started yet
+            except CliError as exc:  # the token refused, or a sender beside: nothing started
                 log.error("helpcenter: %s", exc)
                 # Exit code 3 is uvicorn's "this worker cannot start": its supervisor stops
                 # every worker rather than restart this one for ever. Exiting here, because an
