@@ -11,10 +11,11 @@ import argparse
 import asyncio
 import logging
 import os
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.startup import (
     EXIT_CONFIG,
@@ -33,6 +34,9 @@ from config.settings import Settings, load_settings
 from models import migrate
 from models.db import make_engine, make_sessionmaker
 from models.roles import Role
+
+if TYPE_CHECKING:
+    from bot.app import HelpCenterApp
 
 __all__ = ["EXIT_CONFIG", "EXIT_SCHEMA", "CliError", "ensure_schema", "main"]
 
@@ -255,12 +259,26 @@ def listen_address(value: str) -> tuple[str, int]:
 
 
 async def run_polling(settings: Settings) -> None:
-    from bot.app import HelpCenterBot, build_application
-    from bot.health import bind_health, serve_health
+    from bot.app import build_application
+    from bot.health import bind_health
 
     await ensure_schema(settings)
     health_socket = bind_health(settings)
     application = build_application(settings)
+    try:
+        await _poll_until_stopped(application, health_socket, settings)
+    finally:
+        # Closed here, not by the garbage collector after the loop: on SQLite the last
+        # connection to close folds the write-ahead log back into the database file.
+        await application.bot_data["runtime"].sessionmaker.kw["bind"].dispose()
+
+
+async def _poll_until_stopped(
+    application: HelpCenterApp, health_socket: socket.socket | None, settings: Settings
+) -> None:
+    from bot.app import HelpCenterBot
+    from bot.health import serve_health
+
     stop = stop_on_signals()
     if not await until_telegram_answers(application.initialize, stop, settings):
         return

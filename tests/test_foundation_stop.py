@@ -18,8 +18,17 @@ import pytest
 from fakebotapi import FakeTelegram
 from fakebotapi.server import FakeTelegramServer
 from models.db import make_engine, make_sessionmaker
+from models.migrate import upgrade
 from tests.conftest import TOKEN
-from tests.faults.support import audit, bot_env, cleanup, known_people, start_bot, wait_until_done
+from tests.faults.support import (
+    audit,
+    bot_env,
+    cleanup,
+    known_people,
+    start_bot,
+    stop_gracefully,
+    wait_until_done,
+)
 
 PERSON = 42_001
 STOP_WITHIN = 3.0
@@ -102,3 +111,27 @@ async def test_a_message_being_handled_is_answered_before_the_bot_stops(
     assert result.lost == [] and result.not_done == []
     assert result.handled == 1
     assert result.replies_logged_per_update == {pushed[0]: 1}
+
+
+async def test_a_stopped_bot_closes_its_database_connections(tmp_path: Path) -> None:
+    """SIGTERM closes every connection of the pool before the process ends (on SQLite the
+    last one to close folds the write-ahead log into the file). Left to the garbage collector,
+    each said "was deleted before being closed" and stopped its thread against a closed loop."""
+    database_url = f"sqlite+aiosqlite:///{tmp_path / 'stop.db'}"
+    await asyncio.to_thread(upgrade, database_url)
+    engine = make_engine(database_url)
+    await known_people(make_sessionmaker(engine), range(PERSON, PERSON + 1))
+    await engine.dispose()
+    fake = FakeTelegram(token=TOKEN)
+    processes: list[subprocess.Popen[bytes]] = []
+    env = bot_env("", database_url, PYTHONWARNINGS="always::ResourceWarning")
+    async with FakeTelegramServer(fake) as server:
+        env["HELPCENTER_API_BASE_URL"] = server.base_url
+        with cleanup(processes):
+            processes.append(start_bot(env, tmp_path))
+            fake.user_writes(PERSON, "/help")
+            await until(lambda: len(fake.sent_messages(PERSON)) == 1, within=30)
+            assert await stop_gracefully(processes[0]) == 0
+    log = (tmp_path / "bot.log").read_text()
+    assert "deleted before being closed" not in log
+    assert not (tmp_path / "stop.db-wal").exists()
