@@ -10,7 +10,10 @@ on loopback, as it would poll Telegram. In one run:
    process's user + system time over the steady phase) and latency from the update handed
    to the server to the reply received by it (p50, p99). Target: the full bot ≤ 1.5 × the
    naive bot's CPU per update and ≤ 1.5 × its p99 (each row is shown against the naive bot
-   on SQLite and against the one on its own database).
+   on SQLite and against the one on its own database). The naive bot echoes ``/help``; a
+   second naive bot on each database gives the full bot's own answer (its text and seven
+   buttons, captured from the full bot at the start of the run), so that column compares
+   the delivery cores with the answer's cost held equal.
 2. **First contacts**: 200 people write ``/start`` for the first time at once (each gets the
    answer and the privacy notice). Time until all are answered against Telegram's limit
    (messages ÷ 30 per second), and the most messages in any one second (a sliding window over
@@ -27,6 +30,7 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import json
 import os
 import signal
 import statistics
@@ -58,6 +62,8 @@ RATE = 20.0
 FIRST_CONTACTS = 200
 SEND_METHODS = {"sendMessage", "sendPhoto", "sendDocument", "sendVenue", "sendLocation"}
 TELEGRAM_LIMIT_PER_SECOND = 30
+SAME_ANSWER = "naive+answer"  # the naive bot giving the full bot's answer (ANSWER_FILE)
+ANSWER_FILE = Path(tempfile.gettempdir()) / f"hc-bench-answer-{os.getpid()}.json"
 
 
 @dataclass
@@ -113,9 +119,11 @@ def bot_command(
     tree = Path(kind.partition("@")[2] or ROOT)
     env = {k: v for k, v in os.environ.items() if not k.startswith("HELPCENTER_")}
     env["PYTHONPATH"] = str(tree)
-    if kind in ("echo", "naive"):
+    if kind in ("echo", "naive", SAME_ANSWER):
         baseline = "benchmarks.steady_bots"
-        return [sys.executable, "-m", baseline, kind, base_url, TOKEN, database_url], env, tree
+        command = [sys.executable, "-m", baseline, kind.partition("+")[0], base_url, TOKEN]
+        command += [database_url, str(ANSWER_FILE)] if kind == SAME_ANSWER else [database_url]
+        return command, env, tree
     env.update(
         HELPCENTER_TOKEN=TOKEN,
         HELPCENTER_API_BASE_URL=base_url,
@@ -123,6 +131,22 @@ def bot_command(
         HELPCENTER_DEFAULT_LANGUAGE="it",
     )
     return [sys.executable, "-m", "bot.cli", "run"], env, tree
+
+
+async def capture_full_answer(database_url: str) -> None:
+    """What the full bot answers ``/help`` from someone it knows, as sent to Telegram, kept
+    in ``ANSWER_FILE`` for the naive bot that gives the same answer."""
+    await known_people(database_url, range(1, 2))
+    async with RunningBot("full", database_url) as bot:
+        bot.fake.add_user(1, first_name="P1")
+        since = time.monotonic()
+        bot.fake.user_writes(1, "/help")
+        if not await wait_for(lambda: bot.answered(range(1, 2), 1, since), 120):
+            raise RuntimeError("the full bot did not answer /help (see hc-bench-*.log)")
+        [sent] = [c for c in bot.fake.calls if c.method == "sendMessage" and c.status == 200]
+    markup = sent.params["reply_markup"]
+    answer = {"text": sent.params["text"], "reply_markup": json.loads(markup)}
+    ANSWER_FILE.write_text(json.dumps(answer, ensure_ascii=False))
 
 
 def migrated_by(tree: Path, database_url: str) -> str:
@@ -291,25 +315,32 @@ async def first_contacts(name: str, kind: str, database_url: str) -> Burst:
 def print_steady(rows: list[Steady]) -> None:
     """Each bot against the naive bot on SQLite (the issue's baseline) and, for a bot on
     PostgreSQL, against the naive bot on PostgreSQL too (the same database's own costs)."""
-    naive = {backend_of(r.name): r for r in rows if r.name.startswith("naive")}
+    naive = {backend_of(r.name): r for r in rows if r.name.startswith(NAIVE)}
+    answering = {backend_of(r.name): r for r in rows if r.name.startswith(NAIVE_ANSWERING)}
     sqlite = naive.get("SQLite")
     print(f"\nSteady {RATE:.0f} updates/s from {PEOPLE} known people (latency: server to server)")
     print(
         f"{'bot':<32}{'updates':>8}{'CPU ms/upd':>11}{'× naive':>8}{'× same db':>10}"
-        f"{'p50 ms':>8}{'p99 ms':>8}{'p99 ×':>7}{'p99 × same db':>14}"
+        f"{'× same answer':>14}{'p50 ms':>8}{'p99 ms':>8}{'p99 ×':>7}{'p99 × same db':>14}"
     )
     for r in rows:
         same = naive.get(backend_of(r.name), sqlite)
+        same_answer = answering.get(backend_of(r.name))
         print(
             f"{r.name:<32}{r.updates:>8}{r.cpu_ms_per_update:>11.2f}"
             f"{ratio(r, sqlite, 'cpu_ms_per_update'):>8.2f}"
             f"{ratio(r, same, 'cpu_ms_per_update'):>10.2f}"
+            f"{ratio(r, same_answer, 'cpu_ms_per_update'):>14.2f}"
             f"{r.p50_ms:>8.1f}{r.p99_ms:>8.1f}"
             f"{ratio(r, sqlite, 'p99_ms'):>7.2f}{ratio(r, same, 'p99_ms'):>14.2f}"
         )
     if any(r.answered < r.updates for r in rows):
         short = [f"{r.name} {r.answered}/{r.updates}" for r in rows if r.answered < r.updates]
         print("not all answered: " + ", ".join(short))
+
+
+NAIVE = "naive durable"
+NAIVE_ANSWERING = "naive, same answer"
 
 
 def backend_of(name: str) -> str:
@@ -351,11 +382,14 @@ async def main(
     rounds: int,
     runs: list[tuple[str, str, str]],
     bursts: list[tuple[str, str, str]],
+    answer_from: str,
 ) -> None:
     """The bots take turns, ``rounds`` times: a machine whose speed drifts during the run
     (another tenant, the CPU's clock) then weighs on every bot alike, not on whichever ran in
     the slow minutes (one run measured the echo bot twice as fast as an hour before)."""
     measured: dict[str, list[Steady]] = {name: [] for name, _, _ in runs}
+    if any(kind == SAME_ANSWER for _, kind, _ in runs):
+        await capture_full_answer(answer_from)
     for _ in range(rounds):
         for name, kind, url in runs:
             measured[name].append(await steady(name, kind, url, seconds))
@@ -380,13 +414,14 @@ if __name__ == "__main__":
     runs = [
         ("echo (no database)", "echo", sqlite_url()),
         ("naive durable, SQLite", "naive", sqlite_url()),
+        ("naive, same answer, SQLite", SAME_ANSWER, sqlite_url()),
         ("full bot, SQLite", "full", sqlite_url()),
     ]
     bursts = [("full bot, SQLite", "full", sqlite_url())]
     before = f"full@{args.before.resolve()}" if args.before else None
     if before:
         runs.insert(
-            2, ("before: full bot, SQLite", before, migrated_by(args.before, empty_sqlite_url()))
+            3, ("before: full bot, SQLite", before, migrated_by(args.before, empty_sqlite_url()))
         )
         bursts.insert(
             0, ("before: full bot, SQLite", before, migrated_by(args.before, empty_sqlite_url()))
@@ -394,8 +429,11 @@ if __name__ == "__main__":
     if not args.skip_postgres and (steady_pg := postgres_url()):
         naive_pg = postgres_url(suffix="_naive") or steady_pg
         runs.append(("naive durable, PostgreSQL", "naive", naive_pg))
+        answering_pg = postgres_url(suffix="_answering") or naive_pg
+        runs.append(("naive, same answer, PostgreSQL", SAME_ANSWER, answering_pg))
         runs.append(("full bot, PostgreSQL", "full", steady_pg))
         bursts.append(("full bot, PostgreSQL", "full", postgres_url(suffix="_burst") or steady_pg))
         if before and (old_pg := empty_postgres_url("_before")):
             runs.append(("before: full bot, PostgreSQL", before, migrated_by(args.before, old_pg)))
-    asyncio.run(main(args.seconds, args.rounds, [] if args.first_contacts else runs, bursts))
+    steady_runs = [] if args.first_contacts else runs
+    asyncio.run(main(args.seconds, args.rounds, steady_runs, bursts, sqlite_url()))

@@ -43,6 +43,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from config.settings import Settings
+from models.db import statements_commit_alone
 
 log = logging.getLogger(__name__)
 
@@ -252,7 +253,7 @@ class PostgresRateLimiter:
         would be two round trips more each: a message's four became four round trips instead
         of twelve (``bench_statements``: the slots of a send)."""
         async with self.sessionmaker() as session:
-            await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            await statements_commit_alone(session)
             yield session
 
     async def reserve(self, key: str, rule: Rule, max_wait: float) -> Reservation:

@@ -165,6 +165,19 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+async def statements_commit_alone(session: AsyncSession) -> bool:
+    """On PostgreSQL, make each statement of the session commit on its own (autocommit); True
+    if it did. For work whose every statement is atomic alone (a sent reply's record, a send
+    limit's slot): there every statement, BEGIN and COMMIT is a round trip, and a transaction
+    around one statement only adds two. SQLite is left in its transaction: its statements are
+    no round trips, and each commit alone would be a write to its log.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return False
+    await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    return True
+
+
 def rows_affected(result: Any) -> int:
     """How many rows an UPDATE or DELETE changed (0 where the driver does not say)."""
     return max(int(getattr(result, "rowcount", 0) or 0), 0)
