@@ -14,6 +14,8 @@ on loopback, as it would poll Telegram. In one run:
    second naive bot on each database gives the full bot's own answer (its text and seven
    buttons, captured from the full bot at the start of the run), so that column compares
    the delivery cores with the answer's cost held equal.
+   Before each turn the bot is left alone for 10 s: its CPU per second doing nothing (the
+   idle looks, the jobs, the long poll), which is most of a Help Center's day.
 2. **First contacts**: 200 people write ``/start`` for the first time at once (each gets the
    answer and the privacy notice). Time until all are answered against Telegram's limit
    (messages ÷ 30 per second), and the most messages in any one second (a sliding window over
@@ -62,6 +64,7 @@ RATE = 20.0
 FIRST_CONTACTS = 200
 SEND_METHODS = {"sendMessage", "sendPhoto", "sendDocument", "sendVenue", "sendLocation"}
 TELEGRAM_LIMIT_PER_SECOND = 30
+IDLE_SECONDS = 10.0  # before each steady turn: CPU per second with nobody writing
 SAME_ANSWER = "naive+answer"  # the naive bot giving the full bot's answer (ANSWER_FILE)
 ANSWER_FILE = Path(tempfile.gettempdir()) / f"hc-bench-answer-{os.getpid()}.json"
 
@@ -74,6 +77,7 @@ class Steady:
     cpu_ms_per_update: float
     p50_ms: float
     p99_ms: float
+    idle_cpu_ms_per_second: float
 
 
 @dataclass
@@ -253,6 +257,9 @@ async def steady(name: str, kind: str, database_url: str, seconds: float) -> Ste
         # second after each answer: measuring sooner counted that wait in the first replies.
         await asyncio.sleep(1.5)
         assert bot.process is not None
+        idle_from = cpu_seconds(bot.process.pid)
+        await asyncio.sleep(IDLE_SECONDS)  # nobody writing: what the bot costs doing nothing
+        idle = (cpu_seconds(bot.process.pid) - idle_from) * 1000 / IDLE_SECONDS
         with collector_paused():
             cpu_before, start = cpu_seconds(bot.process.pid), time.monotonic()
             pushed: dict[int, list[float]] = defaultdict(list)
@@ -283,6 +290,7 @@ async def steady(name: str, kind: str, database_url: str, seconds: float) -> Ste
         cpu * 1000 / total,
         percentile(latencies, 0.50),
         percentile(latencies, 0.99),
+        idle,
     )
 
 
@@ -322,6 +330,7 @@ def print_steady(rows: list[Steady]) -> None:
     print(
         f"{'bot':<32}{'updates':>8}{'CPU ms/upd':>11}{'× naive':>8}{'× same db':>10}"
         f"{'× same answer':>14}{'p50 ms':>8}{'p99 ms':>8}{'p99 ×':>7}{'p99 × same db':>14}"
+        f"{'idle ms/s':>10}"
     )
     for r in rows:
         same = naive.get(backend_of(r.name), sqlite)
@@ -333,6 +342,7 @@ def print_steady(rows: list[Steady]) -> None:
             f"{ratio(r, same_answer, 'cpu_ms_per_update'):>14.2f}"
             f"{r.p50_ms:>8.1f}{r.p99_ms:>8.1f}"
             f"{ratio(r, sqlite, 'p99_ms'):>7.2f}{ratio(r, same, 'p99_ms'):>14.2f}"
+            f"{r.idle_cpu_ms_per_second:>10.1f}"
         )
     if any(r.answered < r.updates for r in rows):
         short = [f"{r.name} {r.answered}/{r.updates}" for r in rows if r.answered < r.updates]
@@ -374,6 +384,7 @@ def median_of(rounds: list[Steady]) -> Steady:
         statistics.median(r.cpu_ms_per_update for r in rounds),
         statistics.median(r.p50_ms for r in rounds),
         statistics.median(r.p99_ms for r in rounds),
+        statistics.median(r.idle_cpu_ms_per_second for r in rounds),
     )
 
 
