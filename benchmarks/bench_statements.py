@@ -18,6 +18,9 @@ threads included), the engines taking turns ``--rounds`` times (medians), in one
 - A sent reply's record on PostgreSQL: its ``DELETE`` and its log row's ``INSERT`` in a
   transaction (the code before) against ``models.outbox.record_sent_reply``'s one statement
   in autocommit: CPU and wall µs per record, the session's checkout included.
+- A statement on PostgreSQL: a read of an account's id by its key in an open transaction,
+  through the session as the bot runs every statement, against the same SQL on asyncpg's
+  own connection (CPU µs per statement; the measure of an idea, not a change).
 - A send's slots in the limits shared on PostgreSQL (webhook workers without Redis): a slot
   taken and given back on the chat's key and the bot's, each step its own transaction (the
   code before) against ``bot.ratelimit.PostgresRateLimiter``'s statements in autocommit: CPU
@@ -37,12 +40,13 @@ from datetime import timedelta
 from typing import Any
 
 import aiosqlite
-from sqlalchemy import delete, make_url, text
+from sqlalchemy import bindparam, delete, make_url, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from benchmarks._common import postgres_url
 from bot.exchange_log import outbound_row
 from bot.ratelimit import Limits, PostgresRateLimiter, RateLimiter, Rule, reserve_all
+from models.accounts import Account
 from models.db import make_engine, make_sessionmaker
 from models.migrate import upgrade
 from models.outbox import (
@@ -130,6 +134,44 @@ async def orm_against_core(url: str, count: int, rounds: int) -> dict[str, float
     for _ in range(rounds):
         for name, statement in variants.items():
             figures[name].append(await per_statement(sessionmaker, statement, count))
+    await engine.dispose()
+    return {name: statistics.median(values) for name, values in figures.items()}
+
+
+_ACCOUNT_ID = select(Account.id).where(Account.telegram_id == bindparam("telegram_id"))
+
+
+async def per_statement_through(sessionmaker: Any, count: int, *, driver_alone: bool) -> float:
+    """CPU µs per read of an account's id by its key, in an open transaction: through the
+    session (as the bot runs every statement) or on asyncpg's own connection under it."""
+    async with sessionmaker() as session:
+        await session.execute(_ACCOUNT_ID, {"telegram_id": 0})  # the transaction begun
+        driver = (await (await session.connection()).get_raw_connection()).driver_connection
+        started = time.process_time()
+        for n in range(count):
+            if driver_alone:
+                await driver.fetchval("SELECT id FROM account WHERE telegram_id = $1", n)
+            else:
+                (await session.execute(_ACCOUNT_ID, {"telegram_id": n})).scalar()
+        spent = time.process_time() - started
+        await session.rollback()
+    return spent / count * 1e6
+
+
+async def sqlalchemy_against_driver(url: str, count: int, rounds: int) -> dict[str, float]:
+    """What SQLAlchemy's execution adds to a statement on PostgreSQL (not a change: the
+    measure of an idea, the hot path's statements on the driver itself)."""
+    engine = make_engine(url)
+    sessionmaker = make_sessionmaker(engine)
+    variants = {"through the session (the bot; baseline)": False, "on asyncpg alone": True}
+    figures: dict[str, list[float]] = {name: [] for name in variants}
+    for alone in variants.values():
+        await per_statement_through(sessionmaker, 100, driver_alone=alone)  # warm
+    for _ in range(rounds):
+        for name, alone in variants.items():
+            figures[name].append(
+                await per_statement_through(sessionmaker, count, driver_alone=alone)
+            )
     await engine.dispose()
     return {name: statistics.median(values) for name, values in figures.items()}
 
@@ -284,6 +326,11 @@ async def main(transactions: int, rounds: int, folder: str, url: str | None) -> 
             rounds,
             "r",
         ),
+    )
+    report(
+        "PostgreSQL, a read by key in an open transaction",
+        await sqlalchemy_against_driver(url, transactions, rounds),
+        per="statement",
     )
     cpu, wall = await sent_records(url, transactions, rounds)
     report("A sent reply's record, PostgreSQL: CPU", cpu, per="record")

@@ -268,7 +268,8 @@ async def claim_due(
 def _due_query(*, skip_locked: bool, one_message: bool) -> Select[OutboxMessage]:
     """:func:`claim_due`'s query, built once for each shape: building it (an alias of the
     table, its conditions) cost five times the round trip of an empty claim, and the
-    dispatcher's idle look runs it twice a second (``bench_steady``)."""
+    dispatcher's idle look runs it twice a second (``bench_steady`` run O: the idle bot's
+    CPU 17 → 12 ms a second on PostgreSQL, 15 → 11 on SQLite)."""
     earlier = aliased(OutboxMessage)
     now: Any = bindparam("now")
     due = or_(
