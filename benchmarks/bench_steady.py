@@ -66,6 +66,8 @@ SEND_METHODS = {"sendMessage", "sendPhoto", "sendDocument", "sendVenue", "sendLo
 TELEGRAM_LIMIT_PER_SECOND = 30
 IDLE_SECONDS = 10.0  # before each steady turn: CPU per second with nobody writing
 SAME_ANSWER = "naive+answer"  # the naive bot giving the full bot's answer (ANSWER_FILE)
+NAIVE = "naive durable"  # the rows each bot is set against, by the start of their names
+NAIVE_ANSWERING = "naive, same answer"
 ANSWER_FILE = Path(tempfile.gettempdir()) / f"hc-bench-answer-{os.getpid()}.json"
 
 
@@ -347,10 +349,6 @@ def print_steady(rows: list[Steady]) -> None:
     if any(r.answered < r.updates for r in rows):
         short = [f"{r.name} {r.answered}/{r.updates}" for r in rows if r.answered < r.updates]
         print("not all answered: " + ", ".join(short))
-
-
-NAIVE = "naive durable"
-NAIVE_ANSWERING = "naive, same answer"
 
 
 def backend_of(name: str) -> str:

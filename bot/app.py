@@ -212,7 +212,7 @@ class HelpCenterBot:
 
     async def _take_sender_lock(self) -> Release:
         """A bot with its limits in memory sends alone; workers sharing theirs, together."""
-        engine = self.runtime.sessionmaker.kw["bind"]
+        engine = self.runtime.engine
         shared = not isinstance(self.dispatcher.limiter, MemoryRateLimiter)
         url = engine.url.render_as_string(hide_password=False)
         release = await try_lock(url, engine, "sender", shared=shared)

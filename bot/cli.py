@@ -261,6 +261,7 @@ def listen_address(value: str) -> tuple[str, int]:
 async def run_polling(settings: Settings) -> None:
     from bot.app import build_application
     from bot.health import bind_health
+    from bot.runtime import runtime_of
 
     await ensure_schema(settings)
     health_socket = bind_health(settings)
@@ -268,9 +269,8 @@ async def run_polling(settings: Settings) -> None:
     try:
         await _poll_until_stopped(application, health_socket, settings)
     finally:
-        # Closed here, not by the garbage collector after the loop: on SQLite the last
-        # connection to close folds the write-ahead log back into the database file.
-        await application.bot_data["runtime"].sessionmaker.kw["bind"].dispose()
+        # Closed here, not by the garbage collector after the loop closed.
+        await runtime_of(application).engine.dispose()
 
 
 async def _poll_until_stopped(

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from telegram.ext import Application, CallbackContext, ExtBot
 from telegram.request import BaseRequest
 
@@ -40,6 +40,13 @@ class Runtime:
     commands: list[list[Command]] = field(default_factory=list)
     # The request object PTB uses for ``getUpdates`` (the fetch loop calls it directly).
     updates_request: BaseRequest | None = None
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The engine behind the sessions: its URL names the database, and disposing it
+        closes every connection (on SQLite the last one folds the write-ahead log)."""
+        engine: AsyncEngine = self.sessionmaker.kw["bind"]
+        return engine
 
 
 @dataclass

@@ -379,7 +379,7 @@ async def bot_running(
                 health.cancel()
             await running.stop()
     finally:
-        await running.runtime.sessionmaker.kw["bind"].dispose()
+        await running.runtime.engine.dispose()
 
 
 async def _exit_on(stop: asyncio.Event, server: Any) -> None:
