@@ -13,7 +13,11 @@ on loopback, as it would poll Telegram. In one run:
    on SQLite and against the one on its own database). The naive bot echoes ``/help``; a
    second naive bot on each database gives the full bot's own answer (its text and seven
    buttons, captured from the full bot at the start of the run), so that column compares
-   the delivery cores with the answer's cost held equal.
+   the delivery cores with the answer's cost held equal. A third bot on each database gives
+   that answer with the full bot's delivery guarantees written plainly (``guarded``: store
+   before confirming, the reply as a pending row committed with the done mark, sent, then
+   recorded; three commits per update, nothing else): the floor the guarantees put under any
+   bot, the ``× guarantees`` column.
    Before each turn the bot is left alone for 10 s: its CPU per second doing nothing (the
    idle looks, the jobs, the long poll), which is most of a Help Center's day.
 2. **First contacts**: 200 people write ``/start`` for the first time at once (each gets the
@@ -66,8 +70,10 @@ SEND_METHODS = {"sendMessage", "sendPhoto", "sendDocument", "sendVenue", "sendLo
 TELEGRAM_LIMIT_PER_SECOND = 30
 IDLE_SECONDS = 10.0  # before each steady turn: CPU per second with nobody writing
 SAME_ANSWER = "naive+answer"  # the naive bot giving the full bot's answer (ANSWER_FILE)
+GUARDED = "guarded"  # the same answer, written plainly to keep the full bot's guarantees
 NAIVE = "naive durable"  # the rows each bot is set against, by the start of their names
 NAIVE_ANSWERING = "naive, same answer"
+NAIVE_GUARDED = "plain, same guarantees"
 ANSWER_FILE = Path(tempfile.gettempdir()) / f"hc-bench-answer-{os.getpid()}.json"
 
 
@@ -125,10 +131,11 @@ def bot_command(
     tree = Path(kind.partition("@")[2] or ROOT)
     env = {k: v for k, v in os.environ.items() if not k.startswith("HELPCENTER_")}
     env["PYTHONPATH"] = str(tree)
-    if kind in ("echo", "naive", SAME_ANSWER):
+    if kind in ("echo", "naive", SAME_ANSWER, GUARDED):
         baseline = "benchmarks.steady_bots"
         command = [sys.executable, "-m", baseline, kind.partition("+")[0], base_url, TOKEN]
-        command += [database_url, str(ANSWER_FILE)] if kind == SAME_ANSWER else [database_url]
+        answering = kind in (SAME_ANSWER, GUARDED)
+        command += [database_url, str(ANSWER_FILE)] if answering else [database_url]
         return command, env, tree
     env.update(
         HELPCENTER_TOKEN=TOKEN,
@@ -327,21 +334,23 @@ def print_steady(rows: list[Steady]) -> None:
     PostgreSQL, against the naive bot on PostgreSQL too (the same database's own costs)."""
     naive = {backend_of(r.name): r for r in rows if r.name.startswith(NAIVE)}
     answering = {backend_of(r.name): r for r in rows if r.name.startswith(NAIVE_ANSWERING)}
+    guarded = {backend_of(r.name): r for r in rows if r.name.startswith(NAIVE_GUARDED)}
     sqlite = naive.get("SQLite")
     print(f"\nSteady {RATE:.0f} updates/s from {PEOPLE} known people (latency: server to server)")
     print(
-        f"{'bot':<32}{'updates':>8}{'CPU ms/upd':>11}{'× naive':>8}{'× same db':>10}"
-        f"{'× same answer':>14}{'p50 ms':>8}{'p99 ms':>8}{'p99 ×':>7}{'p99 × same db':>14}"
-        f"{'idle ms/s':>10}"
+        f"{'bot':<36}{'updates':>8}{'CPU ms/upd':>11}{'× naive':>8}{'× same db':>10}"
+        f"{'× same answer':>14}{'× guarantees':>13}{'p50 ms':>8}{'p99 ms':>8}{'p99 ×':>7}"
+        f"{'p99 × same db':>14}{'idle ms/s':>10}"
     )
     for r in rows:
         same = naive.get(backend_of(r.name), sqlite)
         same_answer = answering.get(backend_of(r.name))
         print(
-            f"{r.name:<32}{r.updates:>8}{r.cpu_ms_per_update:>11.2f}"
+            f"{r.name:<36}{r.updates:>8}{r.cpu_ms_per_update:>11.2f}"
             f"{ratio(r, sqlite, 'cpu_ms_per_update'):>8.2f}"
             f"{ratio(r, same, 'cpu_ms_per_update'):>10.2f}"
             f"{ratio(r, same_answer, 'cpu_ms_per_update'):>14.2f}"
+            f"{ratio(r, guarded.get(backend_of(r.name)), 'cpu_ms_per_update'):>13.2f}"
             f"{r.p50_ms:>8.1f}{r.p99_ms:>8.1f}"
             f"{ratio(r, sqlite, 'p99_ms'):>7.2f}{ratio(r, same, 'p99_ms'):>14.2f}"
             f"{r.idle_cpu_ms_per_second:>10.1f}"
@@ -397,7 +406,7 @@ async def main(
     (another tenant, the CPU's clock) then weighs on every bot alike, not on whichever ran in
     the slow minutes (one run measured the echo bot twice as fast as an hour before)."""
     measured: dict[str, list[Steady]] = {name: [] for name, _, _ in runs}
-    if any(kind == SAME_ANSWER for _, kind, _ in runs):
+    if any(kind in (SAME_ANSWER, GUARDED) for _, kind, _ in runs):
         await capture_full_answer(answer_from)
     for _ in range(rounds):
         for name, kind, url in runs:
@@ -424,13 +433,14 @@ if __name__ == "__main__":
         ("echo (no database)", "echo", sqlite_url()),
         ("naive durable, SQLite", "naive", sqlite_url()),
         ("naive, same answer, SQLite", SAME_ANSWER, sqlite_url()),
+        ("plain, same guarantees, SQLite", GUARDED, sqlite_url()),
         ("full bot, SQLite", "full", sqlite_url()),
     ]
     bursts = [("full bot, SQLite", "full", sqlite_url())]
     before = f"full@{args.before.resolve()}" if args.before else None
     if before:
         runs.insert(
-            3, ("before: full bot, SQLite", before, migrated_by(args.before, empty_sqlite_url()))
+            4, ("before: full bot, SQLite", before, migrated_by(args.before, empty_sqlite_url()))
         )
         bursts.insert(
             0, ("before: full bot, SQLite", before, migrated_by(args.before, empty_sqlite_url()))
@@ -440,6 +450,8 @@ if __name__ == "__main__":
         runs.append(("naive durable, PostgreSQL", "naive", naive_pg))
         answering_pg = postgres_url(suffix="_answering") or naive_pg
         runs.append(("naive, same answer, PostgreSQL", SAME_ANSWER, answering_pg))
+        guarded_pg = postgres_url(suffix="_guarded") or answering_pg
+        runs.append(("plain, same guarantees, PostgreSQL", GUARDED, guarded_pg))
         runs.append(("full bot, PostgreSQL", "full", steady_pg))
         bursts.append(("full bot, PostgreSQL", "full", postgres_url(suffix="_burst") or steady_pg))
         if before and (old_pg := empty_postgres_url("_before")):

@@ -11,6 +11,10 @@ HANDLING_SECONDS = Histogram(
     "Time to handle one update",
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+FETCH_CONFLICTS = Counter(
+    "helpcenter_fetch_conflicts_total",
+    "getUpdates refused with 409 Conflict: another poller or a webhook on the bot's token",
+)
 INBOX_LAG = Gauge("helpcenter_inbox_lag_seconds", "Age of the oldest pending update")
 OUTBOX_BACKLOG = Gauge("helpcenter_outbox_backlog", "Outbox messages waiting to be sent")
 SEND_FAILURES = Counter("helpcenter_send_failures_total", "Failed sends, by kind", ["kind"])

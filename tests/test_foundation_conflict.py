@@ -1,0 +1,122 @@
+"""Telegram's 409 Conflict: someone else takes this bot's updates.
+
+Two things make Telegram refuse a ``getUpdates`` with 409, and both mean updates go
+elsewhere: another process long-polls the same token (a second deployment, a laptop with the
+production token: each update goes to whichever asks, so the other one stores some of the
+contact log somewhere else), or a webhook was set for the token (Telegram sends every update
+there). The bot cannot tell which process is the right one, so it does not fight: it says
+so once, in one line that tells the operator what to do, counts the refusals in a metric, and
+goes on asking, at the same back-off as for any refusal, until it is alone again.
+
+Each test runs ``helpcenter run`` as its own process against the fake Bot API over HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from pathlib import Path
+
+import httpx
+
+from fakebotapi import FakeTelegram
+from fakebotapi.server import FakeTelegramServer
+from models.db import make_engine, make_sessionmaker
+from tests.conftest import TOKEN
+from tests.faults.support import bot_env, cleanup, known_people, start_bot, stop_gracefully
+from tests.faults.test_workers import free_port, wait_healthy
+from tests.test_foundation_stop import until
+
+PERSON = 43_001
+ANOTHER_POLLER = "another process is fetching this bot's updates"
+A_WEBHOOK = "a webhook is set for this bot's token"
+
+
+async def poll_like_another_instance(base_url: str, stop: asyncio.Event) -> int:
+    """A second bot on the same token, long-polling; it never confirms what it is handed.
+    Returns how many of its own polls Telegram ended with 409."""
+    refused = 0
+    async with httpx.AsyncClient(timeout=10) as client:
+        while not stop.is_set():
+            answer = await client.get(f"{base_url}{TOKEN}/getUpdates", params={"timeout": 1})
+            refused += answer.status_code == 409
+    return refused
+
+
+async def call(base_url: str, method: str, **params: str) -> None:
+    async with httpx.AsyncClient(timeout=10) as client:
+        answer = await client.post(f"{base_url}{TOKEN}/{method}", data=params)
+        assert answer.status_code == 200, answer.text
+
+
+def lines_with(log: Path, words: str) -> list[str]:
+    return [line for line in log.read_text().splitlines() if words in line]
+
+
+async def test_another_bot_polling_the_token_is_reported_once_and_the_bot_goes_on(
+    database_url: str, tmp_path: Path
+) -> None:
+    fake = FakeTelegram(token=TOKEN)
+    sessionmaker = make_sessionmaker(make_engine(database_url))
+    await known_people(sessionmaker, range(PERSON, PERSON + 1))
+    health_port = free_port()
+    processes: list[subprocess.Popen[bytes]] = []
+    async with FakeTelegramServer(fake) as server:
+        with cleanup(processes):
+            env = bot_env(server.base_url, database_url, HELPCENTER_HEALTH_PORT=str(health_port))
+            processes.append(start_bot(env, tmp_path))
+            await wait_healthy(f"http://127.0.0.1:{health_port}/healthz")
+            fake.user_writes(PERSON, "/help")
+            await until(lambda: len(fake.sent_messages(PERSON)) == 1)
+
+            stop = asyncio.Event()
+            other = asyncio.create_task(poll_like_another_instance(server.base_url, stop))
+            await until(lambda: len(lines_with(tmp_path / "bot.log", "409")) > 0, within=15)
+            await asyncio.sleep(4)  # several more refusals each way
+            stop.set()
+            assert await other > 0  # the two were taking turns
+
+            async with httpx.AsyncClient() as client:
+                metrics = (await client.get(f"http://127.0.0.1:{health_port}/metrics")).text
+            fake.user_writes(PERSON, "/help")  # alone again: answered (after the back-off)
+            await until(lambda: len(fake.sent_messages(PERSON)) == 2, within=40)
+            assert await stop_gracefully(processes[0]) == 0
+
+    log = tmp_path / "bot.log"
+    [said] = lines_with(log, ANOTHER_POLLER)
+    assert "only one `helpcenter run` per bot token" in said
+    assert lines_with(log, "Conflict") == [said]  # one line, not one per refusal
+    refusals = [
+        line for line in metrics.splitlines() if line.startswith("helpcenter_fetch_conflicts_total")
+    ]
+    assert refusals and float(refusals[0].split()[-1]) >= 1, metrics
+
+
+async def test_a_webhook_set_elsewhere_is_reported_once_and_polling_resumes_when_removed(
+    database_url: str, tmp_path: Path
+) -> None:
+    fake = FakeTelegram(token=TOKEN)
+    sessionmaker = make_sessionmaker(make_engine(database_url))
+    await known_people(sessionmaker, range(PERSON, PERSON + 1))
+    processes: list[subprocess.Popen[bytes]] = []
+    async with FakeTelegramServer(fake) as server:
+        with cleanup(processes):
+            processes.append(start_bot(bot_env(server.base_url, database_url), tmp_path))
+            fake.user_writes(PERSON, "/help")
+            await until(lambda: len(fake.sent_messages(PERSON)) == 1)
+
+            # Someone deploys the webhook mode on the same token (or sets one by hand).
+            await call(server.base_url, "setWebhook", url="https://elsewhere.example/hook")
+            await until(lambda: len(lines_with(tmp_path / "bot.log", "409")) > 0, within=15)
+            fake.user_writes(PERSON, "/help")
+            await asyncio.sleep(4)  # the bot keeps asking, is refused, says nothing more
+            assert len(fake.sent_messages(PERSON)) == 1
+
+            await call(server.base_url, "deleteWebhook")
+            await until(lambda: len(fake.sent_messages(PERSON)) == 2, within=40)
+            assert await stop_gracefully(processes[0]) == 0
+
+    log = tmp_path / "bot.log"
+    [said] = lines_with(log, A_WEBHOOK)
+    assert "deleteWebhook" in said
+    assert lines_with(log, "Conflict") == [said]
