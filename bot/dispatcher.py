@@ -63,7 +63,13 @@ from telegram.warnings import PTBUserWarning
 from bot import metrics
 from bot.ratelimit import Limits, RateLimiter, make_limiter, reserve_all
 from bot.runtime import Runtime, outbound_sink, runtime_of
-from bot.telegram_errors import is_not_modified, is_unknown_file
+from bot.telegram_errors import (
+    TOKEN_REVOKED,
+    Reminder,
+    is_not_modified,
+    is_token_refused,
+    is_unknown_file,
+)
 from models.accounts import mark_unreachable
 from models.base import clock
 from models.cases import ALERT_KINDS, unalerted_unless_delivered
@@ -90,6 +96,9 @@ warnings.filterwarnings("ignore", message="Please use 'Bot.", category=PTBUserWa
 # A send reserved further away than this is put back in the table instead of waited for.
 MAX_RESERVATION_WAIT = 2.0
 MAX_BACKOFF_SECONDS = 300.0
+# The token revoked: every message waits, uncounted, and is tried again this much later.
+TOKEN_REFUSED_RETRY_SECONDS = 60.0
+TOKEN_REFUSED_REMINDER_SECONDS = 600.0
 PERMANENT_403 = ("blocked", "deactivated", "kicked", "not a member", "bot can't initiate")
 URGENT_PREFIX = "urgent"
 REPLY = "reply"  # the outbox kind of what a handling sends (see ``bot.exchange_log``)
@@ -107,6 +116,7 @@ class SendOutcome:
     DEACTIVATED = "deactivated"
     CHAT_NOT_FOUND = "chat_not_found"
     BAD_REQUEST = "bad_request"
+    TOKEN_REFUSED = "token_refused"  # the bot's, not the message's: never counted as a try
     OTHER = "other"
 
 
@@ -139,6 +149,7 @@ class Dispatcher:
         self._looping = False
         self._queued_chats: set[int] = set()  # see run()
         self._slots_were_full = False
+        self._reminder = Reminder(every=TOKEN_REFUSED_REMINDER_SECONDS)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -301,11 +312,25 @@ class Dispatcher:
         except NetworkError as exc:  # includes 5xx answers
             return _Result(SendOutcome.NETWORK, error=f"network: {exc}")
         except TelegramError as exc:
+            if is_token_refused(exc):
+                return self._token_refused()
             return _Result(SendOutcome.OTHER, error=f"{type(exc).__name__}: {exc}")
         finally:
             outbound_sink.reset(token)
         message_id = result.get("message_id") if isinstance(result, dict) else None
         return _Result(SendOutcome.SENT, message_id=message_id)
+
+    def _token_refused(self) -> _Result:
+        """The token was revoked: no message is at fault, so none uses up its tries (ten
+        would have failed every alert for good in about 17 minutes); each waits, and goes
+        once the bot runs with the new token."""
+        if self._reminder.due("token"):
+            log.error("outbox: %s", TOKEN_REVOKED)
+        return _Result(
+            SendOutcome.TOKEN_REFUSED,
+            error="the bot's token was refused (401 Unauthorized)",
+            delay=TOKEN_REFUSED_RETRY_SECONDS,
+        )
 
     async def _request(self, method: str, params: dict[str, Any], if_file_gone: Any) -> Any:
         """One Bot API call; a file Telegram no longer knows is replaced by the given text."""

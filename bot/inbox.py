@@ -38,13 +38,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Update
-from telegram.error import BadRequest, Conflict, NetworkError, RetryAfter, TelegramError
+from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 from telegram.ext import Application
 
 from bot import metrics
 from bot.errors import new_incident_code
 from bot.runtime import Runtime, UpdateScope, current_scope, outbound_sink
-from bot.telegram_errors import conflict_explained, is_stale_query
+from bot.telegram_errors import Reminder, bot_wide_refusal, is_stale_query
 from models.db import is_database_outage, write_gate
 from models.exchange import (
     ClaimedUpdate,
@@ -72,8 +72,9 @@ from models.outbox import (
 log = logging.getLogger(__name__)
 
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
-# A 409 that goes on (another poller, a webhook on the token) is said again this often.
-CONFLICT_REMINDER_SECONDS = 600.0
+# A refusal that goes on (another poller or a webhook on the token, the token revoked) is
+# said again this often.
+REFUSAL_REMINDER_SECONDS = 600.0
 # (payload, incident code, sender's chosen language) of a parked update -> (chat id,
 # apology text) to enqueue, or None.
 ApologyFor = Callable[[dict[str, Any], str, str | None], tuple[int, str] | None]
@@ -157,7 +158,7 @@ class Poller:
         self.offset: int | None = None
         self._stopping = asyncio.Event()
         self._fetching: asyncio.Task[list[dict[str, Any]]] | None = None
-        self._conflict_said_at: float | None = None  # when a 409 was last explained
+        self._reminder = Reminder(every=REFUSAL_REMINDER_SECONDS)
 
     def stop(self) -> None:
         """Stop fetching now: a pending long poll is given up rather than waited out."""
@@ -179,26 +180,23 @@ class Poller:
                         else exc.retry_after.total_seconds()
                     )
                 )
-            except Conflict as exc:
-                self._report_conflict(exc)
-                await self._pause(backoff)
-                backoff = min(backoff * 2, 30.0)
             except (NetworkError, TelegramError, SQLAlchemyError, OSError) as exc:
-                log.warning("fetch loop: %s; retrying in %.0fs", type(exc).__name__, backoff)
+                refusal = bot_wide_refusal(exc) if isinstance(exc, TelegramError) else None
+                if refusal is not None:
+                    self._report_refusal(*refusal)
+                else:
+                    log.warning("fetch loop: %s; retrying in %.0fs", type(exc).__name__, backoff)
                 await self._pause(backoff)
                 backoff = min(backoff * 2, 30.0)
 
-    def _report_conflict(self, error: Conflict) -> None:
-        """Someone else takes this bot's updates (another poller, a webhook). The bot cannot
-        tell which process is the right one, so it does not fight: it says so in one line, again
-        only if it goes on for ``CONFLICT_REMINDER_SECONDS``, and counts every refusal."""
-        metrics.FETCH_CONFLICTS.inc()
-        now = time.monotonic()
-        said_at = self._conflict_said_at
-        if said_at is not None and now - said_at < CONFLICT_REMINDER_SECONDS:
-            return
-        self._conflict_said_at = now
-        log.error("fetch loop: %s", conflict_explained(error))
+    def _report_refusal(self, reason: str, line: str) -> None:
+        """Telegram refuses the whole bot (``bot_wide_refusal``). Nothing the bot can do
+        fixes it, and it cannot tell which of two pollers is the right one, so it does not
+        fight: it says so in one line, again only if it lasts ``REFUSAL_REMINDER_SECONDS``,
+        counts every refusal, and goes on asking."""
+        metrics.FETCH_REFUSED.labels(reason=reason).inc()
+        if self._reminder.due(reason):
+            log.error("fetch loop: %s", line)
 
     async def poll_once(self) -> int:
         """One ``getUpdates`` round; returns how many updates Telegram handed over."""

@@ -11,9 +11,11 @@ HANDLING_SECONDS = Histogram(
     "Time to handle one update",
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
-FETCH_CONFLICTS = Counter(
-    "helpcenter_fetch_conflicts_total",
-    "getUpdates refused with 409 Conflict: another poller or a webhook on the bot's token",
+FETCH_REFUSED = Counter(
+    "helpcenter_fetch_refused_total",
+    "getUpdates refused for the whole bot: another poller or a webhook on its token (409), "
+    "its token revoked (401)",
+    ["reason"],
 )
 INBOX_LAG = Gauge("helpcenter_inbox_lag_seconds", "Age of the oldest pending update")
 OUTBOX_BACKLOG = Gauge("helpcenter_outbox_backlog", "Outbox messages waiting to be sent")

@@ -1,5 +1,6 @@
-"""Telegram's refusals that mean "nothing to do", told apart from real errors, and the one
-that means someone else takes this bot's updates (409 Conflict), explained for the operator.
+"""Telegram's refusals that mean "nothing to do", told apart from real errors; and the ones
+that stop the whole bot rather than one message (409 Conflict: someone else takes its updates;
+401 Unauthorized: its token was revoked), explained for the operator.
 
 Telegram words these in its descriptions only (there is no finer error code to match), so the
 match is on the description, lower-cased, as the Bot API has worded them for years.
@@ -7,7 +8,9 @@ match is on the description, lower-cased, as the Bot API has worded them for yea
 
 from __future__ import annotations
 
-from telegram.error import BadRequest, Conflict, TelegramError
+import time
+
+from telegram.error import BadRequest, Conflict, EndPointNotFound, InvalidToken, TelegramError
 
 NOT_MODIFIED = "message is not modified"
 # "query is too old and response timeout expired or query ID is invalid"
@@ -22,6 +25,12 @@ WEBHOOK_SET_ELSEWHERE = (
     "Telegram sends every update there and none to this bot. If this bot is the one that "
     "should run, remove the webhook (Bot API deleteWebhook; `helpcenter run` removes it only "
     "when it starts); otherwise stop this bot. It keeps asking meanwhile"
+)
+TOKEN_REVOKED = (
+    "Telegram refuses this bot's token (401 Unauthorized): it was revoked (@BotFather /revoke) "
+    "or the bot was deleted. Nothing is received or sent until HELPCENTER_TOKEN holds the "
+    "bot's current token and the bot is restarted; updates wait at Telegram and messages in "
+    "the outbox, none of them counted as a failed try"
 )
 ANOTHER_POLLER = (
     "Telegram refuses getUpdates (409 Conflict): another process is fetching this bot's "
@@ -51,6 +60,38 @@ def is_unknown_file(error: TelegramError) -> bool:
     return _says(error, UNKNOWN_FILE)
 
 
-def conflict_explained(error: Conflict) -> str:
-    """What a 409 on ``getUpdates`` means and what to do, in one line for the log."""
-    return WEBHOOK_SET_ELSEWHERE if WEBHOOK_ACTIVE in error.message.lower() else ANOTHER_POLLER
+def is_token_refused(error: TelegramError) -> bool:
+    """401 Unauthorized: the token that worked at start is refused now. PTB raises
+    ``InvalidToken`` for it, and ``EndPointNotFound`` (caused by that ``InvalidToken``) from
+    ``Bot.do_api_request`` once the bot is initialised; a 404 (an unknown method) is not this."""
+    cause = error.__cause__ if isinstance(error, EndPointNotFound) else error
+    return isinstance(cause, InvalidToken) and "unauthorized" in cause.message.lower()
+
+
+class Reminder:
+    """Says when a line about a lasting condition is due: the first time, then once every
+    ``every`` seconds while it lasts (a refusal repeats at every try; its line must not)."""
+
+    def __init__(self, every: float) -> None:
+        self.every = every
+        self._said_at: dict[str, float] = {}
+
+    def due(self, about: str) -> bool:
+        now = time.monotonic()
+        said = self._said_at.get(about)
+        if said is not None and now - said < self.every:
+            return False
+        self._said_at[about] = now
+        return True
+
+
+def bot_wide_refusal(error: TelegramError) -> tuple[str, str] | None:
+    """(the metric's reason, the operator's line) for a refusal about the whole bot rather
+    than one message or one try: someone else takes its updates, or its token is revoked."""
+    if isinstance(error, Conflict):
+        if WEBHOOK_ACTIVE in error.message.lower():
+            return "webhook", WEBHOOK_SET_ELSEWHERE
+        return "another_poller", ANOTHER_POLLER
+    if is_token_refused(error):
+        return "token", TOKEN_REVOKED
+    return None

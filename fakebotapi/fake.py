@@ -4,6 +4,7 @@ people's side (users write, press, block the bot), fault injection and what test
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -49,6 +50,13 @@ class FakeTelegram:
         self.state = BotState(self.bot_user)
         self.calls: list[ApiCall] = []
         self.faults = Faults()
+
+    def revoke_token(self) -> str:
+        """What @BotFather's /revoke does: the old token is refused (401 Unauthorized) from the
+        next call on, the bot and its pending updates stay; returns the new token."""
+        bot_id = self.token.partition(":")[0]
+        self.token = f"{bot_id}:{secrets.token_hex(16)}"
+        return self.token
 
     @property
     def callback_answers(self) -> dict[str, dict[str, Any]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -15,6 +16,9 @@ from telegram.request import BaseRequest, RequestData
 
 from fakebotapi.fake import FakeTelegram
 from fakebotapi.params import UploadedFile
+
+API_PATH = re.compile(r"/bot([^/]+)/[^/]+$")  # /bot<token>/<method>
+UNAUTHORIZED = {"ok": False, "error_code": 401, "description": "Unauthorized"}
 
 
 def _upload(name: str, field_tuple: Any) -> UploadedFile:
@@ -63,6 +67,9 @@ class FakeRequest(BaseRequest):
         pool_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
     ) -> tuple[int, bytes]:
         path, _, query = url.partition("?")
+        called = API_PATH.search(path.rstrip("/"))
+        if called is not None and called.group(1) != self.fake.token:  # as the server does
+            return 401, json.dumps(UNAUTHORIZED).encode()
         api_method = path.rstrip("/").rsplit("/", 1)[-1]
         params = dict(parse_qsl(query)) | self.params_of(request_data)  # as Telegram merges
         if self.fake.take_disconnect(api_method):

@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import event, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -111,6 +112,28 @@ async def test_retries_stop_after_the_maximum_and_the_row_says_why(database_url:
         row = await outbox_row(harness, row_id)
     assert row.status == OutboxStatus.FAILED
     assert row.error is not None and row.error.startswith("gave up after 3 attempts")
+
+
+async def test_a_revoked_token_keeps_every_message_waiting_for_the_new_one(
+    courier: BotHarness,
+) -> None:
+    """Revoking a leaked token is what one should do; the alerts queued meanwhile must not
+    use up their tries on it (ten tries took about 17 minutes) and fail for good."""
+    await courier.grant(OPERATOR, Role.OPERATOR)
+    row_id = await alert(courier, OPERATOR, "Urgent: assistance at platform 3")
+    new_token = courier.fake.revoke_token()
+
+    for _ in range(courier.settings.outbox_max_attempts + 2):  # an hour and more of tries
+        await send_due(courier)
+        clock.advance(400)
+    row = await outbox_row(courier, row_id)
+    assert row.status == OutboxStatus.PENDING and row.attempts == 0
+    assert courier.fake.texts(OPERATOR) == []
+
+    restarted = courier.settings.model_copy(update={"token": SecretStr(new_token)})
+    async with BotHarness(restarted, fake=courier.fake) as bot:
+        await send_due(bot)
+    assert courier.fake.texts(OPERATOR) == ["Urgent: assistance at platform 3"]
 
 
 async def test_a_blocked_operator_is_marked_unreachable_not_retried(courier: BotHarness) -> None:

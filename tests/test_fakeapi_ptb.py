@@ -147,3 +147,25 @@ async def test_ptb_application_polls_and_replies(fake: FakeTelegram) -> None:
         await app.stop()
     assert len(fake.callback_answers) == 1
     assert fake.max_rate(1.0, chat_id=MARTA.id) <= 2
+
+
+async def test_a_revoked_token_is_refused_in_process_and_over_http(
+    fake: FakeTelegram, bot: telegram.Bot
+) -> None:
+    """As after @BotFather's /revoke: the old token gets 401 from its next call, the new one
+    works, and the updates waiting for the bot are still there for it."""
+    from fakebotapi.server import FakeTelegramServer
+
+    fake.user_writes(MARTA.id, "/start")
+    new_token = fake.revoke_token()
+    with pytest.raises(telegram.error.InvalidToken, match="Unauthorized"):
+        await bot.get_updates(timeout=0)
+    async with FakeTelegramServer(fake) as server:
+        over_http = telegram.Bot(TOKEN, base_url=server.base_url)
+        with pytest.raises(telegram.error.InvalidToken):
+            await over_http.get_me()
+    renewed = telegram.Bot(
+        new_token, request=FakeRequest(fake), get_updates_request=FakeRequest(fake)
+    )
+    async with renewed:
+        assert [u.message.text for u in await renewed.get_updates(timeout=0)] == ["/start"]

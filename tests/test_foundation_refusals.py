@@ -1,4 +1,5 @@
-"""Telegram's 409 Conflict: someone else takes this bot's updates.
+"""Telegram refuses the whole bot: someone else takes its updates (409), its token is revoked
+(401).
 
 Two things make Telegram refuse a ``getUpdates`` with 409, and both mean updates go
 elsewhere: another process long-polls the same token (a second deployment, a laptop with the
@@ -7,6 +8,10 @@ contact log somewhere else), or a webhook was set for the token (Telegram sends 
 there). The bot cannot tell which process is the right one, so it does not fight: it says
 so once, in one line that tells the operator what to do, counts the refusals in a metric, and
 goes on asking, at the same back-off as for any refusal, until it is alone again.
+
+A token revoked with @BotFather's /revoke (what one does when it leaked) is refused from the
+next call on. The bot says so once; nothing is lost meanwhile: the updates wait at Telegram,
+and the bot with the new token fetches and answers them.
 
 Each test runs ``helpcenter run`` as its own process against the fake Bot API over HTTP.
 """
@@ -30,6 +35,7 @@ from tests.test_foundation_stop import until
 PERSON = 43_001
 ANOTHER_POLLER = "another process is fetching this bot's updates"
 A_WEBHOOK = "a webhook is set for this bot's token"
+TOKEN_REVOKED = "Telegram refuses this bot's token (401 Unauthorized)"
 
 
 async def poll_like_another_instance(base_url: str, stop: asyncio.Event) -> int:
@@ -87,7 +93,9 @@ async def test_another_bot_polling_the_token_is_reported_once_and_the_bot_goes_o
     assert "only one `helpcenter run` per bot token" in said
     assert lines_with(log, "Conflict") == [said]  # one line, not one per refusal
     refusals = [
-        line for line in metrics.splitlines() if line.startswith("helpcenter_fetch_conflicts_total")
+        line
+        for line in metrics.splitlines()
+        if line.startswith('helpcenter_fetch_refused_total{reason="another_poller"}')
     ]
     assert refusals and float(refusals[0].split()[-1]) >= 1, metrics
 
@@ -120,3 +128,34 @@ async def test_a_webhook_set_elsewhere_is_reported_once_and_polling_resumes_when
     [said] = lines_with(log, A_WEBHOOK)
     assert "deleteWebhook" in said
     assert lines_with(log, "Conflict") == [said]
+
+
+async def test_a_revoked_token_is_reported_once_and_the_new_one_finds_every_update(
+    database_url: str, tmp_path: Path
+) -> None:
+    fake = FakeTelegram(token=TOKEN)
+    sessionmaker = make_sessionmaker(make_engine(database_url))
+    await known_people(sessionmaker, range(PERSON, PERSON + 1))
+    processes: list[subprocess.Popen[bytes]] = []
+    async with FakeTelegramServer(fake) as server:
+        with cleanup(processes):
+            processes.append(start_bot(bot_env(server.base_url, database_url), tmp_path))
+            fake.user_writes(PERSON, "/help")
+            await until(lambda: len(fake.sent_messages(PERSON)) == 1)
+
+            new_token = fake.revoke_token()  # the token leaked: @BotFather /revoke
+            await until(lambda: len(lines_with(tmp_path / "bot.log", "401")) > 0, within=15)
+            fake.user_writes(PERSON, "/help")
+            await asyncio.sleep(4)  # refused at every try, said once
+            assert len(fake.sent_messages(PERSON)) == 1
+            assert await stop_gracefully(processes[0]) == 0
+
+            env = bot_env(server.base_url, database_url, HELPCENTER_TOKEN=new_token)
+            processes.append(start_bot(env, tmp_path))
+            await until(lambda: len(fake.sent_messages(PERSON)) == 2, within=40)
+            assert await stop_gracefully(processes[1]) == 0
+
+    log = tmp_path / "bot.log"
+    [said] = lines_with(log, TOKEN_REVOKED)
+    assert "HELPCENTER_TOKEN" in said
+    assert new_token not in log.read_text() and TOKEN not in log.read_text()
