@@ -20,6 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -29,7 +32,7 @@ from fakebotapi.server import FakeTelegramServer
 from models.db import make_engine, make_sessionmaker
 from tests.conftest import TOKEN
 from tests.faults.support import bot_env, cleanup, known_people, start_bot, stop_gracefully
-from tests.faults.test_workers import free_port, wait_healthy
+from tests.faults.test_workers import free_port
 from tests.test_foundation_stop import until
 
 PERSON = 43_001
@@ -55,6 +58,30 @@ async def call(base_url: str, method: str, **params: str) -> None:
         assert answer.status_code == 200, answer.text
 
 
+@dataclass
+class Running:
+    fake: FakeTelegram
+    server: FakeTelegramServer
+    processes: list[subprocess.Popen[bytes]]
+
+
+@asynccontextmanager
+async def bot_that_answered(
+    database_url: str, tmp_path: Path, **env: str
+) -> AsyncIterator[Running]:
+    """``helpcenter run`` on its own against the fake Bot API, after it answered one /help."""
+    fake = FakeTelegram(token=TOKEN)
+    sessionmaker = make_sessionmaker(make_engine(database_url))
+    await known_people(sessionmaker, range(PERSON, PERSON + 1))
+    processes: list[subprocess.Popen[bytes]] = []
+    async with FakeTelegramServer(fake) as server:
+        with cleanup(processes):
+            processes.append(start_bot(bot_env(server.base_url, database_url, **env), tmp_path))
+            fake.user_writes(PERSON, "/help")
+            await until(lambda: len(fake.sent_messages(PERSON)) == 1)
+            yield Running(fake, server, processes)
+
+
 def lines_with(log: Path, words: str) -> list[str]:
     return [line for line in log.read_text().splitlines() if words in line]
 
@@ -62,31 +89,22 @@ def lines_with(log: Path, words: str) -> list[str]:
 async def test_another_bot_polling_the_token_is_reported_once_and_the_bot_goes_on(
     database_url: str, tmp_path: Path
 ) -> None:
-    fake = FakeTelegram(token=TOKEN)
-    sessionmaker = make_sessionmaker(make_engine(database_url))
-    await known_people(sessionmaker, range(PERSON, PERSON + 1))
     health_port = free_port()
-    processes: list[subprocess.Popen[bytes]] = []
-    async with FakeTelegramServer(fake) as server:
-        with cleanup(processes):
-            env = bot_env(server.base_url, database_url, HELPCENTER_HEALTH_PORT=str(health_port))
-            processes.append(start_bot(env, tmp_path))
-            await wait_healthy(f"http://127.0.0.1:{health_port}/healthz")
-            fake.user_writes(PERSON, "/help")
-            await until(lambda: len(fake.sent_messages(PERSON)) == 1)
+    async with bot_that_answered(
+        database_url, tmp_path, HELPCENTER_HEALTH_PORT=str(health_port)
+    ) as bot:
+        stop = asyncio.Event()
+        other = asyncio.create_task(poll_like_another_instance(bot.server.base_url, stop))
+        await until(lambda: len(lines_with(tmp_path / "bot.log", "409")) > 0, within=15)
+        await asyncio.sleep(4)  # several more refusals each way
+        stop.set()
+        assert await other > 0  # the two were taking turns
 
-            stop = asyncio.Event()
-            other = asyncio.create_task(poll_like_another_instance(server.base_url, stop))
-            await until(lambda: len(lines_with(tmp_path / "bot.log", "409")) > 0, within=15)
-            await asyncio.sleep(4)  # several more refusals each way
-            stop.set()
-            assert await other > 0  # the two were taking turns
-
-            async with httpx.AsyncClient() as client:
-                metrics = (await client.get(f"http://127.0.0.1:{health_port}/metrics")).text
-            fake.user_writes(PERSON, "/help")  # alone again: answered (after the back-off)
-            await until(lambda: len(fake.sent_messages(PERSON)) == 2, within=40)
-            assert await stop_gracefully(processes[0]) == 0
+        async with httpx.AsyncClient() as client:
+            metrics = (await client.get(f"http://127.0.0.1:{health_port}/metrics")).text
+        bot.fake.user_writes(PERSON, "/help")  # alone again: answered (after the back-off)
+        await until(lambda: len(bot.fake.sent_messages(PERSON)) == 2, within=40)
+        assert await stop_gracefully(bot.processes[0]) == 0
 
     log = tmp_path / "bot.log"
     [said] = lines_with(log, ANOTHER_POLLER)
@@ -103,26 +121,17 @@ async def test_another_bot_polling_the_token_is_reported_once_and_the_bot_goes_o
 async def test_a_webhook_set_elsewhere_is_reported_once_and_polling_resumes_when_removed(
     database_url: str, tmp_path: Path
 ) -> None:
-    fake = FakeTelegram(token=TOKEN)
-    sessionmaker = make_sessionmaker(make_engine(database_url))
-    await known_people(sessionmaker, range(PERSON, PERSON + 1))
-    processes: list[subprocess.Popen[bytes]] = []
-    async with FakeTelegramServer(fake) as server:
-        with cleanup(processes):
-            processes.append(start_bot(bot_env(server.base_url, database_url), tmp_path))
-            fake.user_writes(PERSON, "/help")
-            await until(lambda: len(fake.sent_messages(PERSON)) == 1)
+    async with bot_that_answered(database_url, tmp_path) as bot:
+        # Someone deploys the webhook mode on the same token (or sets one by hand).
+        await call(bot.server.base_url, "setWebhook", url="https://elsewhere.example/hook")
+        await until(lambda: len(lines_with(tmp_path / "bot.log", "409")) > 0, within=15)
+        bot.fake.user_writes(PERSON, "/help")
+        await asyncio.sleep(4)  # the bot keeps asking, is refused, says nothing more
+        assert len(bot.fake.sent_messages(PERSON)) == 1
 
-            # Someone deploys the webhook mode on the same token (or sets one by hand).
-            await call(server.base_url, "setWebhook", url="https://elsewhere.example/hook")
-            await until(lambda: len(lines_with(tmp_path / "bot.log", "409")) > 0, within=15)
-            fake.user_writes(PERSON, "/help")
-            await asyncio.sleep(4)  # the bot keeps asking, is refused, says nothing more
-            assert len(fake.sent_messages(PERSON)) == 1
-
-            await call(server.base_url, "deleteWebhook")
-            await until(lambda: len(fake.sent_messages(PERSON)) == 2, within=40)
-            assert await stop_gracefully(processes[0]) == 0
+        await call(bot.server.base_url, "deleteWebhook")
+        await until(lambda: len(bot.fake.sent_messages(PERSON)) == 2, within=40)
+        assert await stop_gracefully(bot.processes[0]) == 0
 
     log = tmp_path / "bot.log"
     [said] = lines_with(log, A_WEBHOOK)
@@ -133,27 +142,18 @@ async def test_a_webhook_set_elsewhere_is_reported_once_and_polling_resumes_when
 async def test_a_revoked_token_is_reported_once_and_the_new_one_finds_every_update(
     database_url: str, tmp_path: Path
 ) -> None:
-    fake = FakeTelegram(token=TOKEN)
-    sessionmaker = make_sessionmaker(make_engine(database_url))
-    await known_people(sessionmaker, range(PERSON, PERSON + 1))
-    processes: list[subprocess.Popen[bytes]] = []
-    async with FakeTelegramServer(fake) as server:
-        with cleanup(processes):
-            processes.append(start_bot(bot_env(server.base_url, database_url), tmp_path))
-            fake.user_writes(PERSON, "/help")
-            await until(lambda: len(fake.sent_messages(PERSON)) == 1)
+    async with bot_that_answered(database_url, tmp_path) as bot:
+        new_token = bot.fake.revoke_token()  # the token leaked: @BotFather /revoke
+        await until(lambda: len(lines_with(tmp_path / "bot.log", "401")) > 0, within=15)
+        bot.fake.user_writes(PERSON, "/help")
+        await asyncio.sleep(4)  # refused at every try, said once
+        assert len(bot.fake.sent_messages(PERSON)) == 1
+        assert await stop_gracefully(bot.processes[0]) == 0
 
-            new_token = fake.revoke_token()  # the token leaked: @BotFather /revoke
-            await until(lambda: len(lines_with(tmp_path / "bot.log", "401")) > 0, within=15)
-            fake.user_writes(PERSON, "/help")
-            await asyncio.sleep(4)  # refused at every try, said once
-            assert len(fake.sent_messages(PERSON)) == 1
-            assert await stop_gracefully(processes[0]) == 0
-
-            env = bot_env(server.base_url, database_url, HELPCENTER_TOKEN=new_token)
-            processes.append(start_bot(env, tmp_path))
-            await until(lambda: len(fake.sent_messages(PERSON)) == 2, within=40)
-            assert await stop_gracefully(processes[1]) == 0
+        env = bot_env(bot.server.base_url, database_url, HELPCENTER_TOKEN=new_token)
+        bot.processes.append(start_bot(env, tmp_path))
+        await until(lambda: len(bot.fake.sent_messages(PERSON)) == 2, within=40)
+        assert await stop_gracefully(bot.processes[1]) == 0
 
     log = tmp_path / "bot.log"
     [said] = lines_with(log, TOKEN_REVOKED)
