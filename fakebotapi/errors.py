@@ -31,6 +31,10 @@ class ApiError(Exception):
         return body
 
 
+# A token Telegram does not know (wrong, or revoked): checked before the method is looked at.
+UNAUTHORIZED = {"ok": False, "error_code": 401, "description": "Unauthorized"}
+
+
 def bad_request(detail: str) -> ApiError:
     return ApiError(400, f"Bad Request: {detail}")
 

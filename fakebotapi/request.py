@@ -14,11 +14,11 @@ from telegram._utils.types import ODVInput
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
 
+from fakebotapi.errors import UNAUTHORIZED
 from fakebotapi.fake import FakeTelegram
 from fakebotapi.params import UploadedFile
 
 API_PATH = re.compile(r"/bot([^/]+)/[^/]+$")  # /bot<token>/<method>
-UNAUTHORIZED = {"ok": False, "error_code": 401, "description": "Unauthorized"}
 
 
 def _upload(name: str, field_tuple: Any) -> UploadedFile:

@@ -21,6 +21,7 @@ except ImportError as exc:
         "fakebotapi.server needs aiohttp: pip install 'helpcenter-bot[fake-server]'"
     ) from exc
 
+from fakebotapi.errors import UNAUTHORIZED
 from fakebotapi.fake import FakeTelegram
 from fakebotapi.params import UploadedFile, jsonable
 
@@ -111,9 +112,7 @@ class FakeTelegramServer:
 
     async def _api(self, request: web.Request) -> web.StreamResponse:
         if request.match_info["token"] != self.fake.token:
-            return web.json_response(
-                {"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401
-            )
+            return web.json_response(UNAUTHORIZED, status=401)
         method = request.match_info["method"]
         params = await _http_params(request)
         if self.transit is not None:
