@@ -71,6 +71,7 @@ TELEGRAM_LIMIT_PER_SECOND = 30
 IDLE_SECONDS = 10.0  # before each steady turn: CPU per second with nobody writing
 SAME_ANSWER = "naive+answer"  # the naive bot giving the full bot's answer (ANSWER_FILE)
 GUARDED = "guarded"  # the same answer, written plainly to keep the full bot's guarantees
+ANSWERING = (SAME_ANSWER, GUARDED)  # the baselines given the full bot's answer (ANSWER_FILE)
 NAIVE = "naive durable"  # the rows each bot is set against, by the start of their names
 NAIVE_ANSWERING = "naive, same answer"
 NAIVE_GUARDED = "plain, same guarantees"
@@ -134,8 +135,7 @@ def bot_command(
     if kind in ("echo", "naive", SAME_ANSWER, GUARDED):
         baseline = "benchmarks.steady_bots"
         command = [sys.executable, "-m", baseline, kind.partition("+")[0], base_url, TOKEN]
-        answering = kind in (SAME_ANSWER, GUARDED)
-        command += [database_url, str(ANSWER_FILE)] if answering else [database_url]
+        command += [database_url, str(ANSWER_FILE)] if kind in ANSWERING else [database_url]
         return command, env, tree
     env.update(
         HELPCENTER_TOKEN=TOKEN,
@@ -406,7 +406,7 @@ async def main(
     (another tenant, the CPU's clock) then weighs on every bot alike, not on whichever ran in
     the slow minutes (one run measured the echo bot twice as fast as an hour before)."""
     measured: dict[str, list[Steady]] = {name: [] for name, _, _ in runs}
-    if any(kind in (SAME_ANSWER, GUARDED) for _, kind, _ in runs):
+    if any(kind in ANSWERING for _, kind, _ in runs):
         await capture_full_answer(answer_from)
     for _ in range(rounds):
         for name, kind, url in runs:

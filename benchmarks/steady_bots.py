@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Text, delete, select
+from sqlalchemy import BigInteger, DateTime, Text, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from telegram import InlineKeyboardMarkup, Update
@@ -147,20 +147,27 @@ async def run_guarded(
     await application.initialize()
     async with sessions() as session:  # what a crash left: replies first, then updates
         left = list(await session.scalars(select(PendingReply).order_by(PendingReply.id)))
-        unfinished = list(await session.scalars(select(StoredUpdate).where(~StoredUpdate.done)))
+        unfinished = list(
+            await session.scalars(
+                select(StoredUpdate).where(~StoredUpdate.done).order_by(StoredUpdate.update_id)
+            )
+        )
+        last_stored = await session.scalar(select(func.max(StoredUpdate.update_id)))
     for pending in left:
         await send_and_record(pending)
-    for stored in sorted(unfinished, key=lambda row: row.update_id):
+    for stored in unfinished:
         payload = json.loads(stored.payload)
         await application.process_update(Update.de_json(payload, application.bot))
-    await _fetch_store_handle(application, sessions)
+    # Confirm what is stored already: a crash after a batch's commit and before the next
+    # call would otherwise have it handed over again, and stored twice.
+    offset = None if last_stored is None else last_stored + 1
+    await _fetch_store_handle(application, sessions, offset)
 
 
 async def _fetch_store_handle(
-    application: Application, sessions: async_sessionmaker[AsyncSession]
+    application: Application, sessions: async_sessionmaker[AsyncSession], offset: int | None
 ) -> None:
     """Long polling where a batch is confirmed (by the next call's offset) only once stored."""
-    offset: int | None = None
     while True:
         updates = await application.bot.get_updates(
             offset=offset, timeout=25, allowed_updates=["message"]

@@ -98,7 +98,6 @@ MAX_RESERVATION_WAIT = 2.0
 MAX_BACKOFF_SECONDS = 300.0
 # The token revoked: every message waits, uncounted, and is tried again this much later.
 TOKEN_REFUSED_RETRY_SECONDS = 60.0
-TOKEN_REFUSED_REMINDER_SECONDS = 600.0
 PERMANENT_403 = ("blocked", "deactivated", "kicked", "not a member", "bot can't initiate")
 URGENT_PREFIX = "urgent"
 REPLY = "reply"  # the outbox kind of what a handling sends (see ``bot.exchange_log``)
@@ -149,7 +148,7 @@ class Dispatcher:
         self._looping = False
         self._queued_chats: set[int] = set()  # see run()
         self._slots_were_full = False
-        self._reminder = Reminder(every=TOKEN_REFUSED_REMINDER_SECONDS)
+        self._reminder = Reminder()
 
     def stop(self) -> None:
         self._stopping.set()

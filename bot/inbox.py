@@ -72,9 +72,6 @@ from models.outbox import (
 log = logging.getLogger(__name__)
 
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
-# A refusal that goes on (another poller or a webhook on the token, the token revoked) is
-# said again this often.
-REFUSAL_REMINDER_SECONDS = 600.0
 # (payload, incident code, sender's chosen language) of a parked update -> (chat id,
 # apology text) to enqueue, or None.
 ApologyFor = Callable[[dict[str, Any], str, str | None], tuple[int, str] | None]
@@ -158,7 +155,7 @@ class Poller:
         self.offset: int | None = None
         self._stopping = asyncio.Event()
         self._fetching: asyncio.Task[list[dict[str, Any]]] | None = None
-        self._reminder = Reminder(every=REFUSAL_REMINDER_SECONDS)
+        self._reminder = Reminder()
 
     def stop(self) -> None:
         """Stop fetching now: a pending long poll is given up rather than waited out."""
@@ -192,7 +189,7 @@ class Poller:
     def _report_refusal(self, reason: str, line: str) -> None:
         """Telegram refuses the whole bot (``bot_wide_refusal``). Nothing the bot can do
         fixes it, and it cannot tell which of two pollers is the right one, so it does not
-        fight: it says so in one line, again only if it lasts ``REFUSAL_REMINDER_SECONDS``,
+        fight: it says so in one line, again every ``REMINDER_SECONDS`` while it lasts,
         counts every refusal, and goes on asking."""
         metrics.FETCH_REFUSED.labels(reason=reason).inc()
         if self._reminder.due(reason):

@@ -68,11 +68,14 @@ def is_token_refused(error: TelegramError) -> bool:
     return isinstance(cause, InvalidToken) and "unauthorized" in cause.message.lower()
 
 
+REMINDER_SECONDS = 600.0  # a refusal that lasts is said again this often
+
+
 class Reminder:
     """Says when a line about a lasting condition is due: the first time, then once every
     ``every`` seconds while it lasts (a refusal repeats at every try; its line must not)."""
 
-    def __init__(self, every: float) -> None:
+    def __init__(self, every: float = REMINDER_SECONDS) -> None:
         self.every = every
         self._said_at: dict[str, float] = {}
 
