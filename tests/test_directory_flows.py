@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from fakebotapi import callback_update
 from models.accounts import AuditEntry
+from models.base import clock
 from models.directory import (
     BedCountChange,
     ServiceEdit,
@@ -138,7 +139,9 @@ async def test_a_bed_tonight_shows_free_beds_first_with_their_age(bot):
         await set_beds(session, betel, free=0, by=None)
         await session.commit()
     bot.fake.clear()
-    set_local_time(2026, 12, 2, 19, 0)
+    # two hours after the count, whatever the count itself took (set_local_time(19, 0) would
+    # have it 1 second short of two hours when storing the counts was slower than answering)
+    clock.advance(2 * 3600)
     text = texts(await bot.says(PERSON, "/tonight"))
     assert text.startswith("🛏 Letti per stanotte")
     assert "🛏 4 liberi su 60 (aggiornato 2 ore fa)" in text
@@ -159,7 +162,7 @@ async def test_an_old_count_is_shown_as_unconfirmed_never_as_fresh(bot):
         assert corsica
         await set_beds(session, corsica, free=7, by=None)
         await session.commit()
-    set_local_time(2026, 12, 2, 16, 0)  # 7 hours later, the default limit is 6
+    clock.advance(7 * 3600)  # the default limit is 6 hours
     bot.fake.add_user(FRENCH, first_name="Amadou", language_code="fr")
     text = texts(await bot.says(FRENCH, "/tonight"))
     assert "⚠️ Non confirmé : 7 libres sur 60, dernier décompte il y a 7 heures" in text
