@@ -13,6 +13,9 @@ What each failure does:
 * 429 ``RetryAfter``: back to pending, due after ``retry_after``; the attempt is not counted.
 * network errors, timeouts, 5xx: back to pending with exponential backoff (2, 4, 8 … 300 s),
   counted; after ``outbox_max_attempts`` the row is ``failed`` with the last error.
+* 401 Unauthorized (the token revoked): back to pending a minute later, not counted; the
+  dispatcher then claims nothing for a minute and, after it, one message a minute until one
+  is sent (``Dispatcher._claimable``).
 * 403 "bot was blocked by the user" / "user is deactivated" / "bot was kicked", 400 "chat not
   found": permanent. The row is ``failed`` with the reason and the account is marked
   unreachable (``models.accounts.mark_unreachable``), so features can alert someone else.
@@ -43,7 +46,7 @@ import contextlib
 import functools
 import logging
 import warnings
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -149,6 +152,7 @@ class Dispatcher:
         self._queued_chats: set[int] = set()  # see run()
         self._slots_were_full = False
         self._reminder = Reminder()
+        self._token_refused_at: datetime | None = None  # see _claimable
 
     def stop(self) -> None:
         self._stopping.set()
@@ -244,6 +248,9 @@ class Dispatcher:
         Never a row this process is still sending: its lease may run out while Telegram is
         slow to answer (an overloaded machine, a large upload), and taking it then as a
         crashed worker's would send the message twice with both sends alive."""
+        limit = self._claimable(limit)
+        if limit == 0:
+            return []
         settings = self.runtime.settings
         async with write_gate(self.runtime.sessionmaker), self.runtime.sessionmaker() as session:
             rows = await claim_due(
@@ -258,6 +265,16 @@ class Dispatcher:
             claimed = [Outgoing.of(row) for row in rows]
             await session.commit()
         return claimed
+
+    def _claimable(self, limit: int) -> int:
+        """How many messages may be claimed now. While Telegram refuses the token no message
+        can go, and each try is a row in the contact log with the message's text: so none
+        for ``TOKEN_REFUSED_RETRY_SECONDS`` after a refusal, then one, which says whether the
+        token works again (30 alerts queued through a night were 30 tries a minute)."""
+        if self._token_refused_at is None:
+            return limit
+        since = (clock.now() - self._token_refused_at).total_seconds()
+        return 0 if since < TOKEN_REFUSED_RETRY_SECONDS else min(limit, 1)
 
     async def _send_one(self, message: Outgoing) -> None:
         self._sending_ids.add(message.id)
@@ -316,6 +333,7 @@ class Dispatcher:
             return _Result(SendOutcome.OTHER, error=f"{type(exc).__name__}: {exc}")
         finally:
             outbound_sink.reset(token)
+        self._token_refused_at = None
         message_id = result.get("message_id") if isinstance(result, dict) else None
         return _Result(SendOutcome.SENT, message_id=message_id)
 
@@ -323,6 +341,7 @@ class Dispatcher:
         """The token was revoked: no message is at fault, so none uses up its tries (ten
         would have failed every alert for good in about 17 minutes); each waits, and goes
         once the bot runs with the new token."""
+        self._token_refused_at = clock.now()
         if self._reminder.due("token"):
             log.error("outbox: %s", TOKEN_REVOKED)
         return _Result(

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import event, select, update
+from sqlalchemy import event, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import metrics
@@ -134,6 +134,31 @@ async def test_a_revoked_token_keeps_every_message_waiting_for_the_new_one(
     async with BotHarness(restarted, fake=courier.fake) as bot:
         await send_due(bot)
     assert courier.fake.texts(OPERATOR) == ["Urgent: assistance at platform 3"]
+
+
+async def test_a_revoked_token_is_tried_once_a_minute_not_once_a_minute_per_message(
+    courier: BotHarness,
+) -> None:
+    """Each refused try is a row in the contact log, with the message's text. A night with the
+    token refused and the team's alerts queued must not copy each of them there every minute:
+    no message can go, so one try a minute says whether the token works again."""
+    operators = range(OPERATOR, OPERATOR + 5)
+    for operator in operators:
+        await courier.grant(operator, Role.OPERATOR)
+        await alert(courier, operator, "Urgent: assistance at platform 3")
+    courier.fake.revoke_token()
+
+    minutes = 30
+    for _ in range(minutes):
+        await send_due(courier)
+        clock.advance(61)
+    async with courier.session() as session:
+        refused = await session.scalar(
+            select(func.count()).select_from(Exchange).where(Exchange.error.is_not(None))
+        )
+        waiting = (await session.scalars(select(OutboxMessage.status))).all()
+    assert waiting == [OutboxStatus.PENDING] * len(operators)
+    assert refused is not None and refused <= len(operators) + minutes, refused
 
 
 async def test_a_blocked_operator_is_marked_unreachable_not_retried(courier: BotHarness) -> None:
