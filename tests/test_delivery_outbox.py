@@ -12,7 +12,7 @@ from sqlalchemy import event, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import metrics
-from bot.dispatcher import Dispatcher
+from bot.dispatcher import Dispatcher, dispatch_due
 from bot.exchange_log import outbound_row
 from models.base import clock
 from models.db import make_engine, make_sessionmaker
@@ -159,6 +159,28 @@ async def test_a_revoked_token_is_tried_once_a_minute_not_once_a_minute_per_mess
         waiting = (await session.scalars(select(OutboxMessage.status))).all()
     assert waiting == [OutboxStatus.PENDING] * len(operators)
     assert refused is not None and refused <= len(operators) + minutes, refused
+
+
+async def test_after_a_single_refusal_of_the_token_everything_goes_a_minute_later(
+    courier: BotHarness,
+) -> None:
+    """A 401 Telegram answers once (an incident on its side) holds the outbox for a minute,
+    not for good: once a message goes, the outbox sends as many at once as before."""
+    operators = range(OPERATOR, OPERATOR + 4)
+    for operator in operators:
+        await courier.grant(operator, Role.OPERATOR)
+    courier.fake.fail_next("sendMessage", status=401, description="Unauthorized")
+    await alert(courier, OPERATOR, "Urgent: assistance at platform 3")
+    await send_due(courier)
+    await alert(courier, OPERATOR + 1, "Urgent: assistance at platform 4")
+    assert await send_due(courier) == 0  # held: the token was refused a moment ago
+
+    clock.advance(61)
+    assert await dispatch_due(courier.application) == 1  # one, to see the token works again
+    for operator in operators[2:]:
+        await alert(courier, operator, "Urgent: assistance at platform 5")
+    assert await dispatch_due(courier.application) == 3  # it does: all at once again
+    assert [len(courier.fake.texts(operator)) for operator in operators] == [1, 1, 1, 1]
 
 
 async def test_a_blocked_operator_is_marked_unreachable_not_retried(courier: BotHarness) -> None:
