@@ -132,7 +132,7 @@ def bot_command(
     tree = Path(kind.partition("@")[2] or ROOT)
     env = {k: v for k, v in os.environ.items() if not k.startswith("HELPCENTER_")}
     env["PYTHONPATH"] = str(tree)
-    if kind in ("echo", "naive", SAME_ANSWER, GUARDED):
+    if kind in ("echo", "naive", *ANSWERING):
         baseline = "benchmarks.steady_bots"
         command = [sys.executable, "-m", baseline, kind.partition("+")[0], base_url, TOKEN]
         command += [database_url, str(ANSWER_FILE)] if kind in ANSWERING else [database_url]
