@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Text, delete, func, select
+from sqlalchemy import BigInteger, DateTime, Text, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from telegram import InlineKeyboardMarkup, Update
@@ -114,6 +114,12 @@ def naive_application(
     return application
 
 
+# The done mark is written, never read first: the guarantees need the write only.
+_MARK_DONE = (
+    update(StoredUpdate).where(StoredUpdate.update_id == bindparam("stored_id")).values(done=True)
+)
+
+
 async def run_guarded(
     base_url: str, token: str, database_url: str, fixed_answer: dict[str, Any]
 ) -> None:
@@ -131,12 +137,11 @@ async def run_guarded(
             session.add(_logged(pending.chat_id, "out", pending.text))
             await session.commit()
 
-    async def answer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        message = update.effective_message
+    async def answer(incoming: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = incoming.effective_message
         assert message is not None
         async with sessions() as session:
-            stored = await session.get_one(StoredUpdate, update.update_id)
-            stored.done = True
+            await session.execute(_MARK_DONE, {"stored_id": incoming.update_id})
             pending = PendingReply(chat_id=message.chat_id, text=fixed_answer["text"])
             session.add(pending)
             await session.commit()
@@ -181,8 +186,8 @@ async def _fetch_store_handle(
             )
             await session.commit()
         offset = updates[-1].update_id + 1
-        for update in updates:
-            await application.process_update(update)
+        for fetched in updates:
+            await application.process_update(fetched)
 
 
 def _logged(chat_id: int, direction: str, text: str) -> LoggedExchange:
