@@ -213,8 +213,14 @@ async def test_webhook_mode_serves_health_on_its_own_loopback_listener_and_stops
     from fakebotapi import FakeTelegram
     from fakebotapi.server import FakeTelegramServer
     from tests.conftest import TOKEN
-    from tests.faults.support import bot_env, cleanup, start_bot, stop_gracefully
-    from tests.faults.test_workers import free_port, wait_healthy
+    from tests.faults.support import (
+        bot_env,
+        cleanup,
+        free_port,
+        start_bot,
+        stop_gracefully,
+        wait_healthy,
+    )
 
     fake = FakeTelegram(token=TOKEN)
     webhook_port, health_port = free_port(), free_port()

@@ -27,6 +27,7 @@ from tests.faults.support import (
     known_people,
     start_bot,
     stop_gracefully,
+    until,
     wait_until_done,
 )
 
@@ -43,14 +44,6 @@ async def exit_time(process: subprocess.Popen[bytes], signum: int, within: float
             raise AssertionError("the bot did not stop at all")
         await asyncio.sleep(0.05)
     return time.monotonic() - sent
-
-
-async def until(condition: object, within: float = 30) -> None:
-    deadline = time.monotonic() + within
-    while not condition():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
-        await asyncio.sleep(0.05)
 
 
 def long_polling_env(base_url: str, database_url: str) -> dict[str, str]:
@@ -71,7 +64,7 @@ async def test_a_pending_long_poll_does_not_hold_the_stop(
             processes.append(start_bot(long_polling_env(server.base_url, database_url), tmp_path))
             pushed = [fake.user_writes(PERSON, "/help")]
             assert await wait_until_done(sessionmaker, 1, 30) == 1
-            await until(lambda: len(fake.sent_messages(PERSON)) == 1)
+            await until(lambda: len(fake.sent_messages(PERSON)) == 1, within=30)
             await asyncio.sleep(0.5)  # the next getUpdates is waiting its 25 s now
 
             took = await exit_time(processes[0], signum)
@@ -96,10 +89,10 @@ async def test_a_message_being_handled_is_answered_before_the_bot_stops(
     async with FakeTelegramServer(fake) as server:
         with cleanup(processes):
             processes.append(start_bot(long_polling_env(server.base_url, database_url), tmp_path))
-            await until(lambda: any(c.method == "deleteWebhook" for c in fake.calls))
+            await until(lambda: any(c.method == "deleteWebhook" for c in fake.calls), within=30)
             fake.delay("sendMessage", 1.5)  # Telegram slow to take the reply
             pushed = [fake.user_writes(PERSON, "/help")]
-            await until(lambda: any(c.method == "sendMessage" for c in fake.calls))
+            await until(lambda: any(c.method == "sendMessage" for c in fake.calls), within=30)
 
             took = await exit_time(processes[0], signum)  # the reply is still on its way
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator
@@ -28,10 +27,13 @@ from tests.faults.support import (
     audit,
     bot_env,
     cleanup,
+    free_port,
     known_people,
     sends_in_flight,
     start_bot,
     stop_gracefully,
+    until,
+    wait_healthy,
     wait_until_done,
     wait_until_sent,
 )
@@ -39,24 +41,6 @@ from tests.faults.support import (
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 SECRET = "workers-test-secret"
 UPDATES, CHATS, WORKERS = 1000, 100, 3
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def wait_healthy(url: str, within: float = 30) -> None:
-    async with httpx.AsyncClient() as client:
-        for _ in range(int(within * 10)):
-            try:
-                if (await client.get(url)).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError("the workers did not come up")
 
 
 async def test_three_workers_handle_each_update_once_in_order(
@@ -143,14 +127,6 @@ def is_running(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-async def until(condition: Any, within: float = 60) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
-        await asyncio.sleep(0.1)
 
 
 async def deliver(client: httpx.AsyncClient, hook: str, update: dict[str, Any]) -> None:
