@@ -13,9 +13,10 @@ What each failure does:
 * 429 ``RetryAfter``: back to pending, due after ``retry_after``; the attempt is not counted.
 * network errors, timeouts, 5xx: back to pending with exponential backoff (2, 4, 8 … 300 s),
   counted; after ``outbox_max_attempts`` the row is ``failed`` with the last error.
-* 401 Unauthorized (the token revoked): back to pending a minute later, not counted; the
-  dispatcher then claims nothing for a minute and, after it, one message a minute until one
-  is sent (``Dispatcher._claimable``).
+* 401 Unauthorized (the token revoked): back to pending, due at once and not counted (so the
+  bot restarted with the new token sends it straight away); this dispatcher then claims
+  nothing for a minute and, after it, one message a minute until one is sent
+  (``Dispatcher._claimable``).
 * 403 "bot was blocked by the user" / "user is deactivated" / "bot was kicked", 400 "chat not
   found": permanent. The row is ``failed`` with the reason and the account is marked
   unreachable (``models.accounts.mark_unreachable``), so features can alert someone else.
@@ -99,7 +100,7 @@ warnings.filterwarnings("ignore", message="Please use 'Bot.", category=PTBUserWa
 # A send reserved further away than this is put back in the table instead of waited for.
 MAX_RESERVATION_WAIT = 2.0
 MAX_BACKOFF_SECONDS = 300.0
-# The token revoked: every message waits, uncounted, and is tried again this much later.
+# The token revoked: the dispatcher claims nothing this long, then one message at a time.
 TOKEN_REFUSED_RETRY_SECONDS = 60.0
 PERMANENT_403 = ("blocked", "deactivated", "kicked", "not a member", "bot can't initiate")
 URGENT_PREFIX = "urgent"
@@ -339,15 +340,14 @@ class Dispatcher:
 
     def _token_refused(self) -> _Result:
         """The token was revoked: no message is at fault, so none uses up its tries (ten
-        would have failed every alert for good in about 17 minutes); each waits, and goes
-        once the bot runs with the new token."""
+        would have failed every alert for good in about 17 minutes); each waits, due, and
+        goes once the bot runs with the new token. The hold (``_claimable``) spaces the tries
+        meanwhile: a delay on the row would outlast the restart with the new token."""
         self._token_refused_at = clock.now()
         if self._reminder.due("token"):
             log.error("outbox: %s", TOKEN_REVOKED)
         return _Result(
-            SendOutcome.TOKEN_REFUSED,
-            error="the bot's token was refused (401 Unauthorized)",
-            delay=TOKEN_REFUSED_RETRY_SECONDS,
+            SendOutcome.TOKEN_REFUSED, error="the bot's token was refused (401 Unauthorized)"
         )
 
     async def _request(self, method: str, params: dict[str, Any], if_file_gone: Any) -> Any:
@@ -413,6 +413,8 @@ class Dispatcher:
             await self._alert_lost(session, row)
         elif result.new_chat_id is not None:
             row.chat_id = result.new_chat_id
+            reschedule(row, timedelta(0), error, count=False)
+        elif result.outcome == SendOutcome.TOKEN_REFUSED:  # spaced by the hold (_claimable)
             reschedule(row, timedelta(0), error, count=False)
         elif result.delay is not None:  # 429 retry_after, or deferred by the rate limiter
             reschedule(row, timedelta(seconds=result.delay or 1.0), error, count=False)

@@ -136,6 +136,22 @@ async def test_a_revoked_token_keeps_every_message_waiting_for_the_new_one(
     assert courier.fake.texts(OPERATOR) == ["Urgent: assistance at platform 3"]
 
 
+async def test_restarted_with_the_new_token_the_bot_sends_what_was_refused_at_once(
+    courier: BotHarness,
+) -> None:
+    """The operator puts the new token in and restarts within the minute: an alert the old
+    token was refused goes now, not a minute after its refusal."""
+    await courier.grant(OPERATOR, Role.OPERATOR)
+    await alert(courier, OPERATOR, "Urgent: assistance at platform 3")
+    new_token = courier.fake.revoke_token()
+    await send_due(courier)  # refused
+
+    restarted = courier.settings.model_copy(update={"token": SecretStr(new_token)})
+    async with BotHarness(restarted, fake=courier.fake) as bot:
+        await send_due(bot)
+    assert courier.fake.texts(OPERATOR) == ["Urgent: assistance at platform 3"]
+
+
 async def test_a_revoked_token_is_tried_once_a_minute_not_once_a_minute_per_message(
     courier: BotHarness,
 ) -> None:
