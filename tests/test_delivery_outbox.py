@@ -114,6 +114,13 @@ async def test_retries_stop_after_the_maximum_and_the_row_says_why(database_url:
     assert row.error is not None and row.error.startswith("gave up after 3 attempts")
 
 
+async def restart_and_send(courier: BotHarness, new_token: str) -> None:
+    """The bot restarted with the token @BotFather gave after /revoke sends what is due."""
+    restarted = courier.settings.model_copy(update={"token": SecretStr(new_token)})
+    async with BotHarness(restarted, fake=courier.fake) as bot:
+        await send_due(bot)
+
+
 async def test_a_revoked_token_keeps_every_message_waiting_for_the_new_one(
     courier: BotHarness,
 ) -> None:
@@ -130,9 +137,7 @@ async def test_a_revoked_token_keeps_every_message_waiting_for_the_new_one(
     assert row.status == OutboxStatus.PENDING and row.attempts == 0
     assert courier.fake.texts(OPERATOR) == []
 
-    restarted = courier.settings.model_copy(update={"token": SecretStr(new_token)})
-    async with BotHarness(restarted, fake=courier.fake) as bot:
-        await send_due(bot)
+    await restart_and_send(courier, new_token)
     assert courier.fake.texts(OPERATOR) == ["Urgent: assistance at platform 3"]
 
 
@@ -146,9 +151,7 @@ async def test_restarted_with_the_new_token_the_bot_sends_what_was_refused_at_on
     new_token = courier.fake.revoke_token()
     await send_due(courier)  # refused
 
-    restarted = courier.settings.model_copy(update={"token": SecretStr(new_token)})
-    async with BotHarness(restarted, fake=courier.fake) as bot:
-        await send_due(bot)
+    await restart_and_send(courier, new_token)
     assert courier.fake.texts(OPERATOR) == ["Urgent: assistance at platform 3"]
 
 
