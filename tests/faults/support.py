@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -201,10 +202,27 @@ async def known_people(sessionmaker: async_sessionmaker[AsyncSession], telegram_
         await session.commit()
 
 
+EPHEMERAL_PORTS = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A free port for a bot process to listen on, below the ephemeral range: a port the
+    kernel hands out (``bind(0)``, every outgoing connection) was free when asked and could be
+    taken by the fake server or a connection before the bot listened ("Address already in
+    use", seen once in CI)."""
+    first_ephemeral = 32768
+    if EPHEMERAL_PORTS.exists():
+        first_ephemeral = int(EPHEMERAL_PORTS.read_text().split()[0])
+    candidates = list(range(max(first_ephemeral - 10_000, 1024), first_ephemeral))
+    random.shuffle(candidates)
+    for port in candidates:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no free port below the ephemeral range")
 
 
 async def until(condition: Callable[[], object], within: float = 60) -> None:
